@@ -1,0 +1,45 @@
+"""Convex units: theorem in theory/classes/convex.py, proof in proofs/convex.py."""
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
+from theory.classes import Convex
+from theory.classes.convex import convex_by_rules
+from theory.functions import ExpressionFunction, cube_symbols
+from theory.visualization import grid_visualization
+
+CLS = Convex()
+VERTICES = [np.array(v, dtype=float) for v in ((0, 0), (0, 1), (1, 0), (1, 1))]
+
+
+@given(CLS.strategy(), st.sampled_from(VERTICES), eps_fractions, st.lists(arbitrary_predictions, max_size=3))
+def test_pair_defeats_every_decoder(f, z, frac, predictions):
+    assert CLS.membership(f)
+    phi = grid_visualization(f, CLS.grid)
+    pair = CLS.counterexample_pair(f, z, frac * phi.range / 2)
+    assert convex_by_rules(pair.f_plus.expression, cube_symbols(2))
+    assert_nogo(CLS, pair, predictions)
+
+
+def test_non_convex_is_rejected_with_a_witness():
+    x0, x1 = cube_symbols(2)
+    concave = ExpressionFunction(-(x0 - 0.5) ** 2 - (x1 - 0.5) ** 2, 2)
+    verdict = CLS.membership(concave)
+    assert not verdict and "convex" in verdict.reason
+    with pytest.raises(ValueError, match="not in class 'convex'"):
+        CLS.counterexample_pair(concave, [0.0, 0.0], 0.01)
+
+
+def test_non_vertex_query_is_rejected():
+    with pytest.raises(ValueError, match="not a vertex"):
+        CLS.counterexample_pair(CLS.canonical_phi(), [0.5, 0.0], 0.01)
+
+
+def test_rules_reject_a_concave_expression():
+    x0, x1 = cube_symbols(2)
+    assert not convex_by_rules(-(x0**2), (x0, x1))
+    assert convex_by_rules(sp.Max(x0, 2 * x1 - 1) + 3 * (x0 - x1) ** 2, (x0, x1))

@@ -1,0 +1,57 @@
+"""Lipschitz units: theorem in theory/classes/lipschitz.py, proof in proofs/lipschitz.py."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
+from theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
+from theory.decoders import lipschitz_band
+from theory.domain import l1
+
+LARGE, SMALL = Lipschitz(KAPPA_LARGE), Lipschitz(KAPPA_SMALL)
+
+
+@given(LARGE.strategy(), st.integers(0, 10_000), eps_fractions, st.lists(arbitrary_predictions, max_size=3))
+def test_large_L_pair_defeats_every_decoder(f, index, frac, predictions):
+    assert LARGE.membership(f)
+    phi = LARGE.visualize(f)
+    reach = phi.range / LARGE.lipschitz_constant(phi)
+    pts = LARGE.grid.points
+    far = pts[np.minimum(l1(pts, phi.x_min), l1(pts, phi.x_max)) >= reach]
+    if len(far) == 0:
+        return  # this member's extremes leave no far query; the band beats chance here
+    pair = LARGE.counterexample_pair(phi, far[index % len(far)], frac * phi.range / 2)
+    assert_nogo(LARGE, pair, predictions)
+
+
+@given(st.sampled_from([SMALL, LARGE]).flatmap(lambda c: st.tuples(st.just(c), c.strategy())))
+def test_band_decoder_meets_its_proven_bound(cls_and_f):
+    cls, f = cls_and_f
+    assert cls.membership(f)
+    phi = cls.visualize(f)
+    dec = cls.decoder()
+    pts = cls.grid.points
+    lower, upper = lipschitz_band(phi, pts, dec.constant(phi))
+    values = f(pts)
+    assert np.all(values >= lower - 1e-9) and np.all(values <= upper + 1e-9)
+    err = np.abs(dec(phi, pts) - values)
+    assert np.all(err <= (upper - lower) / 2 + 1e-9)
+
+
+@given(SMALL.strategy())
+def test_small_L_beats_chance_on_every_member(f):
+    phi = SMALL.visualize(f)
+    bound = SMALL.decoder().bound(phi, SMALL.grid.points)
+    assert bound < 0.5 * phi.range
+
+
+def test_near_query_is_rejected_with_the_reason():
+    with pytest.raises(ValueError, match="within R/L"):
+        LARGE.counterexample_pair(LARGE.canonical_phi(), [0.02, 0.0], 1e-3)
+
+
+def test_kappa_below_one_is_rejected():
+    with pytest.raises(ValueError, match="kappa must be >= 1"):
+        Lipschitz(0.5)

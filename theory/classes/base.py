@@ -1,0 +1,228 @@
+"""The common interface of a function class F, and the counterexample pair it may have.
+
+A class is: a parameter space (drawn by a seeded numpy sampler and by a hypothesis
+strategy, both mapped through one ``build``), a membership check, a way to compute Φ for
+its members, and either a no-go construction or a decoder with a proven bound. Adding a
+class means writing these pieces; the table and the tests pick it up from the registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from theory.decoders import Decoder
+from theory.domain import Array, Grid, check_in_cube, l1
+from theory.functions import UnitFunction
+from theory.minimax import LinearConstraints, difference_range, value_range
+from theory.tasks import AFC_MARGIN, LOCAL_RADIUS, Task, Witness
+from theory.visualization import Visualization, from_extremes, grid_visualization
+
+#: Membership tolerance for float64 checks (documented per class where it is used).
+MEMBERSHIP_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Whether f is in the class; if not, which condition fails and where."""
+
+    member: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.member
+
+
+def check_eps(eps: float, R: float) -> float:
+    """Validate 0 < ε < R/2 (else the pair could not beat or reach chance)."""
+    if not np.isfinite(eps) or eps <= 0 or eps >= R / 2:
+        raise ValueError(f"eps must satisfy 0 < eps < R/2 = {R / 2}, got eps={eps!r}")
+    return float(eps)
+
+
+@dataclass(frozen=True)
+class CounterexamplePair:
+    """(f₊, f₋) in F with Φ(f₊) = Φ(f₋) = phi and |f₊(z) − f₋(z)| ≥ R − 2ε."""
+
+    f_plus: UnitFunction
+    f_minus: UnitFunction
+    phi: Visualization
+    z: Array
+    eps: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return abs(float(self.f_plus(self.z)[0] - self.f_minus(self.z)[0]))
+
+    def verify(self, cls: FunctionClass) -> dict[str, bool]:
+        """The three claims: both members, same Φ (as `cls` computes it), the gap."""
+        phi_p, phi_m = cls.visualize(self.f_plus), cls.visualize(self.f_minus)
+        tol = cls.phi_tolerance
+        return {
+            "f_plus in class": bool(cls.membership(self.f_plus)),
+            "f_minus in class": bool(cls.membership(self.f_minus)),
+            "same visualization": phi_p.same_as(phi_m, tol) and phi_p.same_as(self.phi, tol),
+            "gap >= R - 2 eps": self.gap >= self.phi.range - 2 * self.eps - 1e-9,
+        }
+
+    def witness(self, task: Task = Task.QUERY) -> Witness:
+        return Witness(task, self.f_plus, self.f_minus, self.phi, (self.z,), "construction")
+
+
+class FunctionClass(ABC):
+    """A class F of units on [0, 1]^d, checked on the grid of n points per axis."""
+
+    key: str
+    title: str
+    d: int
+
+    def __init__(self, d: int = 2, n: int = 11) -> None:
+        self.d, self._grid = d, Grid(d, n)
+    #: Whether its members restricted to a grid form a polyhedron (then :meth:`grid_constraints`).
+    polyhedral: bool = False
+    #: Φ of constructed pairs must agree to this tolerance (0 where Φ is exact).
+    phi_tolerance: float = 1e-12
+    #: The paper's status for this class, for the docs; the table never reads it.
+    paper: str = ""
+
+    # -- members -------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, params: Any) -> UnitFunction:
+        """The member with these parameters (shared by sampler and strategy)."""
+
+    @abstractmethod
+    def draw(self, rng: np.random.Generator) -> Any:
+        """Parameters drawn with numpy."""
+
+    @abstractmethod
+    def params_strategy(self) -> Any:
+        """A hypothesis strategy for the parameters (hypothesis imported lazily)."""
+
+    def sample(self, seed: int | np.random.Generator = 0) -> UnitFunction:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return self.build(self.draw(rng))
+
+    def strategy(self) -> Any:
+        """Members as a hypothesis strategy: parameters drawn, then built (shrinkable)."""
+        return self.params_strategy().map(self.build)
+
+    @abstractmethod
+    def membership(self, f: UnitFunction) -> Membership:
+        """Is f in the class? Exact where possible; tolerance documented per class."""
+
+    def require_member(self, f: UnitFunction, role: str = "f") -> None:
+        """Raise a ValueError naming the violated condition when f is not in the class."""
+        if f.d != self.d:
+            raise ValueError(f"{role} has d={f.d}, class {self.key!r} has d={self.d}")
+        verdict = self.membership(f)
+        if not verdict:
+            raise ValueError(f"{role} is not in class {self.key!r}: {verdict.reason}")
+
+    # -- visualization -------------------------------------------------------------------
+    def visualize(self, f: UnitFunction) -> Visualization:
+        """Φ(f) as this class computes it (exact where the representation allows)."""
+        return grid_visualization(f, self.grid)
+
+    @property
+    def grid(self) -> Grid:
+        """The grid used for membership checks, grid Φ and the LP."""
+        return self._grid
+
+    def canonical_phi(self) -> Visualization:
+        """A visualization the table evaluates the class at (a member has it)."""
+        return grid_visualization(self.sample(0), self.grid)
+
+    # -- the no-go side ------------------------------------------------------------------
+    def counterexample_pair(self, f: UnitFunction | Visualization, z: ArrayLike,
+                            eps: float) -> CounterexamplePair:
+        """(f₊, f₋) in F, equal Φ, |f₊(z) − f₋(z)| ≥ R − 2ε. Reliable classes raise."""
+        raise NotImplementedError(f"class {self.key!r} has no counterexample pair: "
+                                  f"it is reliable (see its decoder)")
+
+    def explicit_witness(self, task: Task, eps: float) -> Witness | None:
+        """A closed-form witness for `task`, where the class has one."""
+        return None
+
+    def witness(self, task: Task, eps: float) -> Witness | None:
+        """A pair that drives every decoder to chance on `task`, or None if none is known.
+
+        Closed-form constructions first; for polyhedral classes the LP on :attr:`grid`
+        at :meth:`canonical_phi` is exact and its optimizers are the pair.
+        """
+        explicit = self.explicit_witness(task, eps)
+        if explicit is not None or not self.polyhedral:
+            return explicit
+        return lp_witness(self, task, eps)
+
+    def query_points(self, phi: Visualization, task: Task) -> Array:
+        """Grid queries that task `task` asks about under Φ."""
+        pts = self.grid.points
+        if task is Task.LOCAL:
+            return pts[l1(pts, phi.x_max) <= LOCAL_RADIUS + 1e-12]
+        return pts
+
+    # -- the positive side ---------------------------------------------------------------
+    def decoder(self) -> Decoder | None:
+        """The best decoder the theory has for this class (None: no better than chance)."""
+        return None
+
+    def grid_constraints(self, grid: Grid,
+                         phi: Visualization | None = None) -> LinearConstraints | None:
+        """The class restricted to `grid` as a polyhedron (polyhedral classes only);
+        `phi` is passed for classes whose constraints scale with the range R."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, d={self.d})"
+
+
+def lp_witness(cls: FunctionClass, task: Task, eps: float) -> Witness | None:
+    """The exact grid witness: LP optima at the worst query (or pair) under canonical Φ.
+
+    Returns None when even the best pair stays better than chance (the class is reliable
+    for the task on this grid).
+    """
+    grid, phi = cls.grid, cls.canonical_phi()
+    cons = cls.grid_constraints(grid, phi)
+    if cons is None or phi.range == 0:
+        return None
+    # Uniqueness margin δ: small against ε·h, since near-extreme grid neighbours (one step h
+    # away) must differ by δ and in affine-like classes that costs up to δ/h at the query.
+    delta = min(eps * grid.step / 4, phi.range / 8)
+    queries = cls.query_points(phi, task)
+    if task is Task.AFC:
+        # Candidate pairs: vertices and the centre; z, z′ swap order in the two members.
+        cand = check_in_cube(np.concatenate([grid.points[grid.is_vertex()],
+                                             np.full((1, cls.d), 0.5)]), cls.d)
+        best: Witness | None = None
+        for i in range(len(cand)):
+            for j in range(i + 1, len(cand)):
+                rng = difference_range(cons, grid, phi, cand[i], cand[j], delta)
+                if rng.high >= AFC_MARGIN * phi.range and -rng.low >= AFC_MARGIN * phi.range:
+                    best = Witness(task, rng.f_high, rng.f_low, phi, (cand[i], cand[j]), "LP")
+                    return best
+        return best
+    best_gap, best_w = -1.0, None
+    for z in queries:
+        rng = value_range(cons, grid, phi, z, delta)
+        if rng.high - rng.low > best_gap:
+            best_gap = rng.high - rng.low
+            best_w = Witness(task, rng.f_high, rng.f_low, phi, (z.copy(),), "LP")
+    if best_w is not None and best_w.lower_bound() >= 0.5 - eps / phi.range:
+        return best_w
+    return None
+
+
+def diagonal_phi(d: int) -> Visualization:
+    """Φ = (0, 1, 0, 1): the visualization of every strictly increasing unit with range 1."""
+    return from_extremes(np.zeros(d), np.ones(d), 0.0, 1.0)
+
+
+def ensure_query(z: ArrayLike, d: int) -> Array:
+    """Validate one query point in the cube, return shape (d,)."""
+    return check_in_cube(z, d, name="query z")[0]

@@ -1,0 +1,158 @@
+"""L-Lipschitz units: better than chance only when L is small relative to the range.
+
+Theorem (Lipschitz minimax; after Sec. 5 of *Don't trust your eyes*, formulation ours):
+given Φ, every L-Lipschitz (ℓ1) consistent f lies in the band
+ℓ(x) = max(f_min, f_max − L‖x − x_max‖₁) ≤ f(x) ≤ u(x) = min(f_max, f_min + L‖x − x_min‖₁);
+the decoder (ℓ + u)/2 is minimax with error sup_x (u − ℓ)/2, because slightly tilted
+copies of the envelopes are members with the same Φ. That error is chance (R/2) as soon as
+some x lies ≥ R/L from both extremes. We state the class scale-free: Lip(f)·d ≤ κ·R(f)
+(κ ≥ 1 always). κ = 1.2 ("small L") is reliable; κ = 20 ("large L") is impossible.
+Proof: ``proofs/lipschitz.py``; tests: ``tests/theory/test_lipschitz.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sps
+import sympy as sp
+from numpy.typing import ArrayLike
+
+from theory.classes.base import (
+    MEMBERSHIP_TOL,
+    CounterexamplePair,
+    FunctionClass,
+    Membership,
+    check_eps,
+    diagonal_phi,
+    ensure_query,
+)
+from theory.classes.closed_form import grid_neighbour_slopes, l1_expr, rational
+from theory.decoders import Decoder, LipschitzBandDecoder
+from theory.domain import Grid, l1
+from theory.functions import ExpressionFunction, UnitFunction, cube_symbols
+from theory.minimax import LinearConstraints, difference_rows
+from theory.tasks import Task, Witness
+from theory.visualization import Visualization
+
+
+def band_pair(phi: Visualization, L: float, eps: float) -> tuple[ExpressionFunction, ExpressionFunction]:
+    """The tilted envelopes (δ = ε/d):
+    f₊ = min(f_max − δ‖x − b‖₁, f_min + L‖x − a‖₁), f₋ = max(f_min + δ‖x − a‖₁, f_max − L‖x − b‖₁).
+    """
+    d = phi.d
+    delta = rational(eps) / d
+    to_a, to_b = l1_expr(phi.x_min), l1_expr(phi.x_max)
+    lo, hi, lip = rational(phi.v_min), rational(phi.v_max), rational(L)
+    plus = sp.Min(hi - delta * to_b, lo + lip * to_a)
+    minus = sp.Max(lo + delta * to_a, hi - lip * to_b)
+    return ExpressionFunction(plus, d, "f+"), ExpressionFunction(minus, d, "f-")
+
+
+class Lipschitz(FunctionClass):
+    """Units with ℓ1-Lipschitz constant L ≤ κ·R/d (scale-free; κ ≥ 1)."""
+
+    polyhedral = True
+    paper = "impossible except for small L"
+
+    def __init__(self, kappa: float, d: int = 2, n: int = 11) -> None:
+        if not np.isfinite(kappa) or kappa < 1:
+            raise ValueError(f"kappa must be >= 1 (Lip·d >= R always holds), got {kappa!r}")
+        super().__init__(d, n)
+        self.kappa = float(kappa)
+        size = "small" if kappa < 2 else "large"
+        self.key = f"lipschitz_{size}"
+        self.title = f"L-Lipschitz, {size} L (L·d ≤ {kappa:g}·R)"
+
+    def lipschitz_constant(self, phi: Visualization) -> float:
+        return self.kappa * phi.range / self.d
+
+    # A member: Σ_k c_k·max(0, r_k − ‖x − p_k‖₁) + ⟨w, x⟩; its Lipschitz bound is max|w_i| + Σ|c_k|.
+    def build(self, params: Any) -> ExpressionFunction:
+        alpha, signs, cones = params
+        xs = cube_symbols(self.d)
+        while True:
+            w = [(1 - alpha) * s for s in signs]
+            expr = sum((rational(wi) * x for wi, x in zip(w, xs, strict=True)), sp.Integer(0))
+            total = sum(abs(c) for c, _, _ in cones) or 1.0
+            for c, p, r in cones:
+                expr += rational(alpha * c / total) * sp.Max(0, rational(r) - l1_expr(np.array(p)))
+            f = ExpressionFunction(expr, self.d, "lipschitz")
+            R = float(np.ptp(f(self.grid.points)))
+            if self.d <= self.kappa * R or alpha < 1e-6:  # bound 1 on Lip(f)
+                return f
+            alpha /= 2
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        cones = tuple((float(rng.uniform(-1, 1)), tuple(rng.random(self.d).round(2)),
+                       float(rng.uniform(0.1, 0.5))) for _ in range(2))
+        signs = tuple(float(s) for s in rng.choice([-1.0, 1.0], size=self.d))
+        return float(rng.uniform(0, 1)), signs, cones
+
+    def params_strategy(self) -> Any:
+        from hypothesis import strategies as st
+
+        unit = st.integers(0, 100).map(lambda k: k / 100)
+        cone = st.tuples(st.integers(-10, 10).map(lambda k: k / 10),
+                         st.tuples(*[unit] * self.d), st.integers(1, 5).map(lambda k: k / 10))
+        return st.tuples(unit, st.tuples(*[st.sampled_from([-1.0, 1.0])] * self.d),
+                         st.lists(cone, min_size=0, max_size=3).map(tuple))
+
+    def membership(self, f: UnitFunction) -> Membership:
+        """Grid check (exact for grid functions: ℓ1 paths on a grid are edge paths):
+        max edge slope · d ≤ κ · (grid range), tolerance 1e-9."""
+        slopes = np.abs(grid_neighbour_slopes(f, self.grid))
+        R = float(np.ptp(f(self.grid.points)))
+        lip = float(slopes.max(initial=0.0))
+        if lip * self.d > self.kappa * R + MEMBERSHIP_TOL:
+            return Membership(False, f"Lipschitz constant {lip:.6g} exceeds κR/d = "
+                                     f"{self.kappa * R / self.d:.6g} (κ={self.kappa:g}, R={R:.6g})")
+        return Membership(True)
+
+    def canonical_phi(self) -> Visualization:
+        return diagonal_phi(self.d)
+
+    def grid_constraints(self, grid: Grid, phi: Visualization | None = None) -> LinearConstraints:
+        R = 1.0 if phi is None else phi.range
+        lo, hi = grid.neighbour_pairs()
+        n = len(grid)
+        step = self.kappa * R / self.d * grid.step
+        a = sps.vstack([difference_rows(hi, lo, n), difference_rows(lo, hi, n)]).tocsr()
+        return LinearConstraints(n, A_ub=a, b_ub=np.full(a.shape[0], step))
+
+    def counterexample_pair(self, f: UnitFunction | Visualization, z: ArrayLike,
+                            eps: float) -> CounterexamplePair:
+        phi = f if isinstance(f, Visualization) else self.visualize(f)
+        if not isinstance(f, Visualization):
+            self.require_member(f)
+        z = ensure_query(z, self.d)
+        eps = check_eps(eps, phi.range)
+        L = self.lipschitz_constant(phi)
+        reach = phi.range / L
+        if float(l1(phi.x_min, phi.x_max)) < reach - 1e-12:
+            raise ValueError(f"no unit with L = {L:g} has this Φ: its extremes are "
+                             f"closer than R/L = {reach:g}")
+        closest = min(float(l1(z, phi.x_min)), float(l1(z, phi.x_max)))
+        if closest < reach - 1e-12:
+            raise ValueError(f"query z={z.tolist()} is within R/L = {reach:g} of an extreme; "
+                             f"there the band is narrower than R (use the band decoder)")
+        plus, minus = band_pair(phi, L, eps)
+        return CounterexamplePair(plus, minus, phi, z, eps)
+
+    def explicit_witness(self, task: Task, eps: float) -> Witness | None:
+        phi = self.canonical_phi()
+        if task is Task.AFC:
+            return None  # the envelopes never swap order: the LP finds the flip
+        z = np.ones(self.d)
+        if task is Task.LOCAL:
+            z[0] -= 0.1
+        else:
+            z[1:] = 0.0
+        try:
+            return self.counterexample_pair(phi, z, eps).witness(task)
+        except ValueError:
+            return None  # no query is far enough: κ is small
+
+    def decoder(self) -> Decoder:
+        return LipschitzBandDecoder(relative=self.kappa / self.d)

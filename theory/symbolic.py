@@ -1,0 +1,120 @@
+"""Exact reasoning about closed-form units: sympy expressions translated to z3.
+
+z3 decides real arithmetic exactly, so a claim such as "for every x in [0, 1]^d,
+f(x) ≤ f(b)" is either proved (the negation is unsatisfiable) or refuted with a concrete
+model. ``z3-solver`` ships with the ``dev`` and ``proofs`` extras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+
+def require_z3() -> Any:
+    """Import z3, or explain how to install it."""
+    try:
+        import z3
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError("exact proofs need z3: pip install 'fvtrust[proofs]'") from exc
+    return z3
+
+
+def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
+    """Translate a sympy expression (+, ·, integer powers, Max, Min, Abs, Piecewise) to z3."""
+    z3 = require_z3()
+    expr = sp.sympify(expr)
+    if expr.is_Symbol:
+        if expr not in env:
+            raise ValueError(f"symbol {expr} has no z3 counterpart in the environment")
+        return env[expr]
+    if expr.is_Rational:
+        return z3.RealVal(f"{expr.p}/{expr.q}")
+    if expr.is_Float:
+        return to_z3(sp.nsimplify(expr, rational=True), env)
+    if expr in (sp.true, sp.false):
+        return z3.BoolVal(bool(expr))
+    args = [to_z3(a, env) for a in expr.args]
+    if isinstance(expr, sp.Add):
+        return z3.Sum(*args)
+    if isinstance(expr, sp.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if isinstance(expr, sp.Pow):
+        base, exp = expr.args
+        if exp.is_Integer and exp > 0:
+            out = args[0]
+            for _ in range(int(exp) - 1):
+                out = out * args[0]
+            return out
+        if exp.is_Integer and exp < 0:
+            return 1 / to_z3(base ** (-exp), env)
+        raise ValueError(f"non-integer power {expr} has no exact z3 form")
+    if isinstance(expr, sp.Max | sp.Min):
+        out = args[0]
+        for a in args[1:]:
+            out = z3.If(a > out, a, out) if isinstance(expr, sp.Max) else z3.If(a < out, a, out)
+        return out
+    if isinstance(expr, sp.Abs):
+        return z3.If(args[0] >= 0, args[0], -args[0])
+    if isinstance(expr, sp.Piecewise):
+        out = None
+        for value, cond in reversed(expr.args):
+            v, c = to_z3(value, env), to_z3(cond, env)
+            out = v if out is None else z3.If(c, v, out)
+        return out
+    relations = {sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b,
+                 sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
+                 sp.Equality: lambda a, b: a == b, sp.And: z3.And, sp.Or: z3.Or}
+    for kind, make in relations.items():
+        if isinstance(expr, kind):
+            return make(*args)
+    raise ValueError(f"no z3 translation for {type(expr).__name__}: {expr}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of an exact check: proved, or refuted with a counterexample model."""
+
+    proved: bool
+    counterexample: dict[str, str] | None = None
+    detail: str = ""
+
+
+def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
+          assumptions: Iterable[sp.Basic] = (), timeout_ms: int = 60_000) -> Verdict:
+    """Prove ∀ variables: assumptions ⇒ claim, exactly, over the reals.
+
+    The negation is handed to z3; ``unsat`` means proved, ``sat`` returns the model that
+    refutes the claim, ``unknown`` (timeout) is reported as not proved.
+    """
+    z3 = require_z3()
+    variables = list(variables)
+    env = {v: z3.Real(str(v)) for v in variables}
+    extra = (set(sp.sympify(claim).free_symbols)
+             | set().union(*(sp.sympify(a).free_symbols for a in assumptions))) - set(env)
+    if extra:
+        raise ValueError(f"free symbols {sorted(map(str, extra))} are not quantified")
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    for a in assumptions:
+        solver.add(to_z3(a, env))
+    solver.add(z3.Not(to_z3(claim, env)))
+    result = solver.check()
+    if result == z3.unsat:
+        return Verdict(True, detail="z3: negation unsatisfiable")
+    if result == z3.sat:
+        model = solver.model()
+        return Verdict(False, {str(v): str(model.eval(env[v], model_completion=True))
+                               for v in variables}, detail="z3: counterexample found")
+    return Verdict(False, detail=f"z3: {solver.reason_unknown()}")
+
+
+def in_cube(symbols: Iterable[sp.Symbol]) -> list[sp.Basic]:
+    """The assumptions 0 ≤ x_i ≤ 1."""
+    return [c for s in symbols for c in (s >= 0, s <= 1)]

@@ -1,0 +1,191 @@
+"""The results table: which function classes let a decoder beat chance, task by task.
+
+Every entry is computed, never looked up. For class F and task T:
+
+* if F yields a witness pair for T (a closed-form construction, or for polyhedral classes
+  the exact grid LP), the pair is verified (both members in F, equal Φ) and its bound is
+  the entry: no decoder can do better, so "impossible" when the bound reaches chance
+  (within ε/R for A, B, D; exactly 1/2 for C);
+* otherwise F's decoder is run on sampled members and every query of T, and its worst
+  score is the entry: "reliable" when it beats chance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from theory.classes import all_classes
+from theory.classes.base import FunctionClass
+from theory.decoders import standard_decoders
+from theory.tasks import (
+    CHANCE,
+    Task,
+    Witness,
+    afc_accuracy,
+    local_points,
+    sup_error,
+)
+
+#: Default ε of the no-go constructions in the table.
+TABLE_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One cell: the verdict and the measured worst-case score behind it."""
+
+    class_key: str
+    task: str
+    verdict: str  # "impossible" | "reliable" | "open"
+    score: float  # normalized error (A, B, D) or accuracy (C)
+    chance: float
+    source: str   # "construction", "LP", or "decoder: <name>"
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def cell(self) -> str:
+        mark = {"impossible": "✗", "reliable": "✓", "open": "?"}[self.verdict]
+        return f"{mark} {self.score:.3f}"
+
+
+@dataclass
+class ResultsTable:
+    """Rows = classes, columns = tasks A–D."""
+
+    entries: list[TableEntry]
+    titles: dict[str, str]
+    eps: float
+
+    def entry(self, class_key: str, task: Task | str) -> TableEntry:
+        task = Task(task)
+        for e in self.entries:
+            if e.class_key == class_key and e.task == task.value:
+                return e
+        raise KeyError(f"no entry for class {class_key!r}, task {task.value}")
+
+    def pattern(self) -> dict[str, str]:
+        """class → verdict letters, e.g. 'IIIR' (I impossible, R reliable, ? open), A–D."""
+        out: dict[str, str] = {}
+        for key in self.titles:
+            out[key] = "".join(self.entry(key, t).verdict[0].upper().replace("O", "?")
+                               for t in Task)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"eps": self.eps, "titles": self.titles,
+                           "entries": [asdict(e) for e in self.entries]}, indent=2)
+
+    def to_markdown(self) -> str:
+        head = "| class | " + " | ".join(f"({t.value}) {t.title}" for t in Task) + " |"
+        lines = [head, "|---" * (len(Task) + 1) + "|"]
+        for key, title in self.titles.items():
+            cells = " | ".join(self.entry(key, t).cell for t in Task)
+            lines.append(f"| {title} | {cells} |")
+        lines.append("")
+        lines.append("✗ impossible (no decoder beats chance; score = best decoder's worst-case "
+                     "normalized error, or accuracy for C), ✓ reliable (score = our decoder's "
+                     f"measured worst case). Chance: 0.5. ε = {self.eps:g}.")
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        def cell(e: TableEntry) -> str:
+            mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}", "open": "?"}[e.verdict]
+            return f"{mark}~{e.score:.3f}"
+        lines = [r"\begin{tabular}{l" + "c" * len(Task) + "}", r"\toprule",
+                 "class & " + " & ".join(f"({t.value}) {t.title}" for t in Task) + r" \\",
+                 r"\midrule"]
+        for key, title in self.titles.items():
+            tex_title = title.replace("≤", r"$\leq$").replace("·", r"$\cdot$")
+            lines.append(tex_title + " & " + " & ".join(cell(self.entry(key, t)) for t in Task)
+                         + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write table.json, table.md and table.tex atomically; return the paths."""
+        from theory.io import atomic_write_text
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "table.json", out / "table.md", out / "table.tex"]
+        for path, text in zip(paths, (self.to_json(), self.to_markdown(), self.to_latex()),
+                              strict=True):
+            atomic_write_text(path, text)
+        return paths
+
+
+def verify_witness(cls: FunctionClass, w: Witness) -> dict[str, bool]:
+    """Both members in the class, equal Φ, and every standard decoder held to the bound."""
+    phi_p, phi_m = cls.visualize(w.f_plus), cls.visualize(w.f_minus)
+    bound = w.lower_bound()
+    decoders_held = all(
+        (w.decoder_score(dec) <= bound + 1e-9) if w.task is Task.AFC
+        else (w.decoder_score(dec) >= bound - 1e-9)
+        for dec in standard_decoders())
+    return {
+        "f_plus in class": bool(cls.membership(w.f_plus)),
+        "f_minus in class": bool(cls.membership(w.f_minus)),
+        "same visualization": phi_p.same_as(phi_m, cls.phi_tolerance),
+        "standard decoders held to the bound": decoders_held,
+    }
+
+
+def decoder_score(cls: FunctionClass, task: Task, samples: int) -> tuple[float, str]:
+    """The class decoder's worst score over `samples` members and all of the task's queries."""
+    dec = cls.decoder()
+    if dec is None:
+        return float("nan"), "no decoder"
+    pts = cls.grid.points
+    worst = 1.0 if task is Task.AFC else 0.0
+    for seed in range(samples):
+        f = cls.sample(seed)
+        phi = cls.visualize(f)
+        if task is Task.AFC:
+            i, j = np.triu_indices(len(pts), k=1)
+            score = afc_accuracy(dec, f, phi, np.stack([pts[i], pts[j]], axis=1))
+            worst = min(worst, score)
+        elif task is Task.LOCAL:
+            near = local_points(pts, phi)
+            worst = max(worst, sup_error(dec, f, phi, near)) if len(near) else worst
+        else:
+            worst = max(worst, sup_error(dec, f, phi, pts))
+    return worst, f"decoder: {dec.name}"
+
+
+def compute_entry(cls: FunctionClass, task: Task, eps: float = TABLE_EPS,
+                  samples: int = 8) -> TableEntry:
+    """One cell of the table, computed (see the module docstring)."""
+    w = cls.witness(task, eps)
+    if w is not None:
+        checks = verify_witness(cls, w)
+        bound = w.lower_bound()
+        at_chance = bound <= 0.5 if task is Task.AFC else bound >= 0.5 - eps / w.R - 1e-9
+        verdict = "impossible" if at_chance and all(checks.values()) else "open"
+        return TableEntry(cls.key, task.value, verdict, bound, CHANCE[task], w.source, checks)
+    score, source = decoder_score(cls, task, samples)
+    if np.isnan(score):
+        verdict = "open"
+    elif task is Task.AFC:
+        verdict = "reliable" if score > CHANCE[task] else "open"
+    else:
+        verdict = "reliable" if score < CHANCE[task] - 1e-6 else "open"
+    return TableEntry(cls.key, task.value, verdict, score, CHANCE[task], source)
+
+
+def compute_table(classes: list[FunctionClass] | None = None, eps: float = TABLE_EPS,
+                  samples: int = 8, progress: bool = False) -> ResultsTable:
+    """The full table over the registered classes (or `classes`)."""
+    classes = all_classes() if classes is None else classes
+    entries: list[TableEntry] = []
+    iterator = classes
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(classes, desc="theory table", unit="class")
+    for cls in iterator:
+        entries.extend(compute_entry(cls, task, eps, samples) for task in Task)
+    return ResultsTable(entries, {c.key: c.title for c in classes}, eps)
