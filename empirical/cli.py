@@ -38,6 +38,51 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
     return 0 if passed == len(reports) else 1
 
 
+def _parse_units(text: str) -> list[int]:
+    """'0,1,2' or '0-7' or a mix ('0-3,9')."""
+    units: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = (int(p) for p in part.split("-", 1))
+            units.extend(range(lo, hi + 1))
+        elif part:
+            units.append(int(part))
+    if not units:
+        raise ValueError(f"no units in {text!r}")
+    return units
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from empirical.models import layer_channels, layer_names, load_model, main_layers
+
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    names = layer_names(model) if args.all else main_layers(model)
+    for name, shape in layer_channels(model, names).items():
+        print(f"{name:40s} units={shape[0]:5d}  shape={shape}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from empirical.render_job import RenderJob, run_render_job
+
+    job = RenderJob(model=args.model, weights=args.weights, layer=args.layer,
+                    units=_parse_units(args.units), steps=args.steps, size=args.size,
+                    param=args.param, seed=args.seed, minimize=args.minimize,
+                    batch_size=args.batch_size)
+    out = run_render_job(job, args.out, device=args.device, force=args.force)
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="efficientnet_lite0 (default, offline), efficientnet_lite1/2, googlenet, resnet50")
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (default), 'random', or a path to a state dict")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
@@ -48,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, default=1e-3, help="epsilon of the constructions")
     p.add_argument("--samples", type=int, default=8, help="sampled members per reliable class")
     p.set_defaults(func=_cmd_theory)
+
+    p = sub.add_parser("layers", help="list a model's layer names with their number of units")
+    _add_model_args(p)
+    p.add_argument("--all", action="store_true", help="every module, not only the main blocks")
+    p.set_defaults(func=_cmd_layers)
+
+    p = sub.add_parser("render", help="render feature visualizations of units of a layer")
+    _add_model_args(p)
+    p.add_argument("--layer", required=True, help="layer name (see fvtrust layers), or logits")
+    p.add_argument("--units", default="0", help="e.g. 0,1,2 or 0-7")
+    p.add_argument("--steps", type=int, default=512)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minimize", action="store_true", help="render the min visualization")
+    p.add_argument("--batch-size", type=int, default=16, help="units rendered per batch")
+    p.add_argument("--out", default="renders", help="output directory")
+    p.add_argument("--force", action="store_true", help="re-render units already on disk")
+    p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps")
     p.add_argument("--out", default=None, help="directory for proofs.json")

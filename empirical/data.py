@@ -1,0 +1,161 @@
+"""Natural images: scikit-image's bundled photographs (offline default), or a user's
+ImageFolder / ImageNet directory.
+
+Bundled photos yield as many samples as an experiment needs through *deterministic*
+augmented crops (random-resized crop, flip; seeded per sample). Splits into calibration and
+held-out parts follow :func:`split_indices`: a seeded permutation, the first fraction calibrates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Photographs shipped inside scikit-image (no download): name → loader attribute.
+BUNDLED_PHOTOS: dict[str, str] = {
+    "chelsea": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket",
+    "motorcycle": "stereo_motorcycle", "camera": "camera", "coins": "coins",
+    "hubble": "hubble_deep_field", "retina": "retina", "immunohistochemistry": "immunohistochemistry",
+}
+
+
+def load_photo(name: str) -> torch.Tensor:
+    """A bundled photo as (3, H, W) float32 in [0, 1] (grey photos replicated to RGB)."""
+    import skimage.data
+
+    if name not in BUNDLED_PHOTOS:
+        raise ValueError(f"unknown photo {name!r}; bundled: {', '.join(BUNDLED_PHOTOS)}")
+    arr = getattr(skimage.data, BUNDLED_PHOTOS[name])()
+    if isinstance(arr, tuple):  # stereo pair: take the left view
+        arr = arr[0]
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    arr = arr[..., :3].astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def resize_center_crop(image: torch.Tensor, size: int, resize: int | None = None) -> torch.Tensor:
+    """The standard evaluation transform: shorter side to `resize` (default 256/224·size),
+    then a centre crop of `size`."""
+    resize = resize or round(size * 256 / 224)
+    _, h, w = image.shape
+    scale = resize / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    x = F.interpolate(image[None], size=(nh, nw), mode="bilinear", antialias=True,
+                      align_corners=False)[0]
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return x[:, top:top + size, left:left + size].clamp(0, 1)
+
+
+def resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The whole image squeezed to size × size (antialiased bilinear)."""
+    return F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp(0, 1)
+
+
+def augmented_crop(image: torch.Tensor, size: int, seed: int,
+                   scale: tuple[float, float] = (0.2, 1.0)) -> torch.Tensor:
+    """A deterministic random-resized crop (area fraction in `scale`, aspect 3/4–4/3) with a
+    random horizontal flip, resized to `size`."""
+    rng = np.random.default_rng(seed)
+    _, h, w = image.shape
+    area = h * w * rng.uniform(*scale)
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    ch = int(min(h, round(np.sqrt(area / aspect))))
+    cw = int(min(w, round(np.sqrt(area * aspect))))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = image[:, top:top + ch, left:left + cw]
+    if rng.random() < 0.5:
+        crop = crop.flip(-1)
+    return F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp(0, 1)
+
+
+@dataclass
+class NaturalImages:
+    """A set of natural images (N, 3, S, S) in [0, 1] with where each came from."""
+
+    images: torch.Tensor
+    sources: list[str]
+    labels: torch.Tensor | None = None  # a network's top-1 class per image, when assigned
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> NaturalImages:
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        return NaturalImages(self.images[idx], [self.sources[i] for i in idx.tolist()],
+                             None if self.labels is None else self.labels[idx])
+
+
+def bundled_images(n: int, size: int = 224, seed: int = 0,
+                   photos: Sequence[str] | None = None) -> NaturalImages:
+    """`n` deterministic augmented crops, cycling through the bundled photos."""
+    if n < 1:
+        raise ValueError(f"need at least one image, got n={n}")
+    names = list(photos or BUNDLED_PHOTOS)
+    originals = {name: load_photo(name) for name in names}
+    images, sources = [], []
+    for i in range(n):
+        name = names[i % len(names)]
+        images.append(augmented_crop(originals[name], size, seed=seed * 1_000_003 + i))
+        sources.append(f"{name}#{i // len(names)}")
+    return NaturalImages(torch.stack(images), sources)
+
+
+def image_folder(root: str | Path, size: int = 224, limit: int | None = None,
+                 seed: int = 0) -> NaturalImages:
+    """Images from a ``torchvision.datasets.ImageFolder`` tree (e.g. ImageNet val arranged
+    by class), resized and centre-cropped; `limit` keeps a seeded random subset."""
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms.functional import pil_to_tensor
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"image directory {str(root)!r} does not exist")
+    dataset = ImageFolder(str(root))
+    order = np.arange(len(dataset))
+    if limit is not None and limit < len(order):
+        order = np.sort(np.random.default_rng(seed).choice(order, size=limit, replace=False))
+    images, sources, labels = [], [], []
+    for i in order:
+        path, label = dataset.samples[int(i)]
+        img = pil_to_tensor(dataset.loader(path).convert("RGB")).float() / 255
+        images.append(resize_center_crop(img, size))
+        sources.append(str(path))
+        labels.append(label)
+    return NaturalImages(torch.stack(images), sources, torch.tensor(labels))
+
+
+def split_indices(n: int, calibration_fraction: float = 0.5,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, held-out) index arrays: a seeded permutation of range(n), the first
+    ⌈fraction·n⌉ calibrate, the rest are held out; both sorted."""
+    if not 0 < calibration_fraction < 1:
+        raise ValueError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 images to split, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    k = min(n - 1, max(1, int(np.ceil(calibration_fraction * n))))
+    return np.sort(perm[:k]), np.sort(perm[k:])
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Logits of `model` for `images` in [0, 1], batched, on the model's device."""
+    device = next(model.parameters()).device
+    outs = [model(images[i:i + batch_size].to(device)).cpu()
+            for i in range(0, len(images), batch_size)]
+    return torch.cat(outs)
+
+
+def label_with_model(model: torch.nn.Module, data: NaturalImages,
+                     batch_size: int = 32) -> NaturalImages:
+    """Label each image with the network's own top-1 class."""
+    return NaturalImages(data.images, data.sources, predict(model, data.images, batch_size).argmax(1))

@@ -1,0 +1,112 @@
+"""The render loop (lucid's ``render_vis``): parametrization → transforms → network →
+objective → Adam, batched over units and device-agnostic.
+
+``render(model, objective, steps=512, size=224)`` returns a :class:`RenderResult` with the
+images in [0, 1], the objective trace (per step, per image) and snapshots at chosen steps.
+Image i uses seed ``seed + i`` for its initialization and its transforms, so a batch of N
+equals N single renders with those seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from empirical.models import Network, check_eval, forward_activations, resolve_device
+from empirical.objectives import Objective
+from empirical.param import make_param
+from empirical.transform import RandomTransform, TransformConfig
+
+
+@dataclass
+class RenderConfig:
+    """Settings of one render (lucid's defaults)."""
+
+    steps: int = 512
+    size: int = 224
+    lr: float = 0.05
+    param: str = "fourier"
+    transforms: TransformConfig = field(default_factory=TransformConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ValueError(f"steps must be a positive integer, got steps={self.steps!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be > 0, got lr={self.lr!r}")
+
+
+@dataclass
+class RenderResult:
+    """Images (B, 3, H, W) in [0, 1] on the CPU, the trace (steps, B), snapshots by step."""
+
+    images: torch.Tensor
+    trace: np.ndarray
+    snapshots: dict[int, torch.Tensor]
+    seeds: list[int]
+    objective: str
+
+    @property
+    def final_values(self) -> np.ndarray:
+        return self.trace[-1]
+
+    def save_pngs(self, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+        """One PNG per image, written atomically."""
+        from empirical.images import save_png
+
+        out = Path(out_dir)
+        names = names or [f"image_{i:03d}" for i in range(len(self.images))]
+        return [save_png(img, out / f"{n}.png") for img, n in zip(self.images, names, strict=True)]
+
+
+def render(model: Network, objective: Objective, batch: int | None = None, steps: int = 512,
+           size: int = 224, lr: float = 0.05, param: str = "fourier",
+           transforms: TransformConfig | None = None, seed: int = 0,
+           seeds: Sequence[int] | None = None, snapshots: Sequence[int] = (),
+           device: str | torch.device | None = None, progress: bool = False) -> RenderResult:
+    """Optimize `batch` images so that each maximizes its part of `objective`."""
+    config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed)
+    check_eval(model)
+    dev = resolve_device(device) if device is not None else model.device
+    model = model.to(dev)
+    batch = batch or objective.batch or (len(seeds) if seeds is not None else 1)
+    seeds = list(seeds) if seeds is not None else [seed + i for i in range(batch)]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} images")
+    if objective.batch and objective.batch != batch:
+        raise ValueError(f"objective addresses {objective.batch} images, batch is {batch}")
+    bad = [s for s in snapshots if not 1 <= s <= steps]
+    if bad:
+        raise ValueError(f"snapshot steps must lie in 1..{steps}, got {bad}")
+
+    # Parameters follow the network's dtype (float64 networks give bitwise-stable renders).
+    dtype = next(model.parameters()).dtype
+    image = make_param(config.param, seeds, config.size, device=dev, dtype=dtype)
+    jitter = RandomTransform(config.transforms, seeds)
+    optimizer = torch.optim.Adam(image.parameters(), lr=config.lr)
+    trace = np.empty((steps, batch), dtype=np.float64)
+    shots: dict[int, torch.Tensor] = {}
+    iterator = range(1, steps + 1)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc=f"render {objective.name}", unit="step", leave=False)
+    for step in iterator:
+        optimizer.zero_grad(set_to_none=True)
+        acts = forward_activations(model, jitter(image()), objective.layers)
+        values = objective(acts)
+        if values.shape != (batch,):
+            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({batch},)")
+        (-values.sum()).backward()
+        optimizer.step()
+        trace[step - 1] = values.detach().double().cpu().numpy()
+        if step in snapshots:
+            with torch.no_grad():
+                shots[step] = image().detach().cpu()
+    with torch.no_grad():
+        final = image().detach().cpu()
+    return RenderResult(final, trace, shots, seeds, objective.name)

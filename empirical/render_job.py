@@ -1,0 +1,83 @@
+"""A resumable render job: many units of one layer, batched, one PNG per unit, a contact
+sheet and a JSON with the objective traces. Units already on disk (same settings) are
+skipped, so an interrupted job resumes where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from empirical.images import contact_sheet, save_png
+from empirical.models import get_layer, layer_channels, load_model
+from empirical.objectives import channel
+from empirical.render import render
+from theory.io import atomic_write_json
+
+
+@dataclass
+class RenderJob:
+    """What to render; its hash names the settings a saved unit was rendered with."""
+
+    model: str = "efficientnet_lite0"
+    weights: str | None = None
+    layer: str = "_blocks.10"
+    units: list[int] = field(default_factory=lambda: [0])
+    steps: int = 512
+    size: int = 224
+    param: str = "fourier"
+    seed: int = 0
+    minimize: bool = False
+    batch_size: int = 16
+
+    def settings_hash(self) -> str:
+        keys = {k: v for k, v in asdict(self).items() if k not in ("units", "batch_size")}
+        return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
+                   force: bool = False) -> Path:
+    """Render every unit not yet on disk, then write the sheet and ``render.json``."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(job.model, weights=job.weights, device=device)
+    get_layer(model, job.layer) if job.layer != "logits" else None
+    n_units = layer_channels(model, [job.layer])[job.layer][0]
+    bad = [u for u in job.units if not 0 <= u < n_units]
+    if bad:
+        raise ValueError(f"units {bad} are out of range for layer {job.layer!r} with {n_units} units")
+    record_path = out / "render.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() and not force else {}
+    if record.get("settings_hash") != job.settings_hash():
+        record = {"settings_hash": job.settings_hash(), "job": asdict(job), "units": {}}
+    todo = [u for u in job.units if force or str(u) not in record["units"]
+            or not (out / f"unit_{u:04d}.png").exists()]
+    sign = -1.0 if job.minimize else 1.0
+    with tqdm(total=len(todo), desc=f"{job.model} {job.layer}", unit="unit") as bar:
+        for start in range(0, len(todo), job.batch_size):
+            chunk = todo[start:start + job.batch_size]
+            objective = channel(job.layer, chunk) * sign
+            result = render(model, objective, steps=job.steps, size=job.size, param=job.param,
+                            seeds=[job.seed + u for u in chunk], device=device)
+            for i, unit in enumerate(chunk):
+                save_png(result.images[i], out / f"unit_{unit:04d}.png")
+                record["units"][str(unit)] = {"trace": (sign * result.trace[:, i]).tolist(),
+                                              "final_activation": float(sign * result.trace[-1, i])}
+            atomic_write_json(record_path, record)  # after every batch: resumable
+            bar.update(len(chunk))
+    images = [_load_png(out / f"unit_{u:04d}.png") for u in job.units]
+    save_png(contact_sheet(torch.stack(images)), out / "contact_sheet.png")
+    return record_path
+
+
+def _load_png(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(arr).permute(2, 0, 1)
