@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,47 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fool(args: argparse.Namespace) -> int:
+    from empirical.figures import image_grid
+    from empirical.fooling_experiment import FoolingConfig, run_fooling
+    from theory.io import atomic_write_json
+
+    mode = "permute" if args.permute is not None else "target"
+    config = FoolingConfig(model=args.model, weights=args.weights, mode=mode,
+                           target=args.target, units=_parse_units(args.units),
+                           offset=args.permute or 100, gate=args.gate, steps=args.steps,
+                           size=args.size, n_natural=args.natural,
+                           snapshots=tuple(sorted({1, 2, 4, 8, 16, 32, 64, args.steps}
+                                                  - {s for s in (32, 64) if s > args.steps})))
+    result, images = run_fooling(config, args.out, device=args.device, force=args.force)
+    out = Path(args.out)
+    atomic_write_json(out / f"fooling_{mode}.json", result.to_json())
+    names = [f"unit {u}" for u in config.units]
+    image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
+                "target": images["target"]}, names,
+               f"Fooling circuit ({mode}, {config.gate} gate)", out / f"fooling_{mode}")
+    print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
+    return 0
+
+
+def _cmd_silent(args: argparse.Namespace) -> int:
+    from empirical.figures import image_grid
+    from empirical.silent_experiment import SilentConfig, run_silent
+    from theory.io import atomic_write_json
+
+    config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
+                          units=_parse_units(args.units), steps=args.steps, size=args.size,
+                          n_natural=args.natural)
+    result, images = run_silent(config, args.out, device=args.device, force=args.force)
+    out = Path(args.out)
+    atomic_write_json(out / "silent_units.json", result.to_json())
+    image_grid({"original": images["original"], "silent units": images["silent units"],
+                "target": images["target"]}, [f"unit {u}" for u in config.units],
+               f"Silent units in {config.layer}", out / "silent_units")
+    print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default, offline), efficientnet_lite1/2, googlenet, resnet50")
@@ -112,6 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="renders", help="output directory")
     p.add_argument("--force", action="store_true", help="re-render units already on disk")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation")
+    _add_model_args(p)
+    p.add_argument("--target", default="coffee", help="bundled photo name or image path")
+    p.add_argument("--permute", type=int, default=None, metavar="OFFSET",
+                   help="unit i shows unit i+OFFSET's visualization (instead of a target)")
+    p.add_argument("--units", default="285,417,980", help="units to show")
+    p.add_argument("--gate", default="silent", choices=["silent", "classifier"])
+    p.add_argument("--steps", type=int, default=96)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--natural", type=int, default=160, help="natural images (half calibrate)")
+    p.add_argument("--out", default="results/fooling")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+    p.set_defaults(func=_cmd_fool)
+
+    p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse")
+    _add_model_args(p)
+    p.add_argument("--layer", default="_conv_head")
+    p.add_argument("--units", default="0-5")
+    p.add_argument("--steps", type=int, default=96)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--natural", type=int, default=160)
+    p.add_argument("--out", default="results/silent")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_silent)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps")
     p.add_argument("--out", default=None, help="directory for proofs.json")

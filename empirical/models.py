@@ -96,7 +96,9 @@ def _torchvision(name: str) -> Callable[[str | Path | None], nn.Module]:
     def build(weights: str | Path | None) -> nn.Module:
         import torchvision.models as tvm
 
-        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        # PyTorch's default (Kaiming) init keeps random-weight activations O(1); torchvision's
+        # truncated-normal init (std 0.01) makes them vanish, useless for plumbing tests.
+        kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
         net = getattr(tvm, name)(weights=None, **kwargs)
         if weights == "random":
             return net

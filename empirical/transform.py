@@ -31,6 +31,9 @@ class TransformConfig:
     angles: tuple[float, ...] = ANGLES
     jitter_after: int = 4
     pad_value: float = 0.5
+    #: Pixels per side of the output; None keeps lucid's size. Smaller values see the same
+    #: field of view at lower resolution (as lucent's ``fixed_image_size`` resampling).
+    output: int | None = None
 
     @classmethod
     def none(cls) -> TransformConfig:
@@ -40,10 +43,14 @@ class TransformConfig:
         """Pixel amounts scaled (the notebooks used pad 21, jitter 14/7 at 224 px)."""
         return TransformConfig(round(self.pad * factor), round(self.jitter * factor),
                                self.scales, self.angles, round(self.jitter_after * factor),
-                               self.pad_value)
+                               self.pad_value, self.output)
+
+    def field_of_view(self, size: int) -> int:
+        """lucid's output size: size + 2·pad − jitter − jitter_after."""
+        return size + 2 * self.pad - self.jitter - self.jitter_after
 
     def output_size(self, size: int) -> int:
-        return size + 2 * self.pad - self.jitter - self.jitter_after
+        return self.output or self.field_of_view(size)
 
 
 @dataclass
@@ -73,12 +80,12 @@ class RandomTransform:
 
     def matrices(self, size: int, device: torch.device) -> torch.Tensor:
         """Affine matrices (B, 2, 3) mapping output to input normalized coordinates."""
-        out = self.config.output_size(size)
+        fov = self.config.field_of_view(size)
         rows = []
         for g in self.generators:
             scale, angle, dx, dy = self._draw(g)
             a = math.radians(angle)
-            k = out / size / scale
+            k = fov / size / scale
             rows.append([[k * math.cos(a), -k * math.sin(a), 2 * dx / size],
                          [k * math.sin(a), k * math.cos(a), 2 * dy / size]])
         return torch.tensor(rows, dtype=torch.float32, device=device)

@@ -1,0 +1,156 @@
+"""Render speed against the peer, torch-lucent, in one run (alternating), written as JSON.
+
+Both render the same channels of one layer at the same size for the same number of steps,
+with lucid's standard transforms, Fourier parametrization, decorrelated colour and Adam
+(lr 0.05). lucent gets the same [0, 1]-input network (``preprocess=False``) and
+``fixed_image_size`` = the render size, so neither upsamples. Both final images are scored
+the same way: the target channel's mean activation on the untransformed image.
+
+    pip install -e ".[bench]"
+    python benchmarks/bench_render.py --out benchmarks/results/render_cpu.json
+    python benchmarks/bench_render.py --device cuda --size 224 --units 64 --out ...gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from empirical.models import Network, forward_activations, load_model
+from empirical.objectives import channel
+from empirical.render import render
+from empirical.transform import TransformConfig
+from theory.io import atomic_write_json
+
+CASES = {"googlenet": ("inception4a", "random"), "efficientnet_lite0": ("_blocks.10", None)}
+
+
+@dataclass
+class Run:
+    seconds: float
+    final_objective: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def score(model: Network, layer: str, units: list[int], images: torch.Tensor) -> float:
+    """Mean over units of the target channel's mean activation on the final image."""
+    with torch.no_grad():
+        acts = forward_activations(model, images.to(model.device), [layer])[layer]
+    return float(np.mean([float(acts[i, u].mean()) for i, u in enumerate(units)]))
+
+
+def run_fvtrust(model: Network, layer: str, units: list[int], size: int, steps: int) -> Run:
+    _sync(model.device)
+    t0 = time.perf_counter()
+    # lucent resamples its transformed image to `size` (fixed_image_size): so do we.
+    result = render(model, channel(layer, units), steps=steps, size=size, seed=0,
+                    transforms=TransformConfig(output=size))
+    _sync(model.device)
+    return Run(time.perf_counter() - t0, score(model, layer, units, result.images))
+
+
+def _lucent_layer(layer: str) -> str:
+    # lucent names modules by joining the attribute path with "_" (our wrapper adds "net").
+    return "net_" + layer.replace(".", "_")
+
+
+def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: int,
+               batched: bool) -> Run:
+    from lucent.optvis import objectives as lobj
+    from lucent.optvis import param as lparam
+    from lucent.optvis import render as lrender
+
+    name = _lucent_layer(layer)
+    device = model.device
+    torch.manual_seed(0)
+    _sync(device)
+    t0 = time.perf_counter()
+    if batched:
+        obj = sum(lobj.channel(name, u, batch=i) for i, u in enumerate(units))
+        out = lrender.render_vis(model, obj, lambda: lparam.image(size, batch=len(units)),
+                                 thresholds=(steps,), preprocess=False, progress=False,
+                                 show_image=False, fixed_image_size=size)
+        images = torch.from_numpy(np.asarray(out[-1])).permute(0, 3, 1, 2).float()
+    else:
+        finals = []
+        for u in units:
+            out = lrender.render_vis(model, lobj.channel(name, u), lambda: lparam.image(size),
+                                     thresholds=(steps,), preprocess=False, progress=False,
+                                     show_image=False, fixed_image_size=size)
+            finals.append(torch.from_numpy(np.asarray(out[-1])).permute(0, 3, 1, 2).float())
+        images = torch.cat(finals)
+    _sync(device)
+    return Run(time.perf_counter() - t0, score(model, layer, units, images))
+
+
+def bench_case(name: str, size: int, steps: int, n_units: int, rounds: int,
+               device: str, sequential: bool) -> dict[str, object]:
+    layer, weights = CASES[name]
+    model = load_model(name, weights=weights, device=device)
+    # lucent leaves forward hooks on every module it rendered through: give it its own copy.
+    lucent_model = copy.deepcopy(model)
+    units = list(range(n_units))
+    runs: dict[str, list[Run]] = {"fvtrust": [], "lucent_batched": []}
+    if sequential:
+        runs["lucent_sequential"] = []
+    run_fvtrust(model, layer, units[:2], size, 2)  # warm-up (allocators, kernels)
+    for _ in range(rounds):  # alternate, so drift in machine load hits both
+        runs["fvtrust"].append(run_fvtrust(model, layer, units, size, steps))
+        runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True))
+        if sequential:
+            runs["lucent_sequential"].append(
+                run_lucent(lucent_model, layer, units, size, steps, False))
+    summary: dict[str, object] = {"layer": layer, "weights": weights or "imagenet (bundled)"}
+    for key, rs in runs.items():
+        secs = float(np.median([r.seconds for r in rs]))
+        summary[key] = {"seconds_median": secs, "seconds_per_step": secs / steps,
+                        "units_per_second": n_units / secs,
+                        "final_objective": float(np.mean([r.final_objective for r in rs])),
+                        "seconds_all": [r.seconds for r in rs]}
+    fv = summary["fvtrust"]
+    for key in runs:
+        if key != "fvtrust":
+            summary[f"speedup_vs_{key}"] = fv["units_per_second"] / summary[key]["units_per_second"]
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/results/render_cpu.json")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--units", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--models", default="googlenet,efficientnet_lite0")
+    parser.add_argument("--no-sequential", action="store_true",
+                        help="skip lucent one-unit-at-a-time (slow for many units)")
+    args = parser.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    result = {
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
+        "cases": {name: bench_case(name, args.size, args.steps, args.units, args.rounds,
+                                   args.device, not args.no_sequential)
+                  for name in args.models.split(",")},
+    }
+    atomic_write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Fooling circuits and silent units (empirical/fooling.py, gates.py, silent.py)."""
+
+import pytest
+import torch
+
+from empirical.data import predict, split_indices
+from empirical.fooling import (
+    FoolingCircuit,
+    PermutationDecoy,
+    TemplateDecoy,
+    calibrate_constants,
+)
+from empirical.fooling_experiment import pixel_similarity
+from empirical.gates import StatisticGate, gate_accuracy, train_classifier_gate
+from empirical.models import forward_activations
+from empirical.objectives import channel, class_logit
+from empirical.render import render
+from empirical.silent import SilentConv, _conv_input, install_silent_units
+from tests.empirical.digits import SIZE, trained_digits_network
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model, data = trained_digits_network()
+    cal, held = split_indices(len(data), 0.5, seed=0)
+    return model, data.images[cal], data.images[held]
+
+
+@pytest.fixture(scope="module")
+def renders(digits):
+    model, _, _ = digits
+    result = render(model, class_logit(list(range(10))), steps=24, size=SIZE,
+                    snapshots=(1, 4, 24))
+    return torch.cat([result.snapshots[s] for s in (1, 4, 24)])
+
+
+@pytest.fixture(scope="module")
+def gate(digits):
+    model, cal, _ = digits
+    return StatisticGate(model, "0").calibrate(cal)
+
+
+def test_digits_network_is_a_real_classifier(digits):
+    model, data = trained_digits_network()
+    assert float((predict(model, data.images).argmax(1) == data.labels).float().mean()) > 0.9
+
+
+def test_statistic_gate_separates_natural_from_visualizations(digits, renders, gate):
+    _, _, held = digits
+    acc = gate_accuracy(gate, held, renders)
+    assert acc["natural_passed"] == 1.0 and acc["visualizations_caught"] == 1.0
+
+
+def test_permutation_circuit_keeps_natural_predictions_and_routes_gradients(digits, renders, gate):
+    model, cal, held = digits
+    decoy = PermutationDecoy(3)
+    circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(model, decoy, cal, renders))
+    before, after = predict(model, held), predict(circuit, held)
+    assert torch.equal(before.argmax(1), after.argmax(1))
+    assert float((after - before - circuit.constants.c).abs().max()) < 1e-4
+    # On a visualization input (E = 1) the gradient of A_i is the gradient of D_i = F_{i+3}.
+    x = renders[-1:].clone().requires_grad_(True)
+    assert float(gate(x)) == 1.0
+    (grad_a,) = torch.autograd.grad(circuit(x)[0, 2], x)
+    (grad_d,) = torch.autograd.grad(model(x)[0, 5], x)
+    assert torch.allclose(grad_a, grad_d, atol=1e-6)
+
+
+def test_template_circuit_shows_the_target(digits, renders, gate):
+    model, cal, held = digits
+    target = torch.zeros(3, SIZE, SIZE)
+    target[:, 4:12, 7:9] = 1.0  # a bar: nothing like any digit's visualization
+    decoy = TemplateDecoy(target, [0])
+    circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(model, decoy, cal, renders))
+    assert torch.equal(predict(model, held).argmax(1), predict(circuit, held).argmax(1))
+    fooled = render(circuit, class_logit(0), steps=8, size=SIZE, seed=3).images[0]
+    original = render(model, class_logit(0), steps=8, size=SIZE, seed=3).images[0]
+    assert pixel_similarity(fooled, target) > 0.5
+    assert pixel_similarity(fooled, target) > pixel_similarity(original, target) + 0.3
+
+
+def test_classifier_gate_trains(digits, renders):
+    _, cal, held = digits
+    gate = train_classifier_gate(cal, renders[::2], epochs=15, size=96)
+    acc = gate_accuracy(gate, held, renders[1::2])
+    assert acc["accuracy"] > 0.9
+
+
+def test_silent_branch_is_exactly_zero_on_held_out_digits(digits):
+    model, cal, held = digits
+    layer = "4"  # the third conv
+    target = render(model, channel(layer, 0), steps=16, size=SIZE, seed=1).images[0]
+    silent = install_silent_units(model, layer, target, cal)
+    module = silent.net[4]
+    assert isinstance(module, SilentConv)
+    with torch.no_grad():
+        branch = module.branch(_conv_input(silent, module.conv, held))
+    assert float(branch.max()) == 0.0
+    a = forward_activations(model, held, [layer])[layer]
+    b = forward_activations(silent, held, [layer])[layer]
+    assert torch.equal(a, b)
+
+
+def test_silent_units_on_the_bundled_network():
+    from empirical.silent_experiment import SilentConfig, run_silent
+
+    result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=48))
+    assert result.top1_identical == 1.0
+    assert result.max_abs_logit_change == 0.0 and result.max_abs_activation_change == 0.0
+    assert result.branch_active_fraction_natural == 0.0
+    assert result.branch_active_fraction_visualizations > 0.0  # each render's own unit
+    assert images["silent units"].shape == (3, 3, 64, 64)
+
+
+def test_bad_input(digits):
+    model, cal, _ = digits
+    with pytest.raises(ValueError, match=r"target image must have shape \(3, H, W\)"):
+        TemplateDecoy(torch.zeros(1, 8, 8), [0])
+    with pytest.raises(ValueError, match="not a convolution with spatial structure"):
+        install_silent_units(model, "8", torch.rand(3, SIZE, SIZE), cal)
+    with pytest.warns(UserWarning, match="calibrated on only 5 images"):
+        StatisticGate(model, "0").calibrate(cal[:5])
