@@ -73,9 +73,9 @@ def test_template_circuit_shows_the_target(digits, renders, gate):
     decoy = TemplateDecoy(target, [0])
     circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(model, decoy, cal, renders))
     assert torch.equal(predict(model, held).argmax(1), predict(circuit, held).argmax(1))
-    fooled = render(circuit, class_logit(0), steps=8, size=SIZE, seed=3).images[0]
-    original = render(model, class_logit(0), steps=8, size=SIZE, seed=3).images[0]
-    assert pixel_similarity(fooled, target) > 0.5
+    fooled = render(circuit, class_logit(0), steps=16, size=SIZE, seed=3).images[0]
+    original = render(model, class_logit(0), steps=16, size=SIZE, seed=3).images[0]
+    assert pixel_similarity(fooled, target) > 0.4
     assert pixel_similarity(fooled, target) > pixel_similarity(original, target) + 0.3
 
 
@@ -120,3 +120,22 @@ def test_bad_input(digits):
         install_silent_units(model, "8", torch.rand(3, SIZE, SIZE), cal)
     with pytest.warns(UserWarning, match="calibrated on only 5 images"):
         StatisticGate(model, "0").calibrate(cal[:5])
+
+
+def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
+    import json
+
+    from empirical.cli import main
+
+    args = ["fool", "--units", "417", "--steps", "16", "--size", "64", "--natural", "48",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "fooling_target.json").read_text())
+    assert result["top1_identical"] == 1.0
+    assert (tmp_path / "fooling_target.png").exists() and (tmp_path / "fooling_target.pdf").exists()
+    assert main(args) == 0  # resumed from the saved stages
+    assert "manipulated_renders" in json.loads(
+        (tmp_path / "fooling_target.json").read_text())["reused_stages"]
+    assert main(["silent", "--units", "0,1", "--steps", "8", "--size", "64", "--natural", "40",
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "silent_units.png").exists()
