@@ -117,6 +117,43 @@ def _cmd_silent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sanity(args: argparse.Namespace) -> int:
+    from empirical.data import image_folder
+    from empirical.sanity import SanityConfig, plot_sanity, run_sanity
+    from theory.io import atomic_write_json
+
+    config = SanityConfig(model=args.model, weights=args.weights, n_natural=args.natural,
+                          steps=args.steps, size=args.size, similarity=args.similarity,
+                          vis_per_class=args.vis_per_class, min_per_class=args.min_per_class)
+    natural = (image_folder(args.images, size=args.size, limit=args.natural)
+               if args.images else None)
+    result = run_sanity(config, args.out, device=args.device, force=args.force, natural=natural)
+    out = Path(args.out)
+    atomic_write_json(out / "sanity.json", result.to_json())
+    plot_sanity(result, out / "sanity")
+    print(f"{len(result.classes)} classes kept of {result.n_candidate_classes} seen")
+    for layer, m, (lo, hi) in zip(result.layers, result.score_mean, result.score_ci, strict=True):
+        print(f"{layer:28s} {m:6.3f}  [{lo:6.3f}, {hi:6.3f}]")
+    return 0
+
+
+def _cmd_afc(args: argparse.Namespace) -> int:
+    from empirical.psychophysics import AFCConfig, afc_table, run_afc
+    from theory.io import atomic_write_json, atomic_write_text
+
+    config = AFCConfig(model=args.model, weights=args.weights, task=args.task,
+                       layers=args.layers.split(","), units=_parse_units(args.units), k=args.k,
+                       n_tasks=args.n, steps=args.steps, size=args.size, pool=args.pool,
+                       observer=args.observer)
+    result = run_afc(config, args.out, device=args.device, force=args.force)
+    out = Path(args.out)
+    atomic_write_json(out / f"afc_{args.task}.json", result.to_json())
+    table = afc_table(result)
+    atomic_write_text(out / f"afc_{args.task}.md", table + "\n")
+    print(table)
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default, offline), efficientnet_lite1/2, googlenet, resnet50")
@@ -179,6 +216,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/silent")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_silent)
+
+    p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations")
+    _add_model_args(p)
+    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
+    p.add_argument("--natural", type=int, default=200)
+    p.add_argument("--vis-per-class", type=int, default=2)
+    p.add_argument("--min-per-class", type=int, default=8)
+    p.add_argument("--similarity", default="spearman", choices=["spearman", "pearson", "cosine"])
+    p.add_argument("--steps", type=int, default=96)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--out", default="results/sanity")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_sanity)
+
+    p = sub.add_parser("afc", help="machine-observer 2-AFC: references or occlusion task")
+    _add_model_args(p)
+    p.add_argument("--task", default="references", choices=["references", "occlusion"])
+    p.add_argument("--layers", default="_blocks.5,_blocks.10")
+    p.add_argument("--units", default="0-3")
+    p.add_argument("--k", type=int, default=9, help="references per side")
+    p.add_argument("--n", type=int, default=20, help="tasks per unit")
+    p.add_argument("--pool", type=int, default=240, help="natural images in the pool")
+    p.add_argument("--observer", default="efficientnet_lite1")
+    p.add_argument("--steps", type=int, default=96)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--out", default="results/afc")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_afc)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps")
     p.add_argument("--out", default=None, help="directory for proofs.json")
