@@ -154,6 +154,17 @@ def _cmd_afc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_appendix(args: argparse.Namespace) -> int:
+    from empirical.appendix import build_appendix
+
+    parts = args.parts.split(",") if args.parts else None
+    tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
+                         parts=parts, pdf=not args.no_pdf)
+    print(f"wrote {tex} (numbers: {tex.parent / 'results.json'}, "
+          f"manifest: {tex.parent / 'MANIFEST.json'})")
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default, offline), efficientnet_lite1/2, googlenet, resnet50")
@@ -166,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)")
+    p.add_argument("--out", default="appendix")
+    p.add_argument("--scale", default="quick", choices=["tiny", "quick", "paper"],
+                   help="quick: < 15 min on 2 CPU cores; paper: full settings (GPU)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--parts", default=None, help="comma-separated subset of parts")
+    p.add_argument("--force", action="store_true", help="recompute parts already done")
+    p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
+    p.set_defaults(func=_cmd_appendix)
 
     p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)")
     p.add_argument("--out", default="theory-results", help="directory for table.{json,md,tex}")

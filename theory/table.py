@@ -95,13 +95,14 @@ class ResultsTable:
         def cell(e: TableEntry) -> str:
             mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}", "open": "?"}[e.verdict]
             return f"{mark}~{e.score:.3f}"
+        from theory.io import latex_escape
+
         lines = [r"\begin{tabular}{l" + "c" * len(Task) + "}", r"\toprule",
-                 "class & " + " & ".join(f"({t.value}) {t.title}" for t in Task) + r" \\",
-                 r"\midrule"]
+                 "class & " + " & ".join(f"({t.value}) {latex_escape(t.title)}" for t in Task)
+                 + r" \\", r"\midrule"]
         for key, title in self.titles.items():
-            tex_title = title.replace("≤", r"$\leq$").replace("·", r"$\cdot$")
-            lines.append(tex_title + " & " + " & ".join(cell(self.entry(key, t)) for t in Task)
-                         + r" \\")
+            lines.append(latex_escape(title) + " & "
+                         + " & ".join(cell(self.entry(key, t)) for t in Task) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
 
