@@ -123,18 +123,18 @@ def part_proofs(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     return PartOutput(results, [], "\n".join(chunks))
 
 
-def _fooling(mode: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
+def _fooling(mode: str, gate: str = "silent") -> Callable[[Path, dict[str, Any], str], PartOutput]:
     def run(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
         from empirical.figures import image_grid
         from empirical.fooling_experiment import FoolingConfig, run_fooling
 
-        config = FoolingConfig(mode=mode, **settings)
+        config = FoolingConfig(mode=mode, gate=gate, **settings)
         result, images = run_fooling(config, out, device=device)
         data = result.to_json()
         atomic_write_json(out / f"fooling_{mode}.json", data)
         image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
                     "target": images["target"]}, [f"unit {u}" for u in config.units],
-                   f"Fooling circuit ({mode})", out / f"fooling_{mode}")
+                   f"Fooling circuit ({mode}, {gate} gate)", out / f"fooling_{mode}")
         rows = [["natural top-1 identical (held-out)", f"{100 * data['top1_identical']:.2f} \\%"],
                 ["max $|A - (F + c)|$ on natural", f"{data['max_abs_logit_change']:.2e}"],
                 ["gate: natural passed / renders caught",
@@ -147,10 +147,10 @@ def _fooling(mode: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
                  f"{np.mean(data['similarity_original']):.3f} / "
                  f"{np.mean(data['observer_similarity_original']):.3f}"]]
         text = (_tabular(["quantity", "value"], rows)
-                + _figure(f"parts/fooling_{mode}/fooling_{mode}",
-                          f"Fooling circuit, {mode} mode: originals (top) and the circuit's "
-                          "visualizations (middle) of the same units; bottom: the target."))
-        return PartOutput(data, [f"parts/fooling_{mode}/fooling_{mode}"], text)
+                + _figure(f"parts/{out.name}/fooling_{mode}",
+                          f"Fooling circuit, {mode} mode, {gate} gate: originals (top) and the "
+                          "circuit's visualizations (middle) of the same units; bottom: the target."))
+        return PartOutput(data, [f"parts/{out.name}/fooling_{mode}"], text)
     return run
 
 
@@ -239,6 +239,8 @@ PARTS: dict[str, tuple[str, str, Callable[[Path, dict[str, Any], str], PartOutpu
     "proofs": ("Theorems and machine-checked proofs", "theory", part_proofs),
     "fooling_target": ("Fooling circuit: target image", "fooling", _fooling("target")),
     "fooling_permute": ("Fooling circuit: permuted visualizations", "fooling", _fooling("permute")),
+    "fooling_classifier": ("Fooling circuit: the paper's trained classifier gate", "fooling",
+                           _fooling("target", gate="classifier")),
     "silent": ("Silent units", "silent", part_silent),
     "sanity": ("Sanity check", "sanity", part_sanity),
     "afc_references": ("2-AFC with references (Borowski et al.)", "afc", _afc("references")),
@@ -249,7 +251,10 @@ PARTS: dict[str, tuple[str, str, Callable[[Path, dict[str, Any], str], PartOutpu
 def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", device: str = "cpu",
                    force: bool = False, parts: list[str] | None = None,
                    pdf: bool = True) -> Path:
-    """Run (or reuse) every part, then write appendix.tex, results.json and MANIFEST.json."""
+    """Run (or reuse) the parts, then write appendix.tex, results.json and MANIFEST.json.
+
+    With `parts`, only those run; other parts already done at this scale are still included.
+    """
     import torch
 
     import theory
@@ -268,27 +273,33 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
         "parts": {}}
     results: dict[str, Any] = {}
     sections = []
-    for name in names:
-        title, group, run = PARTS[name]
+    for name, (title, group, run) in PARTS.items():
         settings = SCALES[scale][group]
         part_dir = out / "parts" / name
         key = config_hash({"part": name, "scale": scale, "settings": settings})
         saved = part_dir / "part.json"
+        done = saved.exists() and json.loads(saved.read_text()).get("hash") == key
+        if name not in names and not done:
+            continue  # not asked for, and no result at these settings to include
         start = time.perf_counter()
-        if saved.exists() and not force and json.loads(saved.read_text()).get("hash") == key:
+        if done and (name not in names or not force):
             record = json.loads(saved.read_text())
             reused = True
         else:
+            if force:  # recompute the part's own saved stages (renders, gates) too
+                shutil.rmtree(part_dir / ".stages", ignore_errors=True)
             output = run(part_dir, settings, device)
             record = {"hash": key, "results": output.results, "figures": output.figures,
-                      "latex": output.latex}
+                      "latex": output.latex, "seconds": round(time.perf_counter() - start, 2),
+                      "device": device}
             atomic_write_json(saved, record)
             reused = False
         missing = [f for f in record["figures"] if not (out / f"{f}.pdf").exists()]
         if missing:
             raise RuntimeError(f"part {name} references missing figures {missing}")
         manifest["parts"][name] = {"hash": key, "reused": reused, "settings": settings,
-                                   "seconds": round(time.perf_counter() - start, 2)}
+                                   "seconds": record.get("seconds"),
+                                   "device": record.get("device", device)}
         results[name] = record["results"]
         sections.append(f"\\section{{{tex_escape(title)}}}\n{record['latex']}")
     atomic_write_json(out / "results.json", results)

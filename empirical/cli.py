@@ -85,7 +85,7 @@ def _cmd_fool(args: argparse.Namespace) -> int:
     config = FoolingConfig(model=args.model, weights=args.weights, mode=mode,
                            target=args.target, units=_parse_units(args.units),
                            offset=args.permute or 100, gate=args.gate, steps=args.steps,
-                           size=args.size, n_natural=args.natural,
+                           size=args.size, n_natural=args.natural, images=args.images,
                            snapshots=tuple(sorted({1, 2, 4, 8, 16, 32, 64, args.steps}
                                                   - {s for s in (32, 64) if s > args.steps})))
     result, images = run_fooling(config, args.out, device=args.device, force=args.force)
@@ -106,7 +106,7 @@ def _cmd_silent(args: argparse.Namespace) -> int:
 
     config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
                           units=_parse_units(args.units), steps=args.steps, size=args.size,
-                          n_natural=args.natural)
+                          n_natural=args.natural, images=args.images)
     result, images = run_silent(config, args.out, device=args.device, force=args.force)
     out = Path(args.out)
     atomic_write_json(out / "silent_units.json", result.to_json())
@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=96)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--natural", type=int, default=160, help="natural images (half calibrate)")
+    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
     p.add_argument("--out", default="results/fooling")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_fool)
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=96)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--natural", type=int, default=160)
+    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
     p.add_argument("--out", default="results/silent")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_silent)

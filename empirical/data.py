@@ -133,6 +133,13 @@ def image_folder(root: str | Path, size: int = 224, limit: int | None = None,
     return NaturalImages(torch.stack(images), sources, torch.tensor(labels))
 
 
+def natural_images(directory: str | Path | None, n: int, size: int, seed: int = 0) -> NaturalImages:
+    """`n` images from `directory` (ImageFolder layout, seeded subset), or bundled crops."""
+    if directory is None:
+        return bundled_images(n, size=size, seed=seed)
+    return image_folder(directory, size=size, limit=n, seed=seed)
+
+
 def split_indices(n: int, calibration_fraction: float = 0.5,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(calibration, held-out) index arrays: a seeded permutation of range(n), the first

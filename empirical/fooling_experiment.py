@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from empirical.checkpoint import Stages
-from empirical.data import bundled_images, load_photo, predict, split_indices
+from empirical.data import load_photo, natural_images, predict, split_indices
 from empirical.fooling import (
     CircuitConstants,
     FoolingCircuit,
@@ -51,6 +51,7 @@ class FoolingConfig:
     gate: str = "silent"  # "silent" or "classifier"
     gate_layer: str = "_blocks.5"
     n_natural: int = 160
+    images: str | None = None  # an ImageFolder/ImageNet directory instead of bundled photos
     size: int = 128
     steps: int = 96
     early_step: int = 16  # target visualizations are compared here (linear objectives saturate)
@@ -74,7 +75,6 @@ class FoolingResult:
     natural_heldout_images: int
     top1_identical: float
     max_abs_logit_change: float
-    top1_agreement_with_labels: dict[str, float] | None
     gate: dict[str, float]
     gate_along_optimization: dict[str, float]
     similarity_manipulated: list[float]
@@ -118,7 +118,7 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     bad = [u for u in config.units if not 0 <= u < n_out]
     if bad:
         raise ValueError(f"units {bad} are out of range for {n_out} output units")
-    natural = bundled_images(config.n_natural, size=config.size, seed=config.seed)
+    natural = natural_images(config.images, config.n_natural, config.size, config.seed)
     cal_idx, held_idx = split_indices(len(natural), 0.5, seed=config.seed)
     cal, held = natural.images[cal_idx], natural.images[held_idx]
 
@@ -189,7 +189,7 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     result = FoolingResult(
         config=asdict(config), constants=asdict(constants),
         natural_heldout_images=len(held), top1_identical=identical,
-        max_abs_logit_change=change, top1_agreement_with_labels=None, gate=gate_report,
+        max_abs_logit_change=change, gate=gate_report,
         gate_along_optimization=along, similarity_manipulated=sim_m, similarity_original=sim_o,
         observer_similarity_manipulated=obs_m, observer_similarity_original=obs_o,
         paper_top1=PAPER_TOP1, reused_stages=stages.reused)

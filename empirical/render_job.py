@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from empirical.images import contact_sheet, save_png
-from empirical.models import get_layer, layer_channels, load_model
+from empirical.models import LOGITS, get_layer, layer_channels, load_model
 from empirical.objectives import channel
 from empirical.render import render
 from theory.io import atomic_write_json
@@ -47,7 +47,8 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(job.model, weights=job.weights, device=device)
-    get_layer(model, job.layer) if job.layer != "logits" else None
+    if job.layer != LOGITS:
+        get_layer(model, job.layer)  # an unknown name fails here, listing close matches
     n_units = layer_channels(model, [job.layer])[job.layer][0]
     bad = [u for u in job.units if not 0 <= u < n_units]
     if bad:

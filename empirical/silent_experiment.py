@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from empirical.checkpoint import Stages
-from empirical.data import bundled_images, predict, split_indices
+from empirical.data import natural_images, predict, split_indices
 from empirical.fooling_experiment import pixel_similarity
 from empirical.gates import batches
 from empirical.models import forward_activations, get_layer, load_model
@@ -41,6 +41,7 @@ class SilentConfig:
     units: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
     target_unit: int = 0
     n_natural: int = 160
+    images: str | None = None  # an ImageFolder/ImageNet directory instead of bundled photos
     size: int = 128
     steps: int = 96
     lam: float = 3.0
@@ -110,7 +111,7 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     if bad:
         raise ValueError(f"units {bad} are out of range for layer {config.layer!r} "
                          f"with {conv.out_channels} units")
-    natural = bundled_images(config.n_natural, size=config.size, seed=config.seed)
+    natural = natural_images(config.images, config.n_natural, config.size, config.seed)
     cal_idx, held_idx = split_indices(len(natural), 0.5, seed=config.seed)
     cal, held = natural.images[cal_idx], natural.images[held_idx]
     # One seed for every unit: identical objectives then give identical images, so the

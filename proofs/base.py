@@ -70,12 +70,6 @@ def z3_step(name: str, claim: sp.Basic, variables: Iterable[sp.Symbol],
     return Step(name, verdict.proved, detail)
 
 
-def identity_step(name: str, lhs: sp.Expr, rhs: sp.Expr) -> Step:
-    """A step proved by sympy: lhs − rhs simplifies to 0."""
-    diff = sp.simplify(sp.sympify(lhs) - sp.sympify(rhs))
-    return Step(name, diff == 0, f"sympy: lhs - rhs = {diff}")
-
-
 def numeric_step(name: str, ok: bool, detail: str) -> Step:
     """A step checked numerically on the real implementation (float64)."""
     return Step(name, bool(ok), detail)

@@ -199,14 +199,12 @@ def lp_witness(cls: FunctionClass, task: Task, eps: float) -> Witness | None:
         # Candidate pairs: vertices and the centre; z, z′ swap order in the two members.
         cand = check_in_cube(np.concatenate([grid.points[grid.is_vertex()],
                                              np.full((1, cls.d), 0.5)]), cls.d)
-        best: Witness | None = None
         for i in range(len(cand)):
             for j in range(i + 1, len(cand)):
                 rng = difference_range(cons, grid, phi, cand[i], cand[j], delta)
                 if rng.high >= AFC_MARGIN * phi.range and -rng.low >= AFC_MARGIN * phi.range:
-                    best = Witness(task, rng.f_high, rng.f_low, phi, (cand[i], cand[j]), "LP")
-                    return best
-        return best
+                    return Witness(task, rng.f_high, rng.f_low, phi, (cand[i], cand[j]), "LP")
+        return None
     best_gap, best_w = -1.0, None
     for z in queries:
         rng = value_range(cons, grid, phi, z, delta)
