@@ -165,6 +165,20 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
+    """--steps, --size, --natural (where the experiment has it), --out and --force, with the
+    defaults of the experiment's config dataclass (the documented quick scale)."""
+    p.add_argument("--steps", type=int, default=config.steps)
+    p.add_argument("--size", type=int, default=config.size)
+    if hasattr(config, "n_natural"):
+        p.add_argument("--natural", type=int, default=config.n_natural,
+                       help="natural images (half calibrate where a split is needed)")
+        p.add_argument("--images", default=None,
+                       help="ImageFolder/ImageNet directory (default: bundled photos)")
+    p.add_argument("--out", default=out, help="output directory (resumable)")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default, offline), efficientnet_lite1/2, googlenet, resnet50")
@@ -174,6 +188,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from empirical.fooling_experiment import FoolingConfig
+    from empirical.psychophysics import AFCConfig
+    from empirical.sanity import SanityConfig
+    from empirical.silent_experiment import SilentConfig
+
     parser = argparse.ArgumentParser(
         prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,37 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unit i shows unit i+OFFSET's visualization (instead of a target)")
     p.add_argument("--units", default="285,417,980", help="units to show")
     p.add_argument("--gate", default="silent", choices=["silent", "classifier"])
-    p.add_argument("--steps", type=int, default=96)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--natural", type=int, default=160, help="natural images (half calibrate)")
-    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
-    p.add_argument("--out", default="results/fooling")
-    p.add_argument("--force", action="store_true", help="recompute saved stages")
+    _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=_cmd_fool)
 
     p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse")
     _add_model_args(p)
     p.add_argument("--layer", default="_conv_head")
     p.add_argument("--units", default="0-5")
-    p.add_argument("--steps", type=int, default=96)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--natural", type=int, default=160)
-    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
-    p.add_argument("--out", default="results/silent")
-    p.add_argument("--force", action="store_true")
+    _add_run_args(p, SilentConfig(), "results/silent")
     p.set_defaults(func=_cmd_silent)
 
     p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations")
     _add_model_args(p)
-    p.add_argument("--images", default=None, help="ImageFolder/ImageNet directory (default: bundled)")
-    p.add_argument("--natural", type=int, default=200)
     p.add_argument("--vis-per-class", type=int, default=2)
     p.add_argument("--min-per-class", type=int, default=8)
     p.add_argument("--similarity", default="spearman", choices=["spearman", "pearson", "cosine"])
-    p.add_argument("--steps", type=int, default=96)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--out", default="results/sanity")
-    p.add_argument("--force", action="store_true")
+    _add_run_args(p, SanityConfig(), "results/sanity")
     p.set_defaults(func=_cmd_sanity)
 
     p = sub.add_parser("afc", help="machine-observer 2-AFC: references or occlusion task")
@@ -262,10 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=20, help="tasks per unit")
     p.add_argument("--pool", type=int, default=240, help="natural images in the pool")
     p.add_argument("--observer", default="efficientnet_lite1")
-    p.add_argument("--steps", type=int, default=96)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--out", default="results/afc")
-    p.add_argument("--force", action="store_true")
+    _add_run_args(p, AFCConfig(), "results/afc")
     p.set_defaults(func=_cmd_afc)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps")
