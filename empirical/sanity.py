@@ -146,7 +146,8 @@ def run_sanity(config: SanityConfig, out_dir: str | Path | None = None, device: 
 
     stages = Stages(out_dir, config, force)
     model = load_model(config.model, weights=config.weights, device=device)
-    natural = natural or bundled_images(config.n_natural, size=config.size, seed=config.seed)
+    if natural is None:
+        natural = bundled_images(config.n_natural, size=config.size, seed=config.seed)
     kept, classes, seen = select_classes(model, natural, config.min_per_class,
                                          config.min_confidence)
     if visualizations is None:
