@@ -30,7 +30,7 @@ import torch
 from empirical.checkpoint import Stages
 from empirical.data import bundled_images
 from empirical.gates import batches
-from empirical.models import Network, forward_activations, load_model
+from empirical.models import Network, forward_activations, layer_channels, load_model
 from empirical.objectives import channel
 from empirical.observer import Observer
 from empirical.render import render
@@ -128,6 +128,12 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
 
     stages = Stages(out_dir, config, force)
     model = load_model(config.model, weights=config.weights, device=device)
+    shapes = layer_channels(model, config.layers)
+    for layer in config.layers:
+        bad = [u for u in config.units if not 0 <= u < shapes[layer][0]]
+        if bad:
+            raise ValueError(f"units {bad} are out of range for layer {layer!r} with "
+                             f"{shapes[layer][0]} units")
     observer = Observer(config.observer, device=device)
     pool = bundled_images(config.pool, size=config.size, seed=config.seed + 17).images
     pool_emb = observer.embed(pool)

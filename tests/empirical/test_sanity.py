@@ -98,6 +98,13 @@ def test_observer_rule_is_perfect_on_a_template_unit_and_chance_on_noise():
     assert abs(np.mean(trials) - 0.5) < 0.1
 
 
+def test_afc_rejects_units_out_of_range(tmp_path):
+    from empirical.psychophysics import run_afc
+
+    with pytest.raises(ValueError, match=r"units \[500\] are out of range for layer '_blocks.5' with 80"):
+        run_afc(AFCConfig(units=[500], layers=["_blocks.5"], k=2, n_tasks=2, pool=10, steps=1))
+
+
 def test_bad_afc_config():
     with pytest.raises(ValueError, match="need at least 58 pool images, the pool has 40"):
         AFCConfig(pool=40)
