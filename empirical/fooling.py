@@ -91,16 +91,18 @@ def calibrate_constants(model: Network, decoy: Decoy, images: torch.Tensor,
     """c = safety·max(0, −min F, −min D) + 1 over natural `images`; k = safety·max(F′, D + c)
     + 1 over natural images and `extra` (e.g. renders of the original units), streamed."""
     lo, hi_f, hi_d = float("inf"), -float("inf"), -float("inf")
-    with torch.no_grad():
-        for chunk in batches(images.to(model.device), batch_size):
+    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
+    with torch.no_grad():  # one pass: ReLU is monotone, so max ReLU(F + c) = ReLU(max F + c)
+        for start, chunk in zip(range(0, len(pool), batch_size),
+                                batches(pool.to(model.device), batch_size), strict=True):
             f = model(chunk)
-            lo = min(lo, float(f.min()), float(decoy(chunk, f).min()))
-        c = safety * max(0.0, -lo) + 1.0
-        pool = images if extra is None else torch.cat([images, extra.to(images.device)])
-        for chunk in batches(pool.to(model.device), batch_size):
-            f = model(chunk)
-            hi_f = max(hi_f, float(F.relu(f + c).max()))
-            hi_d = max(hi_d, float(decoy(chunk, f).max()) + c)
+            d = decoy(chunk, f)
+            natural = max(0, min(len(chunk), len(images) - start))
+            if natural:
+                lo = min(lo, float(f[:natural].min()), float(d[:natural].min()))
+            hi_f, hi_d = max(hi_f, float(f.max())), max(hi_d, float(d.max()))
+    c = safety * max(0.0, -lo) + 1.0
+    hi_f, hi_d = max(0.0, hi_f + c), hi_d + c
     k = safety * max(hi_f, hi_d, 0.0) + 1.0
     return CircuitConstants(c, k, lo, hi_f, hi_d)
 

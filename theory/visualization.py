@@ -167,9 +167,10 @@ def numeric_visualization(f: UnitFunction, starts: int = 8, seed: int = 0,
         seeds = np.concatenate([pts[order], rng.random((starts, f.d))])
         best_x, best_v = pts[order[0]].copy(), float(values[order[0]])
         for x0 in seeds:
-            res = minimize(lambda x: -sign * _value_and_grad(f, x)[0], x0,
-                           jac=lambda x: -sign * _value_and_grad(f, x)[1],
-                           bounds=[(0.0, 1.0)] * f.d, method="L-BFGS-B")
+            def negated(x: Array) -> tuple[float, Array]:
+                value, grad = _value_and_grad(f, x)
+                return -sign * value, -sign * grad
+            res = minimize(negated, x0, jac=True, bounds=[(0.0, 1.0)] * f.d, method="L-BFGS-B")
             v = float(f(res.x)[0])
             if sign * v > sign * best_v + 1e-15:
                 best_x, best_v = np.clip(res.x, 0, 1), v
