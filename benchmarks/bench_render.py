@@ -104,7 +104,10 @@ def bench_case(name: str, size: int, steps: int, n_units: int, rounds: int,
     runs: dict[str, list[Run]] = {"fvtrust": [], "lucent_batched": []}
     if sequential:
         runs["lucent_sequential"] = []
-    run_fvtrust(model, layer, units[:2], size, 2)  # warm-up (allocators, kernels)
+    # Warm-up at the timed shapes for both (oneDNN/cuDNN build kernels per shape on first use,
+    # and whichever runs first would otherwise pay for both).
+    run_fvtrust(model, layer, units, size, 2)
+    run_lucent(lucent_model, layer, units, size, 2, True)
     for _ in range(rounds):  # alternate, so drift in machine load hits both
         runs["fvtrust"].append(run_fvtrust(model, layer, units, size, steps))
         runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True))
@@ -132,7 +135,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--units", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="googlenet,efficientnet_lite0")
     parser.add_argument("--no-sequential", action="store_true",
                         help="skip lucent one-unit-at-a-time (slow for many units)")
