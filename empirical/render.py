@@ -78,9 +78,9 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
     config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed)
     check_eval(model)
     dev = resolve_device(device) if device is not None else model.device
-    model = model.to(dev)
-    if fuse:
+    if fuse:  # a checked copy: the caller's network is left where and as it is
         model = fuse_for_rendering(model, keep=objective.layers)
+    model = model.to(dev)
     batch = batch or objective.batch or (len(seeds) if seeds is not None else 1)
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(batch)]
     if len(seeds) != batch:
