@@ -126,32 +126,31 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
                                         if config.mode == "permute" else set()))
     seeds = [config.seed + 7 * u for u in shown]
 
-    def original_renders() -> dict[str, torch.Tensor]:
-        r = render(model, class_logit(shown), steps=config.steps, size=config.size,
+    def renders_of(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+        r = render(net, class_logit(shown), steps=config.steps, size=config.size,
                    seeds=seeds, snapshots=config.snapshots, progress=True)
         return {"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}}
-    originals = stages.run("original_renders", original_renders)
-    render_pool = torch.cat([originals[f"step{s}"] for s in config.snapshots])
+    originals = stages.run("original_renders", lambda: renders_of(model))
+    # (unit, snapshot, 3, H, W): the first half of the units trains the classifier gate,
+    # the second half is held out for every gate's accuracy.
+    per_unit = torch.stack([originals[f"step{s}"] for s in config.snapshots], 1)
+    half = len(shown) // 2
 
     gate: Gate
-    gate_report: dict[str, float] = {}
     if config.gate == "silent":
         gate = StatisticGate(model, config.gate_layer).calibrate(cal)
     else:
-        def train() -> Gate:
-            # Train on half of the rendered units' snapshots, hold out the other half.
-            n = len(shown)
-            per_unit = torch.stack([originals[f"step{s}"] for s in config.snapshots], 1)
-            train_vis = per_unit[: max(1, n // 2)].flatten(0, 1)
-            return train_classifier_gate(cal, train_vis, seed=config.seed)
-        gate = stages.run("classifier_gate", train)
-    per_unit = torch.stack([originals[f"step{s}"] for s in config.snapshots], 1)
-    held_vis = per_unit[len(shown) // 2:].flatten(0, 1)
-    gate_report = gate_accuracy(gate, held, held_vis)
+        gate = stages.run("classifier_gate", lambda: train_classifier_gate(
+            cal, per_unit[: max(1, half)].flatten(0, 1), seed=config.seed))
+    gate_report = gate_accuracy(gate, held, per_unit[half:].flatten(0, 1))
 
+    target = (F.interpolate(load_target(config.target)[None], size=(config.size,) * 2,
+                            mode="bilinear", antialias=True, align_corners=False)[0]
+              if config.mode == "target" else None)
     decoy = (TemplateDecoy(load_target(config.target), config.units) if config.mode == "target"
              else PermutationDecoy(config.offset))
-    constants: CircuitConstants = calibrate_constants(model, decoy, cal, extra=render_pool)
+    constants: CircuitConstants = calibrate_constants(model, decoy, cal,
+                                                      extra=per_unit.flatten(0, 1))
     circuit = FoolingCircuit(model, gate, decoy, constants)
 
     original_logits = predict(model, held)
@@ -159,26 +158,19 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     identical = float((original_logits.argmax(1) == fooled_logits.argmax(1)).float().mean())
     change = float((fooled_logits - (original_logits + constants.c)).abs().max())
 
-    def manipulated_renders() -> dict[str, torch.Tensor]:
-        r = render(circuit, class_logit(shown), steps=config.steps, size=config.size,
-                   seeds=seeds, snapshots=config.snapshots, progress=True)
-        return {"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}}
-    manipulated = stages.run("manipulated_renders", manipulated_renders)
+    manipulated = stages.run("manipulated_renders", lambda: renders_of(circuit))
     along = {f"step{s}": float(gate(manipulated[f"step{s}"].to(model.device)).mean())
              for s in config.snapshots}
     along.update({f"original_step{s}": float(gate(originals[f"step{s}"].to(model.device)).mean())
                   for s in config.snapshots})
 
     key = f"step{config.early_step}" if config.mode == "target" else "final"
+    index = [shown.index(u) for u in config.units]
+    goals = (target[None].expand(len(config.units), -1, -1, -1) if target is not None else
+             originals["final"][[shown.index((u + config.offset) % n_out) for u in config.units]])
     observer = Observer(device=device)
     sim_m, sim_o, obs_m, obs_o = [], [], [], []
-    for u in config.units:
-        i = shown.index(u)
-        if config.mode == "target":
-            goal = F.interpolate(load_target(config.target)[None], size=(config.size,) * 2,
-                                 mode="bilinear", antialias=True, align_corners=False)[0]
-        else:
-            goal = originals["final"][shown.index((u + config.offset) % n_out)]
+    for i, goal in zip(index, goals, strict=True):
         sim_m.append(pixel_similarity(manipulated[key][i], goal))
         sim_o.append(pixel_similarity(originals[key][i], goal))
         pair = torch.stack([manipulated[key][i], originals[key][i]])
@@ -193,13 +185,6 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
         gate_along_optimization=along, similarity_manipulated=sim_m, similarity_original=sim_o,
         observer_similarity_manipulated=obs_m, observer_similarity_original=obs_o,
         paper_top1=PAPER_TOP1, reused_stages=stages.reused)
-    figure_images = {"original": originals[key][[shown.index(u) for u in config.units]],
-                     "manipulated": manipulated[key][[shown.index(u) for u in config.units]]}
-    if config.mode == "permute":
-        figure_images["target"] = originals["final"][
-            [shown.index((u + config.offset) % n_out) for u in config.units]]
-    else:
-        figure_images["target"] = F.interpolate(load_target(config.target)[None],
-                                                size=(config.size,) * 2, mode="bilinear",
-                                                antialias=True, align_corners=False)
+    figure_images = {"original": originals[key][index], "manipulated": manipulated[key][index],
+                     "target": goals if target is None else target[None]}
     return result, figure_images
