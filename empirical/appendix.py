@@ -35,8 +35,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "silent": {"steps": 8, "size": 64, "n_natural": 40, "units": [0, 1]},
         "sanity": {"steps": 4, "size": 64, "n_natural": 80, "min_per_class": 3,
                    "min_confidence": 0.2, "vis_per_class": 1},
-        "afc": {"steps": 4, "size": 64, "k": 2, "n_tasks": 3, "pool": 24, "units": [0],
-                "layers": ["_blocks.5"], "occluder": 20},
+        "afc": {"steps": 4, "size": 64, "k": 2, "n_tasks": 3, "pool": 40, "units": [0, 1],
+                "layers": ["_blocks.5", "_blocks.10"], "stride": 16},
     },
     "quick": {
         "theory": {"samples": 8},
@@ -52,8 +52,9 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                     "snapshots": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)},
         "silent": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(16))},
         "sanity": {"steps": 512, "size": 224, "n_natural": 5000, "vis_per_class": 4},
-        "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)),
-                "layers": ["_blocks.3", "_blocks.8", "_blocks.12", "_blocks.15"]},
+        "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)), "stride": 2,
+                "layers": ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.10", "_blocks.12",
+                           "_blocks.14", "_blocks.15"]},
     },
 }
 
@@ -94,9 +95,13 @@ def part_theory(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
 
     table = compute_table(samples=settings["samples"], progress=True)
     table.write(out)
-    text = ("Every entry is computed by \\texttt{fvtrust theory} from verified constructions, "
-            "exact grid LPs and measured decoders (\\ding{55} impossible, \\ding{51} reliable; "
-            "scores are normalized errors, accuracies for 2-AFC; chance $=0.5$).\n\n"
+    text = ("Every entry is computed by \\texttt{fvtrust theory}. \\ding{55} impossible: a pair of "
+            "class members with equal $\\Phi$, verified on the continuous cube (ReLU and ERM "
+            "networks: exact MILP extremes with a certified gap $\\eta$), or by the exact grid LP for "
+            "polyhedral classes, forces every decoder to the score shown. \\ding{51} reliable: the "
+            "class decoder's proven worst case over every $\\Phi$ and member, cross-checked by the "
+            "grid LP maximized over all placements of $\\Phi$. ? open: no proof either way. Scores "
+            "are normalized errors, accuracies for 2-AFC; chance $=0.5$.\n\n"
             "\\begin{center}\\scriptsize\n" + table.to_latex() + "\n\\end{center}\n")
     return PartOutput(json.loads(table.to_json()), [], text)
 
@@ -203,33 +208,40 @@ def part_sanity(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
 
 def _afc(task: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
     def run(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-        from empirical.figures import plt, save_figure
+        from empirical.afc_figures import CONDITION_NAMES, HUMAN_LABEL, plot_afc
         from empirical.psychophysics import AFCConfig, run_afc
 
-        result = run_afc(AFCConfig(task=task, **settings), out, device=device)
+        # Both tasks share the synthetic references: rendered once, in parts/afc_shared.
+        result = run_afc(AFCConfig(task=task, **settings), out, device=device,
+                         shared_dir=out.parent / "afc_shared")
         data = result.to_json()
         atomic_write_json(out / f"afc_{task}.json", data)
-        fig, ax = plt.subplots(figsize=(4.5, 3))
-        acc = [result.accuracy[c] for c in result.conditions]
-        err = np.array([[result.accuracy[c] - result.accuracy_ci[c][0],
-                         result.accuracy_ci[c][1] - result.accuracy[c]]
-                        for c in result.conditions]).T
-        ax.bar(result.conditions, acc, yerr=err, color="tab:blue", capsize=4, label="machine observer")
-        ax.axhline(0.5, color="gray", ls="--", lw=1)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("2-AFC accuracy")
-        ax.set_title(f"{task} task")
-        save_figure(fig, out / f"afc_{task}")
-        rows = [[c, f"{100 * result.accuracy[c]:.1f} \\%",
-                 f"{100 * result.accuracy_ci[c][0]:.1f}--{100 * result.accuracy_ci[c][1]:.1f} \\%"]
-                for c in result.conditions]
-        human = ("Humans (Borowski et al.): natural 92\\,\\%, synthetic 82\\,\\% with 9+9 references."
-                 if task == "references" else
-                 "Humans (Zimmermann et al. 2021): visualizations 67\\,\\%, none 60\\,\\%, "
-                 "dataset samples 66--67\\,\\%.")
-        text = (_tabular(["references", "accuracy", "95 \\% CI"], rows) + human + "\n"
+        plot_afc(data, out / f"afc_{task}")
+        observers = data["observers"]
+
+        def cell(est: dict[str, Any]) -> str:
+            return (f"{100 * est['mean']:.1f} [{100 * est['ci'][0]:.1f}, {100 * est['ci'][1]:.1f}]")
+        rows = [[tex_escape(CONDITION_NAMES[task][c])] + [cell(data["overall"][o][c]) for o in observers]
+                + [(f"{100 * data['human']['overall'][c]['value']:.1f}"
+                    if c in data["human"]["overall"] else "--")] for c in data["conditions"]]
+        est = data["overall"][observers[0]]["natural"]
+        occ = data["occlusion"]
+        occ_text = ("" if occ is None else
+                    f" Occlusions: a {occ['patch_px']}\\,px square (fill: its own mean colour) at every "
+                    f"position on a {occ['stride_px']}\\,px stride ({occ['positions']} positions); "
+                    f"{occ['n_occluded_images_scored']} occluded images scored at "
+                    f"{occ['occluded_images_per_second']:.0f} images/s.")
+        text = (_tabular(["references", *[tex_escape(o) for o in observers],
+                          tex_escape(HUMAN_LABEL[task]) + " (human data)"], rows)
+                + f"Accuracy in \\% with 95\\,\\% CIs from a hierarchical bootstrap (units, then "
+                  f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. References "
+                  f"and queries come from source-disjoint photos "
+                  f"({data['split']['n_reference_images']} and {data['split']['n_query_images']} "
+                  f"images).{occ_text} Human numbers are human data from the papers, not ours.\n"
                 + _figure(f"parts/afc_{task}/afc_{task}",
-                          f"Machine-observer 2-AFC, {task} task (chance dashed)."))
+                          f"Machine-observer 2-AFC, {task} task. Left: accuracy per reference "
+                          f"condition and observer (human data from the papers as black bars). "
+                          f"Right: accuracy over relative depth beside the papers' human data."))
         return PartOutput(data, [f"parts/afc_{task}/afc_{task}"], text)
     return run
 

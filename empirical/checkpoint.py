@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from theory.io import umask_file_mode
+
 T = TypeVar("T")
 
 
@@ -29,6 +31,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, umask_file_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

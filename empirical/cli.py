@@ -16,7 +16,12 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     print(table.to_markdown())
     paths = table.write(args.out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
-    return 0 if all(e.verdict != "open" for e in table.entries) else 1
+    # Open cells (no proof either way) are reported as such; a construction that fails its
+    # own verification is an error.
+    broken = [f"{e.class_key}/{e.task}" for e in table.entries if e.checks and not all(e.checks.values())]
+    if broken:
+        print(f"fvtrust: error: constructions failed their checks: {', '.join(broken)}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def _cmd_proofs(args: argparse.Namespace) -> int:
@@ -138,19 +143,29 @@ def _cmd_sanity(args: argparse.Namespace) -> int:
 
 
 def _cmd_afc(args: argparse.Namespace) -> int:
-    from empirical.psychophysics import AFCConfig, afc_table, run_afc
+    from empirical.afc_figures import afc_table, per_layer_table, plot_afc
+    from empirical.psychophysics import AFCConfig, run_afc
     from theory.io import atomic_write_json, atomic_write_text
 
     config = AFCConfig(model=args.model, weights=args.weights, task=args.task,
-                       layers=args.layers.split(","), units=_parse_units(args.units), k=args.k,
-                       n_tasks=args.n, steps=args.steps, size=args.size, pool=args.pool,
-                       observer=args.observer)
+                       layers=[s.strip() for s in args.layers.split(",") if s.strip()],
+                       units=_parse_units(args.units), k=args.k, n_tasks=args.n, steps=args.steps,
+                       size=args.size, pool=args.pool, observer=args.observer_model,
+                       observers=[s.strip() for s in args.observers.split(",")] if args.observers else None,
+                       images=args.images, query_selection=args.query_selection,
+                       quantile=args.quantile, patch=args.patch, stride=args.stride,
+                       alpha=args.alpha, seed=args.seed)
     result = run_afc(config, args.out, device=args.device, force=args.force)
     out = Path(args.out)
-    atomic_write_json(out / f"afc_{args.task}.json", result.to_json())
-    table = afc_table(result)
+    data = result.to_json()
+    atomic_write_json(out / f"afc_{args.task}.json", data)
+    table = afc_table(data) + "\n\n" + "\n\n".join(
+        f"Per layer, `{o}` observer:\n\n{per_layer_table(data, o)}"
+        for o in data["observers"] if o not in ("center", "variance"))
     atomic_write_text(out / f"afc_{args.task}.md", table + "\n")
+    plot_afc(data, out / f"afc_{args.task}")
     print(table)
+    print(f"\nwrote {out / f'afc_{args.task}'}.{{json,md,png,pdf}}")
     return 0
 
 
@@ -257,16 +272,66 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, SanityConfig(), "results/sanity")
     p.set_defaults(func=_cmd_sanity)
 
-    p = sub.add_parser("afc", help="machine-observer 2-AFC: references or occlusion task")
+    afc = AFCConfig()
+    p = sub.add_parser(
+        "afc", help="machine-observer 2-AFC: references or occlusion task",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Machine observers take the 2-AFC tasks of Borowski et al. (references: which "
+                    "of two queries activates the unit more?) and Zimmermann et al. 2021 (occlusion: "
+                    "which of two occlusions changes the activation more?). References and queries "
+                    "come from source-disjoint halves of the natural images; 95 %% CIs are "
+                    "hierarchical bootstraps over units, then trials.",
+        epilog="example:\n  fvtrust afc --task occlusion --layers _blocks.2,_blocks.10 --units 0-3 "
+               "--stride 8\n  fvtrust afc --task references --query-selection mis")
     _add_model_args(p)
-    p.add_argument("--task", default="references", choices=["references", "occlusion"])
-    p.add_argument("--layers", default="_blocks.5,_blocks.10")
-    p.add_argument("--units", default="0-3")
-    p.add_argument("--k", type=int, default=9, help="references per side")
-    p.add_argument("--n", type=int, default=20, help="tasks per unit")
-    p.add_argument("--pool", type=int, default=240, help="natural images in the pool")
-    p.add_argument("--observer", default="efficientnet_lite1")
-    _add_run_args(p, AFCConfig(), "results/afc")
+    p.add_argument("--task", default=afc.task, choices=["references", "occlusion"],
+                   help="references (Borowski et al.) or occlusion (Zimmermann et al. 2021); "
+                        "default %(default)s")
+    p.add_argument("--layers", default=",".join(afc.layers),
+                   help="comma-separated layer names of the explained network (see fvtrust layers); "
+                        "default %(default)s")
+    p.add_argument("--units", default="0-3",
+                   help="units (channels) of every layer: 0,1,2 or 0-7 or a mix; default %(default)s")
+    p.add_argument("--observers", default=None,
+                   help="comma-separated observers: mis, spatial (both tasks), center, variance "
+                        "(occlusion only, reference-free); default: all of the task's")
+    p.add_argument("--observer-model", default=afc.observer,
+                   help="network whose features the observers compare images in (a different "
+                        "network from --model); default %(default)s")
+    p.add_argument("--k", type=int, default=afc.k,
+                   help="references per side: K max and K min (count); default %(default)s")
+    p.add_argument("--n", type=int, default=afc.n_tasks,
+                   help="trials (tasks) per unit (count); default %(default)s")
+    p.add_argument("--pool", type=int, default=afc.pool,
+                   help="natural images drawn (bundled crops or --images), split by source into "
+                        "references and queries (count); default %(default)s")
+    p.add_argument("--query-selection", default=afc.query_selection, choices=["quantile", "mis"],
+                   help="references task: queries drawn at random from the top/bottom --quantile "
+                        "(quantile), or the least activating of K+1 drawn there (mis, as in MIS); "
+                        "default %(default)s")
+    p.add_argument("--quantile", type=float, default=afc.quantile,
+                   help="fraction of query images forming the top and the bottom quantile; "
+                        "default %(default)s")
+    p.add_argument("--patch", type=float, default=afc.patch,
+                   help="occlusion square, as a fraction of the image side (paper: 0.3, 0.4, 0.5); "
+                        "default %(default)s")
+    p.add_argument("--stride", type=int, default=afc.stride,
+                   help="occlusion stride in px (paper: 2 px at 224 px; quick scale is coarser); "
+                        "default %(default)s")
+    p.add_argument("--alpha", type=float, default=afc.alpha,
+                   help="slope of P(correct) = sigmoid(alpha * evidence), reported beside accuracy; "
+                        "default %(default)s")
+    p.add_argument("--seed", type=int, default=afc.seed, help="seed of splits, trials and renders; "
+                   "default %(default)s")
+    p.add_argument("--steps", type=int, default=afc.steps,
+                   help="optimization steps of each synthetic reference; default %(default)s")
+    p.add_argument("--size", type=int, default=afc.size,
+                   help="image side in px (natural images and renders); default %(default)s")
+    p.add_argument("--images", default=None,
+                   help="a directory of natural images (ImageFolder/ImageNet layout); default: "
+                        "crops of the bundled photos")
+    p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps")

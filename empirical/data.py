@@ -4,6 +4,8 @@ ImageFolder / ImageNet directory.
 Bundled photos yield as many samples as an experiment needs through *deterministic*
 augmented crops (random-resized crop, flip; seeded per sample). Splits into calibration and
 held-out parts follow :func:`split_indices`: a seeded permutation, the first fraction calibrates.
+:func:`split_by_source` is the held-out split that means it: whole source photos (or files) go
+to one side, so no crop of a held-out photo is ever used on the other side.
 """
 
 from __future__ import annotations
@@ -151,6 +153,31 @@ def split_indices(n: int, calibration_fraction: float = 0.5,
     perm = np.random.default_rng(seed).permutation(n)
     k = min(n - 1, max(1, int(np.ceil(calibration_fraction * n))))
     return np.sort(perm[:k]), np.sort(perm[k:])
+
+
+def source_of(sample: str) -> str:
+    """The source photo or file a sample came from: ``"coffee#3"`` (crop 3 of a bundled
+    photo) → ``"coffee"``; a file path is its own source."""
+    return sample.split("#", 1)[0]
+
+
+def split_by_source(sources: Sequence[str], first_fraction: float = 0.5,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(first, second) index arrays, source-disjoint: a seeded permutation of the distinct
+    sources, the first ⌈fraction·S⌉ sources (all their samples) form the first part."""
+    if not 0 < first_fraction < 1:
+        raise ValueError(f"first_fraction must lie in (0, 1), got {first_fraction}")
+    keys = [source_of(s) for s in sources]
+    distinct = sorted(set(keys))
+    if len(distinct) < 2:
+        raise ValueError(f"a source-disjoint split needs at least 2 distinct sources, got "
+                         f"{len(distinct)} ({distinct[:1]}) among {len(keys)} images")
+    perm = np.random.default_rng(seed).permutation(len(distinct))
+    k = min(len(distinct) - 1, max(1, int(np.ceil(first_fraction * len(distinct)))))
+    first_sources = {distinct[i] for i in perm[:k]}
+    first = np.array([i for i, key in enumerate(keys) if key in first_sources], dtype=np.int64)
+    second = np.array([i for i, key in enumerate(keys) if key not in first_sources], dtype=np.int64)
+    return first, second
 
 
 @torch.no_grad()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
+# No backend is forced here: a notebook keeps its inline backend, and without a display
+# matplotlib falls back to Agg by itself.
 import matplotlib.pyplot as plt
 import torch
 

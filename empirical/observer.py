@@ -3,10 +3,13 @@ being explained (default EfficientNet-Lite1, bundled weights; any registered mod
 layer can be plugged in, e.g. a torchvision network, or a DreamSim-like embedding).
 
 s(a, b) = cosine similarity of the spatially averaged activations of ``layer``.
+:meth:`Observer.feature_maps` gives unit-norm features *per position* of ``spatial_layer``,
+for observers that look at where in an image the reference-like content lies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +26,7 @@ class Observer:
     model_name: str = "efficientnet_lite1"
     layer: str = "_avg_pooling"
     size: int = 160
+    spatial_layer: str = "_blocks.14"
     device: str = "cpu"
     model: Network | None = field(default=None, repr=False)
 
@@ -30,17 +34,31 @@ class Observer:
         if self.model is None:
             self.model = load_model(self.model_name, device=self.device)
 
+    def _activations(self, images: torch.Tensor, layer: str, batch_size: int) -> Iterator[torch.Tensor]:
+        for chunk in batches(images, batch_size):
+            x = F.interpolate(chunk.float(), size=(self.size, self.size), mode="bilinear",
+                              antialias=True, align_corners=False).to(self.model.device)
+            yield forward_activations(self.model, x, [layer])[layer]
+
     @torch.no_grad()
     def embed(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """Unit-norm embeddings (N, D) of images (N, 3, H, W) in [0, 1]."""
         out = []
-        for chunk in batches(images, batch_size):
-            x = F.interpolate(chunk.float(), size=(self.size, self.size), mode="bilinear",
-                              antialias=True, align_corners=False).to(self.model.device)
-            acts = forward_activations(self.model, x, [self.layer])[self.layer]
+        for acts in self._activations(images, self.layer, batch_size):
             feats = acts.flatten(2).mean(2) if acts.ndim > 2 else acts
             out.append(F.normalize(feats, dim=1).cpu())
         return torch.cat(out)
+
+    @torch.no_grad()
+    def feature_maps(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """(N, C, h, w) features of ``spatial_layer``, unit-norm at every position."""
+        out = [F.normalize(acts.float(), dim=1).cpu()
+               for acts in self._activations(images, self.spatial_layer, batch_size)]
+        maps = torch.cat(out)
+        if maps.ndim != 4:
+            raise ValueError(f"spatial_layer {self.spatial_layer!r} has no spatial map "
+                             f"(output shape {tuple(maps.shape[1:])})")
+        return maps
 
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarities between every image of `a` and every image of `b` (Na, Nb)."""

@@ -1,129 +1,184 @@
 """Machine-observer 2-AFC psychophysics, after Borowski et al. (references task) and
-Zimmermann et al. 2021 (occlusion task), with the MIS decision rule (Zimmermann, Klindt,
-Brendel 2024) in place of a human.
+Zimmermann et al. 2021 (occlusion task), with reproducible observers in place of a human.
 
-Observer: s(q, E) = mean similarity of image q to the images of reference set E in the
-embedding of a *different* network (:class:`~empirical.observer.Observer`). For two
-candidates q₁, q₂ and references E₊ (maximally activating) and E₋ (minimally activating),
+* **references task**: given K max and K min references of a unit, which of two queries
+  activates it more? Queries come from the top and bottom ``quantile`` of held-out images
+  (``query_selection="quantile"``) or as in MIS: the least activating of K+1 images drawn
+  from the top quantile, and the most activating of K+1 from the bottom (``"mis"``).
+* **occlusion task** (the paper's procedure): the query is one of the unit's most
+  activating held-out images; a square patch (``patch`` of the side) slides over every
+  position at ``stride`` px, filled with its own mean colour; the two options are the
+  occlusions after which the activation is highest and lowest; the correct answer is the one
+  that changed it more (lowest). Trial t of a unit uses its t-th most activating image.
 
-    Δ = [s(q₁, E₊) − s(q₁, E₋)] − [s(q₂, E₊) − s(q₂, E₋)],
-
-* references task: "q₁ activates the unit more" iff Δ > 0;
-* occlusion task: q₁, q₂ are the same image with two different square occlusions; the
-  occlusion that leaves the image *less* like E₊ (relative to E₋) is the one predicted to
-  change the activation more: "occlusion 1 changes it more" iff Δ < 0.
-
-Ties (Δ = 0, e.g. no references) score 1/2. P(correct) = σ(α·Δ·sign) is reported too.
-Reference conditions: natural (the K most and K least activating pool images), synthetic
-(K max and K min visualizations with different seeds), and random natural images (an
-uninformative baseline).
+Reference conditions: ``natural`` (the K most / least activating reference images),
+``synthetic`` (K max / K min feature visualizations, different seeds) and ``random``
+(2K random reference images, drawn anew for every trial: uninformative references).
+References and queries come from **source-disjoint** halves of the natural images (no photo
+or file contributes to both). Observers: see :mod:`empirical.afc_observers`. Every interval
+is a hierarchical bootstrap over units, then trials (:mod:`empirical.clustered_stats`).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from empirical.checkpoint import Stages
-from empirical.data import bundled_images
-from empirical.gates import batches
-from empirical.models import Network, forward_activations, layer_channels, load_model
+from empirical import human_data
+from empirical.afc_observers import (
+    REFERENCE_FREE,
+    OcclusionPair,
+    QueryPair,
+    ReferenceSet,
+    check_observers,
+    observers_for,
+)
+from empirical.checkpoint import Stages, config_hash
+from empirical.clustered_stats import ClusteredEstimate
+from empirical.data import NaturalImages, natural_images, source_of, split_by_source
+from empirical.fuse import fuse_for_rendering
+from empirical.models import Network, forward_activations, layer_channels, load_model, relative_depths
 from empirical.objectives import channel
 from empirical.observer import Observer
+from empirical.occlusion import OcclusionGrid, extreme_occlusions, occlusion_responses
 from empirical.render import render
-from empirical.sanity import bootstrap_ci
 
-#: Human data from the papers, for comparison tables only.
-HUMAN = {"references_natural_9": 0.92, "references_synthetic_9": 0.82,
-         "references_natural_1": 0.73, "references_synthetic_1": 0.65,
-         "occlusion_feature_visualization": 0.67, "occlusion_none": 0.60,
-         "occlusion_dataset_samples": 0.665}
+CONDITIONS = ("natural", "synthetic", "random")
+#: observer → condition → "layer:unit" → (correct per trial, P(correct) per trial)
+Records = dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]
+TASKS = ("references", "occlusion")
 
 
 @torch.no_grad()
-def unit_activation(model: Network, layer: str, unit: int, images: torch.Tensor) -> torch.Tensor:
-    """Mean (over space) activation of `unit` for each image."""
+def layer_responses(model: Network, layer: str, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """(N, C): spatial-mean activation of every channel of `layer` for each image."""
     out = []
-    for chunk in batches(images, 32):
-        a = forward_activations(model, chunk.to(model.device), [layer])[layer][:, unit]
-        out.append((a.flatten(1).mean(1) if a.ndim > 1 else a).cpu())
+    for start in range(0, len(images), batch_size):
+        a = forward_activations(model, images[start:start + batch_size].to(model.device), [layer])[layer]
+        out.append((a.flatten(2).mean(2) if a.ndim > 2 else a).float().cpu())
     return torch.cat(out)
 
 
-def mis_delta(e1: torch.Tensor, e2: torch.Tensor, ref_max: torch.Tensor,
-              ref_min: torch.Tensor) -> torch.Tensor:
-    """Δ per trial from unit-norm embeddings: e1, e2 (T, D); references (K, D) each."""
-    def s(q: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
-        return (q @ refs.T).mean(1) if len(refs) else torch.zeros(len(q))
-    return (s(e1, ref_max) - s(e1, ref_min)) - (s(e2, ref_max) - s(e2, ref_min))
-
-
-def score(delta: torch.Tensor, sign: torch.Tensor, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(correct ∈ {0, ½, 1}, σ(α·Δ·sign)) per trial; sign = +1 where Δ > 0 is the right answer."""
-    signed = delta * sign
+def score(evidence: torch.Tensor, sign: torch.Tensor, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(correct ∈ {0, ½, 1}, σ(α·Δ·sign)) per trial; sign = +1 where option 1 is right."""
+    signed = evidence.double() * sign.double()
     correct = torch.where(signed == 0, 0.5, (signed > 0).double())
     return correct.numpy(), torch.sigmoid(alpha * signed).numpy()
 
 
-def occlude(image: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
-    """The image with a grey (0.5) square of side `size` at (top, left)."""
-    out = image.clone()
-    out[:, top:top + size, left:left + size] = 0.5
-    return out
-
-
 @dataclass
 class AFCConfig:
-    """Quick scale by default; K and N as in the papers (9 references each side, 20 tasks)."""
+    """Quick scale by default (CPU, < 10 min per task on 2 cores); K = 9 references per side
+    and N = 20 trials per unit as in MIS."""
 
     model: str = "efficientnet_lite0"
     weights: str | None = None
     observer: str = "efficientnet_lite1"
-    task: str = "references"  # or "occlusion"
-    layers: list[str] = field(default_factory=lambda: ["_blocks.5", "_blocks.10"])
+    task: str = "references"
+    layers: list[str] = field(default_factory=lambda: ["_blocks.2", "_blocks.6", "_blocks.10", "_blocks.14"])
     units: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    observers: list[str] | None = None  # None: every observer of the task
     k: int = 9
     n_tasks: int = 20
     pool: int = 240
+    images: str | None = None
+    reference_fraction: float = 0.5
+    query_selection: str = "quantile"
+    quantile: float = 0.2
     size: int = 128
     steps: int = 96
-    occluder: int = 40
+    patch: float = 0.4
+    stride: int = 8
     alpha: float = 20.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.task not in ("references", "occlusion"):
+        if self.task not in TASKS:
             raise ValueError(f"task must be 'references' or 'occlusion', got {self.task!r}")
         if self.k < 1 or self.n_tasks < 1:
             raise ValueError(f"k and n_tasks must be >= 1, got k={self.k}, n_tasks={self.n_tasks}")
+        if self.query_selection not in ("quantile", "mis"):
+            raise ValueError(f"query_selection must be 'quantile' or 'mis', got {self.query_selection!r}")
+        if not 0 < self.quantile <= 0.5:
+            raise ValueError(f"quantile must lie in (0, 0.5], got {self.quantile}")
+        if not self.layers or not self.units:
+            raise ValueError(f"need at least one layer and one unit, got layers={self.layers}, "
+                             f"units={self.units}")
+        if len(set(self.units)) != len(self.units):
+            raise ValueError(f"units must be distinct, got {self.units}")
+        if self.size < 16 or self.steps < 1:
+            raise ValueError(f"size must be >= 16 px and steps >= 1, got size={self.size}, "
+                             f"steps={self.steps}")
+        OcclusionGrid.from_fraction(self.size, self.patch, self.stride)
+        check_observers(self.task, self.chosen_observers)
         if 2 * self.k + 2 * self.n_tasks > self.pool:
             raise ValueError(f"K = {self.k} references per side and N = {self.n_tasks} tasks "
                              f"need at least {2 * self.k + 2 * self.n_tasks} pool images, "
                              f"the pool has {self.pool}")
 
+    @property
+    def chosen_observers(self) -> list[str]:
+        return list(self.observers) if self.observers is not None else list(observers_for(self.task))
+
+    def render_settings(self, layer: str) -> dict[str, object]:
+        """What the synthetic references of `layer` depend on (the stage is shared by tasks)."""
+        return {"model": self.model, "weights": self.weights, "layer": layer, "units": self.units,
+                "k": self.k, "steps": self.steps, "size": self.size, "seed": self.seed}
+
 
 @dataclass
 class AFCResult:
+    """Accuracy per observer and reference condition: overall, per layer and per unit, each
+    with a unit-clustered 95 % interval and its counts; human data beside it."""
+
     config: dict[str, object]
+    observers: list[str]
     conditions: list[str]
-    per_unit: dict[str, dict[str, float]]  # "layer:unit" → condition → accuracy
-    accuracy: dict[str, float]
-    accuracy_ci: dict[str, tuple[float, float]]
-    p_correct: dict[str, float]
-    per_layer: dict[str, dict[str, float]]
-    human: dict[str, float]
+    overall: dict[str, dict[str, dict[str, object]]]  # observer → condition → estimate
+    per_layer: dict[str, dict[str, dict[str, dict[str, object]]]]  # observer → condition → layer → est.
+    per_unit: dict[str, dict[str, dict[str, float]]]  # observer → condition → "layer:unit" → accuracy
+    layer_depth: dict[str, float | None]
+    split: dict[str, object]
+    occlusion: dict[str, object] | None
+    human: dict[str, object]
     reused_stages: list[str]
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
+def _estimate(values: list[np.ndarray], p: list[np.ndarray] | None, seed: int) -> dict[str, object]:
+    est = ClusteredEstimate.of(values, seed=seed)
+    out: dict[str, object] = {"mean": est.mean, "ci": list(est.ci), "n_units": est.n_units,
+                              "n_trials": est.n_trials}
+    out["p_correct"] = None if p is None else float(np.mean([x.mean() for x in p]))
+    return out
+
+
+def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarray]:
+    ref_idx, query_idx = split_by_source(pool.sources, config.reference_fraction, seed=config.seed)
+    # references: a top and a bottom quantile of queries; occlusion: N distinct query images.
+    need_ref = 2 * config.k
+    need_query = 2 if config.task == "references" else config.n_tasks
+    if len(ref_idx) < need_ref or len(query_idx) < need_query:
+        raise ValueError(f"the source-disjoint split of {len(pool)} images has {len(ref_idx)} "
+                         f"reference and {len(query_idx)} query images; K = {config.k} needs "
+                         f">= {need_ref} references and the {config.task} task >= {need_query} "
+                         f"queries (raise --pool or lower --k/--n)")
+    return ref_idx, query_idx
+
+
 def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = "cpu",
-            force: bool = False) -> AFCResult:
-    """Both reference kinds (and the uninformative baseline) for every unit of every layer."""
+            force: bool = False, shared_dir: str | Path | None = None,
+            progress: bool = True) -> AFCResult:
+    """Every observer in every reference condition for every unit of every layer.
+
+    `shared_dir` holds the synthetic references so the two tasks render them once
+    (default: `out_dir`)."""
     from tqdm import tqdm
 
     stages = Stages(out_dir, config, force)
@@ -134,88 +189,160 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         if bad:
             raise ValueError(f"units {bad} are out of range for layer {layer!r} with "
                              f"{shapes[layer][0]} units")
-    observer = Observer(config.observer, device=device)
-    pool = bundled_images(config.pool, size=config.size, seed=config.seed + 17).images
-    pool_emb = observer.embed(pool)
-    rng = np.random.default_rng(config.seed)
-    conditions = ["natural", "synthetic", "random"]
-    records: dict[str, dict[str, list[np.ndarray]]] = {}
+    try:
+        depth: dict[str, float | None] = dict(relative_depths(model, config.layers))
+    except ValueError:
+        depth = dict.fromkeys(config.layers)
+    observer = Observer(config.observer, size=max(config.size, 96), device=device)
+    pool = natural_images(config.images, config.pool, config.size, seed=config.seed + 17)
+    ref_idx, query_idx = _split(pool, config)
+    pool_emb = observer.embed(pool.images)
+    pool_maps = observer.feature_maps(pool.images)
+    pool_pooled = pool_maps.mean((2, 3))
     k, n = config.k, config.n_tasks
+    names = config.chosen_observers
+    rules = observers_for(config.task)
+    grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
+    # Scoring thousands of occluded images is the expensive part: BatchNorm folded and
+    # channels-last, checked equivalent to the network (2.5-3x faster on CPU).
+    scorer = fuse_for_rendering(model, keep=config.layers)
+    cache_stages = Stages(shared_dir if shared_dir is not None else out_dir, {}, force)
 
     def synthetic(layer: str) -> tuple[torch.Tensor, torch.Tensor]:
-        # K max and K min visualizations of every unit, in one batched render each.
         units = [u for u in config.units for _ in range(k)]
         seeds = [config.seed + 101 + i for i in range(len(units))]
-        kw = {"steps": config.steps, "size": config.size, "seeds": seeds, "progress": True}
+        kw = {"steps": config.steps, "size": config.size, "seeds": seeds, "progress": progress}
         top = render(model, channel(layer, units), **kw).images
         bottom = render(model, -channel(layer, units), **kw).images
-        return top.view(len(config.units), k, *top.shape[1:]), bottom.view(
-            len(config.units), k, *bottom.shape[1:])
-    synth_by_layer = {layer: stages.run(f"synthetic-{layer}", lambda layer=layer: synthetic(layer))
-                      for layer in config.layers}
-    jobs = [(layer, u) for layer in config.layers for u in config.units]
-    for layer, unit in tqdm(jobs, desc=f"2-AFC {config.task}", unit="unit"):
-        act = unit_activation(model, layer, unit, pool)
-        order = torch.argsort(act, descending=True).numpy()
-        refs = {"natural": (pool_emb[order[:k]], pool_emb[order[-k:]])}
-        i = config.units.index(unit)
-        synth = (synth_by_layer[layer][0][i], synth_by_layer[layer][1][i])
-        refs["synthetic"] = (observer.embed(synth[0]), observer.embed(synth[1]))
-        middle = order[k:-k]
-        random_refs = rng.choice(middle, size=2 * k, replace=False)
-        refs["random"] = (pool_emb[random_refs[:k]], pool_emb[random_refs[k:]])
-        rest = middle  # queries never come from the natural references
-        n_q = max(n, len(rest) // 5)
-        strong, weak = rest[:n_q], rest[-n_q:]
-        if config.task == "references":
-            q_plus = rng.choice(strong, size=n, replace=False)
-            q_minus = rng.choice(weak, size=n, replace=False)
+        shape = (len(config.units), k, *top.shape[1:])
+        return top.view(shape), bottom.view(shape)
+
+    def pool_refs(idx_max: np.ndarray, idx_min: np.ndarray) -> ReferenceSet:
+        return ReferenceSet(pool_emb[idx_max], pool_emb[idx_min], pool_pooled[idx_max],
+                            pool_pooled[idx_min])
+
+    records: Records = {o: {c: {} for c in CONDITIONS} for o in names}
+    scoring = {"images": 0, "seconds": 0.0}
+    bar = tqdm(total=len(config.layers) * len(config.units), desc=f"2-AFC {config.task}", unit="unit",
+               disable=not progress)
+
+    def run_layer(li: int, layer: str) -> tuple[Records, dict[str, float]]:
+        # One generator per layer: a resumed run that loads some layers draws the same trials.
+        rng = np.random.default_rng([config.seed, li])
+        out: Records = {o: {c: {} for c in CONDITIONS} for o in names}
+        cost = {"images": 0, "seconds": 0.0}
+        synth = cache_stages.run(f"synthetic-{config_hash(config.render_settings(layer))}",
+                                 lambda: synthetic(layer))
+        responses = layer_responses(scorer, layer, pool.images)
+        occlusion_cache: dict[int, torch.Tensor] = {}
+        for i, unit in enumerate(config.units):
+            bar.set_postfix_str(f"{layer} unit {unit}")
+            act = responses[:, unit]
+            ref_order = ref_idx[np.argsort(-act[ref_idx].numpy(), kind="stable")]
+            query_order = query_idx[np.argsort(-act[query_idx].numpy(), kind="stable")]
+            refs = {"natural": pool_refs(ref_order[:k], ref_order[-k:]),
+                    "synthetic": ReferenceSet.from_images(observer, synth[0][i], synth[1][i])}
+            random_draw = np.stack([rng.choice(ref_idx, size=2 * k, replace=False) for _ in range(n)])
+            refs["random"] = pool_refs(random_draw[:, :k], random_draw[:, k:])
             flip = torch.from_numpy(rng.random(n) < 0.5)
-            first = torch.where(flip[:, None], pool_emb[q_minus], pool_emb[q_plus])
-            second = torch.where(flip[:, None], pool_emb[q_plus], pool_emb[q_minus])
             sign = torch.where(flip, -1.0, 1.0).double()
-        else:
-            base = pool[rng.choice(strong, size=n, replace=False)]
-            side, occ = config.size, config.occluder
-            pos = rng.integers(0, side - occ + 1, size=(n, 4))
-            o1 = torch.stack([occlude(img, p[0], p[1], occ) for img, p in zip(base, pos, strict=True)])
-            o2 = torch.stack([occlude(img, p[2], p[3], occ) for img, p in zip(base, pos, strict=True)])
-            drop1 = unit_activation(model, layer, unit, base) - unit_activation(model, layer, unit, o1)
-            drop2 = unit_activation(model, layer, unit, base) - unit_activation(model, layer, unit, o2)
-            first, second = observer.embed(o1), observer.embed(o2)
-            sign = torch.where(drop1 > drop2, -1.0, 1.0).double()  # occlusion 1 ⇒ want Δ < 0
-        key = f"{layer}:{unit}"
-        records[key] = {}
-        for cond in conditions:
-            delta = mis_delta(first, second, *refs[cond]).double()
-            records[key][cond] = score(delta, sign, config.alpha)
-    per_unit = {key: {c: float(np.mean(rec[c][0])) for c in conditions} for key, rec in records.items()}
-    accuracy, ci, p_correct, per_layer = {}, {}, {}, {}
-    for c in conditions:
-        all_correct = np.concatenate([rec[c][0] for rec in records.values()])
-        accuracy[c] = float(all_correct.mean())
-        ci[c] = bootstrap_ci(all_correct, seed=config.seed)
-        p_correct[c] = float(np.concatenate([rec[c][1] for rec in records.values()]).mean())
-    for layer in config.layers:
-        per_layer[layer] = {c: float(np.mean([per_unit[f"{layer}:{u}"][c] for u in config.units]))
-                            for c in conditions}
-    return AFCResult(asdict(config), conditions, per_unit, accuracy, ci, p_correct, per_layer,
-                     HUMAN, stages.reused)
+            if config.task == "references":
+                pair: QueryPair | OcclusionPair = _query_pair(config, query_order, act, rng, flip,
+                                                              pool_emb, pool_maps)
+            else:
+                tops = query_order[:n]
+                boxes = grid.boxes()
+                trials = []
+                for idx in tops.tolist():
+                    if idx not in occlusion_cache:
+                        t0 = time.perf_counter()
+                        occlusion_cache[idx] = occlusion_responses(scorer, layer, pool.images[idx], grid)
+                        cost["seconds"] += time.perf_counter() - t0
+                        cost["images"] += len(boxes)
+                    trials.append(extreme_occlusions(occlusion_cache[idx][:, unit], boxes,
+                                                     float(act[idx])))
+                most = torch.tensor([t.most for t in trials])
+                least = torch.tensor([t.least for t in trials])
+                # Option 1 is the most-changing occlusion unless flipped: sign +1 ⇔ option 1 right.
+                pair = OcclusionPair(observer, pool.images[tops], pool_maps[tops],
+                                     torch.where(flip[:, None], least, most),
+                                     torch.where(flip[:, None], most, least), grid.patch)
+            for name in names:
+                for cond in CONDITIONS:
+                    evidence = rules[name](pair, refs[cond])
+                    out[name][cond][f"{layer}:{unit}"] = score(evidence, sign, config.alpha)
+            bar.update(1)
+        return out, cost
+
+    for li, layer in enumerate(config.layers):
+        layer_records, cost = stages.run(f"trials-{layer}", lambda li=li, layer=layer: run_layer(li, layer))
+        if f"trials-{layer}" in stages.reused:
+            bar.update(len(config.units))
+        for name in names:
+            for cond in CONDITIONS:
+                records[name][cond].update(layer_records[name][cond])
+        scoring["images"] += cost["images"]
+        scoring["seconds"] += cost["seconds"]
+    bar.close()
+    result = _summarize(config, records, depth)
+    result.split = {"rule": "source-disjoint: references and queries come from different photos/files",
+                    "reference_sources": sorted({source_of(pool.sources[i]) for i in ref_idx}),
+                    "query_sources": sorted({source_of(pool.sources[i]) for i in query_idx}),
+                    "n_reference_images": len(ref_idx), "n_query_images": len(query_idx)}
+    if config.task == "occlusion":
+        result.occlusion = {"patch_px": grid.patch, "stride_px": grid.stride, "positions": len(grid),
+                            "n_query_images_scored": scoring["images"] // max(1, len(grid)),
+                            "n_occluded_images_scored": scoring["images"],
+                            "seconds_scoring": scoring["seconds"],
+                            "occluded_images_per_second": scoring["images"] / max(scoring["seconds"], 1e-9)}
+    result.reused_stages = stages.reused + cache_stages.reused
+    return result
 
 
-def afc_table(result: AFCResult) -> str:
-    """Markdown: our machine observer beside the papers' human participants."""
-    task = result.config["task"]
-    lines = ["| references | machine observer (ours) | 95 % CI | humans (paper) |", "|---|---|---|---|"]
-    human = ({"natural": HUMAN["references_natural_9"], "synthetic": HUMAN["references_synthetic_9"],
-              "random": None} if task == "references" else
-             {"natural": HUMAN["occlusion_dataset_samples"],
-              "synthetic": HUMAN["occlusion_feature_visualization"], "random": HUMAN["occlusion_none"]})
-    names = {"natural": "natural exemplars", "synthetic": "feature visualizations",
-             "random": "uninformative (random natural)" if task == "references" else "none / random"}
-    for c in result.conditions:
-        lo, hi = result.accuracy_ci[c]
-        h = human[c]
-        lines.append(f"| {names[c]} | {100 * result.accuracy[c]:.1f} % | {100 * lo:.1f}–{100 * hi:.1f} % | "
-                     f"{'—' if h is None else f'{100 * h:.0f} %'} |")
-    return "\n".join(lines)
+def _query_pair(config: AFCConfig, query_order: np.ndarray, act: torch.Tensor,
+                rng: np.random.Generator, flip: torch.Tensor, emb: torch.Tensor,
+                maps: torch.Tensor) -> QueryPair:
+    """Queries of the references task: option 1 is the strong query unless flipped."""
+    n, k = config.n_tasks, config.k
+    m = max(1, int(np.ceil(config.quantile * len(query_order))))
+    top, bottom = query_order[:m], query_order[-m:]
+    if config.query_selection == "mis":
+        # MIS: the least activating of K+1 drawn from the top quantile (most of K+1 at the bottom).
+        def pick(side: np.ndarray, lowest: bool) -> np.ndarray:
+            draws = [rng.choice(side, size=min(k + 1, len(side)), replace=False) for _ in range(n)]
+            return np.array([d[np.argmin(act[d].numpy())] if lowest else d[np.argmax(act[d].numpy())]
+                             for d in draws])
+        strong, weak = pick(top, lowest=True), pick(bottom, lowest=False)
+    else:
+        strong = rng.choice(top, size=n, replace=len(top) < n)
+        weak = rng.choice(bottom, size=n, replace=len(bottom) < n)
+    first = torch.from_numpy(np.where(flip.numpy(), weak, strong))
+    second = torch.from_numpy(np.where(flip.numpy(), strong, weak))
+    return QueryPair(emb[first], emb[second], maps[first], maps[second])
+
+
+def _summarize(config: AFCConfig, records: Records, depth: dict[str, float | None]) -> AFCResult:
+    overall: dict[str, dict[str, dict[str, object]]] = {}
+    per_layer: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
+    per_unit: dict[str, dict[str, dict[str, float]]] = {}
+    for name, by_cond in records.items():
+        with_p = name not in REFERENCE_FREE
+        overall[name], per_layer[name], per_unit[name] = {}, {}, {}
+        for cond, by_unit in by_cond.items():
+            correct = [v[0] for v in by_unit.values()]
+            p = [v[1] for v in by_unit.values()] if with_p else None
+            overall[name][cond] = _estimate(correct, p, config.seed)
+            per_unit[name][cond] = {key: float(v[0].mean()) for key, v in by_unit.items()}
+            per_layer[name][cond] = {}
+            for layer in config.layers:
+                keys = [key for key in by_unit if key.rsplit(":", 1)[0] == layer]
+                per_layer[name][cond][layer] = _estimate(
+                    [by_unit[key][0] for key in keys],
+                    [by_unit[key][1] for key in keys] if with_p else None, config.seed)
+    human = human_data.as_dict()
+    human = ({"overall": human["references_overall"], "per_layer": human["references_per_layer"],
+              "inception_relative_depth": human["inception_relative_depth"],
+              "by_condition": human["references_by_condition"]}
+             if config.task == "references" else {"overall": human["occlusion"]})
+    return AFCResult(asdict(config), list(records), list(CONDITIONS), overall, per_layer, per_unit,
+                     depth, {}, None, human, [])

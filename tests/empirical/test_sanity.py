@@ -1,4 +1,4 @@
-"""Sanity check and machine-observer psychophysics (empirical/sanity.py, psychophysics.py)."""
+"""Sanity check (empirical/sanity.py) and its similarity measures."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,6 @@ import scipy.stats
 import torch
 
 from empirical.data import bundled_images
-from empirical.psychophysics import AFCConfig, mis_delta, score
 from empirical.sanity import SanityConfig, class_scores, run_sanity, sanity_layers, select_classes
 from empirical.similarity import similarity_matrix
 
@@ -72,41 +71,3 @@ def test_sanity_score_is_one_for_same_class_and_zero_for_other_class(lite0_natur
     assert all(same.score_mean[i] > 0.6 for i in late), same.score_mean
     assert all(abs(other.score_mean[i]) < 0.4 for i in late), other.score_mean
     assert sanity_layers(model)[-1] == "logits" and "_bn0" not in sanity_layers(model)
-
-
-def test_observer_rule_is_perfect_on_a_template_unit_and_chance_on_noise():
-    # A synthetic unit whose activation IS the similarity to a template: the MIS rule
-    # with references at the template's extremes answers every task right.
-    rng = np.random.default_rng(0)
-    d = 16
-    template = torch.from_numpy(rng.normal(size=d))
-    template = template / template.norm()
-    emb = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(400, d))), dim=1)
-    act = emb @ template
-    order = torch.argsort(act, descending=True)
-    ref_max, ref_min = emb[order[:9]], emb[order[-9:]]
-    q1, q2 = emb[order[20:120]], emb[order[-120:-20]]
-    sign = torch.ones(100, dtype=torch.float64)
-    correct, _ = score(mis_delta(q1, q2, ref_max, ref_min).double(), sign, 10.0)
-    assert correct.mean() == 1.0
-    noise = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(18, d))), dim=1)
-    trials = []
-    for seed in range(50):
-        perm = np.random.default_rng(seed).permutation(18)
-        c, _ = score(mis_delta(q1, q2, noise[perm[:9]], noise[perm[9:]]).double(), sign, 10.0)
-        trials.append(c.mean())
-    assert abs(np.mean(trials) - 0.5) < 0.1
-
-
-def test_afc_rejects_units_out_of_range(tmp_path):
-    from empirical.psychophysics import run_afc
-
-    with pytest.raises(ValueError, match=r"units \[500\] are out of range for layer '_blocks.5' with 80"):
-        run_afc(AFCConfig(units=[500], layers=["_blocks.5"], k=2, n_tasks=2, pool=10, steps=1))
-
-
-def test_bad_afc_config():
-    with pytest.raises(ValueError, match="need at least 58 pool images, the pool has 40"):
-        AFCConfig(pool=40)
-    with pytest.raises(ValueError, match="task must be"):
-        AFCConfig(task="ranking")

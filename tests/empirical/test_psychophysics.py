@@ -1,0 +1,122 @@
+"""Machine-observer 2-AFC runs (empirical/psychophysics.py) at a tiny scale on the real
+offline network, and the source-disjoint split they stand on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from empirical.afc_figures import afc_table, per_layer_table, plot_afc
+from empirical.data import bundled_images, source_of, split_by_source
+from empirical.psychophysics import AFCConfig, run_afc
+
+TINY = {"layers": ["_blocks.5"], "units": [0, 1], "k": 2, "n_tasks": 3, "pool": 40, "steps": 2,
+        "size": 64, "stride": 16}
+
+
+def test_split_by_source_never_shares_a_photo():
+    data = bundled_images(60, size=32)
+    first, second = split_by_source(data.sources, 0.5, seed=3)
+    a = {source_of(data.sources[i]) for i in first}
+    b = {source_of(data.sources[i]) for i in second}
+    assert a and b and not a & b
+    assert sorted(np.concatenate([first, second]).tolist()) == list(range(60))
+    assert source_of("/data/val/n01/img.JPEG") == "/data/val/n01/img.JPEG"
+    with pytest.raises(ValueError, match="at least 2 distinct sources, got 1"):
+        split_by_source(["coffee#0", "coffee#1"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("afc")
+    shared = root / "shared"
+    occ = run_afc(AFCConfig(task="occlusion", **TINY), root / "occ", shared_dir=shared, progress=False)
+    ref = run_afc(AFCConfig(task="references", query_selection="mis", **TINY), root / "ref",
+                  shared_dir=shared, progress=False)
+    return root, occ, ref
+
+
+def test_every_observer_and_condition_is_scored_with_clustered_ci(runs):
+    _, occ, ref = runs
+    assert occ.observers == ["mis", "spatial", "center", "variance"]
+    assert ref.observers == ["mis", "spatial"]
+    for result in (occ, ref):
+        for o in result.observers:
+            for c in ("natural", "synthetic", "random"):
+                est = result.overall[o][c]
+                assert est["ci"][0] <= est["mean"] <= est["ci"][1]
+                assert (est["n_units"], est["n_trials"]) == (2, 6)
+                assert result.per_layer[o][c]["_blocks.5"]["mean"] == pytest.approx(est["mean"])
+        assert not set(result.split["reference_sources"]) & set(result.split["query_sources"])
+    # Reference-free baselines answer the same in every condition.
+    assert occ.overall["center"]["natural"] == occ.overall["center"]["random"]
+    assert occ.overall["center"]["natural"]["p_correct"] is None
+    assert occ.occlusion["positions"] == 16 and occ.occlusion["n_occluded_images_scored"] > 0
+
+
+def test_tasks_share_the_synthetic_references_and_resume_identically(runs):
+    root, occ, ref = runs
+    assert not any(s.startswith("synthetic") for s in occ.reused_stages)
+    assert any(s.startswith("synthetic") for s in ref.reused_stages)  # rendered by the occlusion run
+    again = run_afc(AFCConfig(task="occlusion", **TINY), root / "occ", shared_dir=root / "shared",
+                    progress=False)
+    assert "trials-_blocks.5" in again.reused_stages
+    assert again.overall == occ.overall
+
+
+def test_tables_and_figure_come_from_the_saved_json(runs, tmp_path):
+    _, occ, ref = runs
+    for result in (occ, ref):
+        data = json.loads(json.dumps(result.to_json()))
+        table = afc_table(data)
+        assert "human data" in table and "source-disjoint" in table
+        assert "`_blocks.5`" in per_layer_table(data, "mis")
+        paths = plot_afc(data, tmp_path / data["config"]["task"])
+        assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_afc_rejects_units_out_of_range():
+    with pytest.raises(ValueError, match=r"units \[500\] are out of range for layer '_blocks.5' with 80"):
+        run_afc(AFCConfig(**{**TINY, "units": [500]}), progress=False)
+
+
+def test_too_small_a_split_is_named():
+    with pytest.raises(ValueError, match="source-disjoint split of 40 images"):
+        run_afc(AFCConfig(**{**TINY, "k": 15, "n_tasks": 1}), progress=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pool": 40}, "need at least 58 pool images, the pool has 40"),
+    ({"task": "ranking"}, "task must be"),
+    ({"observers": ["center"]}, r"unknown observer\(s\) \['center'\] for the references task"),
+    ({"query_selection": "best"}, "query_selection must be"),
+    ({"patch": 0.0}, "fraction must lie in"),
+    ({"stride": 0}, "stride must be >= 1 px"),
+    ({"units": [1, 1]}, "units must be distinct"),
+])
+def test_bad_afc_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AFCConfig(**kwargs)
+
+
+def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
+    from empirical.cli import main
+
+    args = ["afc", "--task", "occlusion", "--layers", "_blocks.5", "--units", "0-1", "--k", "2", "--n", "3",
+            "--pool", "40", "--steps", "2", "--size", "64", "--stride", "16", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "`spatial` observer" in capsys.readouterr().out
+    for suffix in ("json", "md", "png", "pdf"):
+        assert (tmp_path / f"afc_occlusion.{suffix}").stat().st_size > 0
+    assert main([*args[:-2], "--observers", "bogus", "--out", str(tmp_path)]) == 2
+    assert "unknown observer(s) ['bogus']" in capsys.readouterr().err
+
+
+def test_every_afc_option_has_help():
+    from empirical.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["afc"]
+    missing = [a.dest for a in sub._actions if a.dest != "help" and not a.help]
+    assert not missing, missing
+    assert "example:" in sub.format_help()
