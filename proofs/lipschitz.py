@@ -7,23 +7,36 @@ import sympy as sp
 
 from proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
 from theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from theory.classes.lipschitz import band_pair
-from theory.decoders import LipschitzBandDecoder, lipschitz_band
+from theory.classes.lipschitz import lp_worst_case, worst_case_error
+from theory.decoders import lipschitz_band
 from theory.minimax import minimax_errors
+from theory.tasks import Task
 
-STATEMENT = r"""Let $F_L$ be the $L$-Lipschitz units ($\ell_1$). Given $\Phi$, every consistent
-$f$ satisfies $\ell \le f \le u$ with $\ell(x) = \max(f_{\min}, f_{\max} - L\|x - x_{\max}\|_1)$,
-$u(x) = \min(f_{\max}, f_{\min} + L\|x - x_{\min}\|_1)$. The decoder $(\ell + u)/2$ is
-minimax, with worst-case error $\sup_x (u - \ell)/2$. This equals $R/2$ (chance) iff some
-$x$ has $\|x - x_{\min}\|_1, \|x - x_{\max}\|_1 \ge R/L$; writing $L = \kappa R / d$, it is
-chance for large $\kappa$ (e.g. 20) and below chance for $\kappa < 2$ (e.g. 1.2)."""
+STATEMENT = r"""Let $F_\kappa$ be the units on $[0,1]^d$ with $\ell_1$-Lipschitz constant $L$,
+$L d \le \kappa R$. Given $\Phi$, every consistent $f$ satisfies $\ell \le f \le u$ with
+$\ell(x) = \max(f_{\min}, f_{\max} - L\|x - x_{\max}\|_1)$,
+$u(x) = \min(f_{\max}, f_{\min} + L\|x - x_{\min}\|_1)$, and the decoder $(\ell + u)/2$ is
+minimax with error $\sup_x (u - \ell)/2$. Over every $\Phi$ and every member its worst
+normalized error is $\min(\tfrac12, \kappa - 1)$ for $d = 2$ (an upper
+bound for every $d \ge 2$, attained for even $d$) and $\min(\tfrac12, (\kappa - 1)/2)$ for
+$d = 1$: chance exactly from $\kappa^* = 3/2$ ($d \ge 2$) and $\kappa^* = 2$ ($d = 1$). Within
+$\ell_1$ distance $\rho$ of $x_{\max}$ it is at most $\kappa\rho/(2d)$."""
 
 PROOF = r"""The band is the Lipschitz condition applied between $x$ and the two extremes,
-together with $f_{\min} \le f \le f_{\max}$. The midpoint of an interval containing $f(x)$
-errs by at most half its width. Optimality: the tilted envelopes
-$f_+ = \min(f_{\max} - \delta\|x - b\|_1, u)$ and $f_- = \max(f_{\min} + \delta\|x - a\|_1, \ell)$
-are $L$-Lipschitz with the same $\Phi$ and approach $u$ and $\ell$ as $\delta \to 0$, so no
-decoder beats half the width. The exact grid LP reproduces $(u - \ell)/2$ at every grid point."""
+together with $f_{\min} \le f \le f_{\max}$; the midpoint of an interval containing $f(x)$ errs by
+at most half its width, and the tilted envelopes are members with the same $\Phi$ that approach
+$u$ and $\ell$, so no decoder does better. With $s = \kappa/d$ and $R = 1$,
+$(u - \ell)(x) = \min(1, s\|x - a\|) + \min(1, s\|x - b\|) - 1$. Per coordinate,
+$|x_i - a_i| + |x_i - b_i| \le 2 - |a_i - b_i|$, so
+$\|x - a\| + \|x - b\| \le 2d - \|a - b\| \le 2d - d/\kappa$ (consistency needs
+$\|a - b\| \ge R/L = d/\kappa$), hence $(u - \ell)/2 \le \kappa - 1$;
+$x = 0$, $a = (1, 1 - 1/\kappa)$, $b = (1 - 1/\kappa, 1)$ attains it in $d = 2$. Chance needs
+$x, a, b$ pairwise $\ge d/\kappa$ apart; the three pairwise distances sum to at most $2d$
+(coordinate-wise at most $2$), so $d/\kappa \le 2d/3$, i.e. $\kappa \ge 3/2$, and
+$(0,0), (1, \tfrac13), (\tfrac13, 1)$ attains it. In $d = 1$ the middle point of three is at most
+$1/2$ from one of the others ($\kappa^* = 2$), and $x$ outside $[a, b]$ gives $(\kappa - 1)/2$. Near
+$x_{\max}$: $u - \ell \le L\|x - b\|$. The grid LP, maximized over every placement of $\Phi$,
+reproduces each value."""
 
 
 def check() -> list[Step]:
@@ -52,16 +65,24 @@ def check() -> list[Step]:
         diff = float(np.max(np.abs(lp - (hi_b - lo_b) / 2)))
         steps.append(numeric_step(f"kappa = {kappa:g}: grid LP minimax = (u - l)/2 everywhere",
                                   diff < 1e-7, f"max |LP - closed form| = {diff:.2e}"))
-        bound = LipschitzBandDecoder(L=L).bound(phi, pts)
-        steps.append(numeric_step(f"kappa = {kappa:g}: band decoder worst error / R",
-                                  (bound < 0.5) if kappa < 2 else (bound == 0.5),
-                                  f"{bound:.4f} ({'below' if bound < 0.5 else 'at'} chance)"))
+    # The worst case over every Φ: the grid LP maximized over all placements of (x_min, x_max).
+    for kappa, d, n, task in ((1.2, 2, 7, Task.QUERY), (1.5, 2, 7, Task.QUERY), (4 / 3, 2, 5, Task.QUERY),
+                              (1.2, 1, 11, Task.QUERY), (2.0, 1, 11, Task.QUERY), (1.2, 2, 11, Task.LOCAL)):
+        closed, tight = worst_case_error(kappa, d, task)
+        lp, worst_phi = lp_worst_case(kappa, d, n, task)
+        steps.append(numeric_step(
+            f"kappa = {kappa:.3g}, d = {d}, task {task.value}: LP max over every Phi on a {n}-grid "
+            f"= closed form", abs(lp - closed) < 1e-7,
+            f"LP {lp:.6f} at x_min={worst_phi.x_min.round(3).tolist()}, x_max="
+            f"{worst_phi.x_max.round(3).tolist()}; closed form {closed:.6f} "
+            f"({'attained' if tight else 'bound'})"))
+    below, _ = lp_worst_case(1.49, 2, 7)
+    steps.append(numeric_step("just below the threshold (kappa = 1.49, d = 2) no Phi reaches chance",
+                              below < 0.5 - 1e-6 and worst_case_error(1.49, 2, Task.QUERY)[0] < 0.5,
+                              f"LP max over every Phi {below:.4f} < 0.5"))
     big = Lipschitz(KAPPA_LARGE)
     pair = big.counterexample_pair(big.canonical_phi(), [1.0, 0.0], 1e-3)
     steps += construction_steps(big, pair, f"kappa = {KAPPA_LARGE:g}, z = (1, 0)")
-    plus, _ = band_pair(big.canonical_phi(), 10.0, 1e-3)
-    steps.append(numeric_step("envelope pair is written in closed form (sympy)",
-                              plus.expression is not None, str(plus.expression)[:80]))
     return steps
 
 

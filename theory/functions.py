@@ -36,6 +36,12 @@ class UnitFunction(ABC):
         if values.shape[0] != pts.shape[0]:
             raise RuntimeError(f"{self!r} returned {values.shape[0]} values for "
                                f"{pts.shape[0]} points")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{self!r} returned {values[i]} at x={pts[i].tolist()} "
+                             f"({int(bad.sum())} of {len(values)} values are NaN or infinite): "
+                             f"a unit must be finite on the cube")
         return values
 
     @abstractmethod

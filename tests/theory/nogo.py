@@ -28,6 +28,16 @@ def assert_nogo(cls: FunctionClass, pair: CounterexamplePair,
         assert worst >= floor, (dec, worst, floor)
 
 
+def strictly_inside_point(cls: FunctionClass, f, phi, index: int) -> np.ndarray | None:
+    """A grid point where f lies strictly between its extremes (plateaus at an extreme are
+    common in ReLU networks), chosen by a drawn index; None if there is none."""
+    pts = cls.grid.points
+    v = f(pts)
+    margin = 1e-6 * max(phi.range, 1e-12)
+    inside = pts[(v > phi.v_min + margin) & (v < phi.v_max - margin)]
+    return inside[index % len(inside)] if len(inside) else None
+
+
 def interior_grid_point(cls: FunctionClass, phi, index: int) -> np.ndarray:
     """A grid point that is neither extreme, chosen by a drawn index."""
     pts = [p for p in cls.grid.points

@@ -23,8 +23,12 @@ def test_d1_decoder_is_exact(f):
 @given(D2.strategy(), st.sampled_from([(1.0, 0.0), (0.0, 1.0), (0.0, 0.0), (1.0, 1.0)]),
        eps_fractions, st.lists(arbitrary_predictions, max_size=3))
 def test_d2_pair_defeats_every_decoder(f, z, frac, predictions):
-    R = float(np.abs(f.w).sum()) or 1.0
+    R = float(np.abs(f.w).sum())
     z = np.array(z)
+    if R == 0:  # a constant member has no pair (and no R to invent)
+        with pytest.raises(ValueError, match="constant"):
+            D2.counterexample_pair(f, z, 0.1)
+        return
     signs = np.where(f.w < 0, -1.0, 1.0)
     t = np.where(signs > 0, z, 1 - z)
     if not (t.max() == 1 and t.min() == 0):

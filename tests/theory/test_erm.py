@@ -38,7 +38,7 @@ def test_move_argmax_moves_the_argmax_and_keeps_the_data(f, index):
     phi = CLS.visualize(f)
     x_star = far_query(f, index)
     moved = move_argmax(f, x_star, phi, avoid=f.data_x)
-    assert np.array_equal(CLS.visualize(moved).x_max, x_star)
+    assert np.allclose(CLS.visualize(moved).x_max, x_star, atol=1e-6)  # MILP point, solver precision
     assert np.allclose(moved(f.data_x), f(f.data_x), atol=1e-12)
     assert CLS.membership(moved)
 

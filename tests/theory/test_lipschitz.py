@@ -55,3 +55,37 @@ def test_near_query_is_rejected_with_the_reason():
 def test_kappa_below_one_is_rejected():
     with pytest.raises(ValueError, match="kappa must be >= 1"):
         Lipschitz(0.5)
+
+
+@given(SMALL.strategy())
+def test_every_member_stays_within_the_closed_form_worst_case(f):
+    from theory.classes.lipschitz import worst_case_error
+    from theory.tasks import Task
+
+    phi = SMALL.visualize(f)
+    if phi.range == 0:
+        return
+    bound = SMALL.decoder().bound(phi, SMALL.grid.points) / phi.range
+    assert bound <= worst_case_error(KAPPA_SMALL, 2, Task.SUP)[0] + 1e-9
+
+
+@pytest.mark.parametrize("d, below, at", [(1, 1.99, 2.0), (2, 1.49, 1.5), (3, 1.49, 1.5)])
+def test_chance_threshold_both_sides(d, below, at):
+    from theory.classes.lipschitz import chance_threshold, worst_case_error
+    from theory.tasks import Task
+
+    assert chance_threshold(d) == at
+    assert worst_case_error(below, d, Task.SUP)[0] < 0.5 <= worst_case_error(at, d, Task.SUP)[0]
+    assert Lipschitz(below, d=d).key == "lipschitz_small" and Lipschitz(at, d=d).key == "lipschitz_large"
+
+
+def test_lp_over_every_phi_matches_the_closed_form_at_kappa_4_3():
+    # On the 5-point grid the attaining Φ of κ − 1 (1 − 1/κ = 1/4) is a grid placement.
+    from theory.classes.lipschitz import lp_worst_case, worst_case_error
+    from theory.tasks import Task
+
+    lp, _ = lp_worst_case(4 / 3, 2, 5)
+    assert worst_case_error(4 / 3, 2, Task.SUP)[0] == pytest.approx(1 / 3)
+    assert lp == pytest.approx(1 / 3, abs=1e-9)
+    below, _ = lp_worst_case(1.45, 2, 5)
+    assert below < 0.5

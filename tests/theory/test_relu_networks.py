@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, interior_grid_point
+from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, strictly_inside_point
 from theory.classes import ReLUNetworks
 from theory.classes.relu_networks import canonical_network
 from theory.functions import ReLUNetwork
@@ -17,7 +17,9 @@ CLS = ReLUNetworks()
 @given(CLS.strategy(), st.integers(0, 10_000), eps_fractions, st.lists(arbitrary_predictions, max_size=3))
 def test_pair_defeats_every_decoder(f, index, frac, predictions):
     phi = CLS.visualize(f)
-    z = interior_grid_point(CLS, phi, index)
+    assume(phi.range > 1e-6)  # constant networks have no pair (tested below)
+    z = strictly_inside_point(CLS, f, phi, index)
+    assume(z is not None)
     pair = CLS.counterexample_pair(f, z, frac * phi.range / 2)
     assert isinstance(pair.f_plus.module, torch.nn.Sequential)
     assert_nogo(CLS, pair, predictions)
@@ -26,12 +28,41 @@ def test_pair_defeats_every_decoder(f, index, frac, predictions):
 def test_pair_is_unchanged_outside_the_tent():
     f = CLS.sample(3)
     phi = CLS.visualize(f)
-    pair = CLS.counterexample_pair(f, [0.5, 0.5], 0.01)
+    z = strictly_inside_point(CLS, f, phi, 7)
+    pair = CLS.counterexample_pair(f, z, 0.01)
     pts = CLS.grid.points
-    outside = np.abs(pts - 0.5).sum(1) >= pair.meta["radius"]
+    outside = np.abs(pts - z).sum(1) >= pair.meta["radius"]
     assert np.allclose(pair.f_plus(pts[outside]), f(pts[outside]), atol=1e-12)
     assert np.allclose(pair.f_minus(pts[outside]), f(pts[outside]), atol=1e-12)
     assert pair.gap >= phi.range - 0.02 - 1e-12
+
+
+def test_degenerate_and_extreme_queries_are_refused_by_name():
+    from theory.relu import constant_network
+
+    with pytest.raises(ValueError, match=r"constant on the cube \(R = 0.0\)"):
+        CLS.counterexample_pair(constant_network(2, 0.3), [0.5, 0.5], 0.1)
+    f = canonical_network(2)
+    with pytest.raises(ValueError, match="not strictly between the extremes"):
+        CLS.counterexample_pair(f, [1.0, 1.0], 0.01)
+
+
+def test_grid_extremes_would_clip_but_cube_extremes_do_not():
+    # The reproducer: f = |x0 - .33| + |x1 - .33| has its true minimum 0 at (.33, .33),
+    # between the 21-point grid's nodes. Built from the grid minimum the pair clipped f there.
+    from theory.relu import affine_combination, affine_network, maximum
+
+    def absolute(w):
+        lin = affine_network(w, -0.33)
+        return maximum(lin, affine_combination([lin], [-1.0]))
+    f = affine_combination([absolute([1.0, 0.0]), absolute([0.0, 1.0])], [1.0, 1.0])
+    phi = CLS.visualize(f)
+    assert phi.v_min == pytest.approx(0.0, abs=1e-9) and np.allclose(phi.x_min, [0.33, 0.33], atol=1e-6)
+    assert CLS.grid.points is not None and f(CLS.grid.points).min() > 0.009  # the grid misses it
+    pair = CLS.counterexample_pair(f, [0.8, 0.2], 1e-3)
+    assert_nogo(CLS, pair)
+    for g in (pair.f_plus, pair.f_minus):
+        assert CLS.visualize(g).v_min == pytest.approx(0.0, abs=1e-6)
 
 
 def test_canonical_network_is_the_papers_f0():

@@ -22,9 +22,11 @@ from theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
     Membership,
+    ProvenBound,
     check_eps,
     ensure_query,
 )
+from theory.classes.lipschitz import worst_case_error
 from theory.decoders import AffineD1Decoder, Decoder, LipschitzBandDecoder
 from theory.domain import Grid
 from theory.functions import AffineFunction, UnitFunction
@@ -108,7 +110,10 @@ class Affine(FunctionClass):
         if not (np.any(np.isclose(t, 1)) and np.any(np.isclose(t, 0))):
             raise ValueError(f"query z={z.tolist()} is not a vertex mixing the extremes' "
                              f"coordinates; there Σ p_i t_i cannot reach both ends")
-        R = float(np.abs(f.w).sum()) or 1.0
+        R = float(np.abs(f.w).sum())
+        if R == 0:
+            raise ValueError("f is constant (w = 0, R = 0): a degenerate member has no pair; "
+                             "every decoder predicts it exactly")
         eps = check_eps(eps, R)
         v_min = f.c + float(np.minimum(f.w, 0).sum())
         delta = eps / R
@@ -133,6 +138,16 @@ class Affine(FunctionClass):
             return Witness(task, pair.f_plus, pair.f_minus, pair.phi, (z, np.eye(self.d)[1]),
                            "construction")
         return pair.witness(task)
+
+    def proven_worst_case(self, task: Task) -> ProvenBound | None:
+        if self.d == 1:  # the decoder reconstructs f exactly
+            return ProvenBound(1.0 if task is Task.AFC else 0.0, True, "proofs/affine.py")
+        if task is Task.LOCAL:
+            # Affine units are ℓ1-Lipschitz with L = max|w_i| ≤ Σ|w_i| = R, i.e. κ = d: the
+            # Lipschitz band bound near x_max, κρ/(2d) = ρ/2 (an upper bound for this subclass).
+            return ProvenBound(worst_case_error(float(self.d), self.d, task)[0], False,
+                               "proofs/lipschitz.py")
+        return None
 
     def decoder(self) -> Decoder:
         return AffineD1Decoder() if self.d == 1 else LipschitzBandDecoder(relative=1.0)

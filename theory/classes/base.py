@@ -45,6 +45,17 @@ def check_eps(eps: float, R: float) -> float:
 
 
 @dataclass(frozen=True)
+class ProvenBound:
+    """A proven worst case of the class decoder: error (A, B, D) or accuracy (C) over every
+    Φ and every member; `tight` when some member attains it, else an upper bound; `proof`
+    names the proof module."""
+
+    score: float
+    tight: bool
+    proof: str
+
+
+@dataclass(frozen=True)
 class CounterexamplePair:
     """(f₊, f₋) in F with Φ(f₊) = Φ(f₋) = phi and |f₊(z) − f₋(z)| ≥ R − 2ε."""
 
@@ -60,13 +71,12 @@ class CounterexamplePair:
         return abs(float(self.f_plus(self.z)[0] - self.f_minus(self.z)[0]))
 
     def verify(self, cls: FunctionClass) -> dict[str, bool]:
-        """The three claims: both members, same Φ (as `cls` computes it), the gap."""
-        phi_p, phi_m = cls.visualize(self.f_plus), cls.visualize(self.f_minus)
-        tol = cls.phi_tolerance
+        """The three claims: both members, same Φ (as `cls` checks it), the gap."""
         return {
             "f_plus in class": bool(cls.membership(self.f_plus)),
             "f_minus in class": bool(cls.membership(self.f_minus)),
-            "same visualization": phi_p.same_as(phi_m, tol) and phi_p.same_as(self.phi, tol),
+            "same visualization": (cls.shares_visualization(self.f_plus, self.phi)
+                                   and cls.shares_visualization(self.f_minus, self.phi)),
             "gap >= R - 2 eps": self.gap >= self.phi.range - 2 * self.eps - 1e-9,
         }
 
@@ -128,6 +138,10 @@ class FunctionClass(ABC):
         """Φ(f) as this class computes it (exact where the representation allows)."""
         return grid_visualization(f, self.grid)
 
+    def shares_visualization(self, g: UnitFunction, phi: Visualization) -> bool:
+        """Φ(g) = phi as this class computes Φ (to :attr:`phi_tolerance`)."""
+        return self.visualize(g).same_as(phi, self.phi_tolerance)
+
     @property
     def grid(self) -> Grid:
         """The grid used for membership checks, grid Φ and the LP."""
@@ -167,6 +181,11 @@ class FunctionClass(ABC):
         return pts
 
     # -- the positive side ---------------------------------------------------------------
+    def proven_worst_case(self, task: Task) -> ProvenBound | None:
+        """The worst score of :meth:`decoder` over *every* Φ and member, as proved (None:
+        no proof for this task). A reliable table entry is this bound, never a sample."""
+        return None
+
     def decoder(self) -> Decoder | None:
         """The best decoder the theory has for this class (None: no better than chance)."""
         return None

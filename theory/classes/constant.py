@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from theory.classes.base import MEMBERSHIP_TOL, FunctionClass, Membership
+from theory.classes.base import MEMBERSHIP_TOL, FunctionClass, Membership, ProvenBound
 from theory.decoders import ChanceDecoder, Decoder
 from theory.domain import Grid
 from theory.functions import AffineFunction, UnitFunction
 from theory.minimax import LinearConstraints, difference_rows
+from theory.tasks import Task
 from theory.visualization import Visualization
 
 
@@ -44,6 +45,10 @@ class Constant(FunctionClass):
         rest = np.arange(1, n)
         a = difference_rows(rest, np.zeros(n - 1, dtype=np.int64), n).tocsr()
         return LinearConstraints(n, A_eq=a, b_eq=np.zeros(n - 1))
+
+    def proven_worst_case(self, task: Task) -> ProvenBound:
+        # Φ reveals c: the midpoint decoder is exact, error 0 and every 2-AFC answer right.
+        return ProvenBound(1.0 if task is Task.AFC else 0.0, True, "proofs/constant.py")
 
     def decoder(self) -> Decoder:
         return ChanceDecoder()

@@ -17,7 +17,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from theory.classes.base import CounterexamplePair, FunctionClass, Membership, ensure_query
-from theory.classes.relu_networks import tent_pair, tent_witness
+from theory.classes.relu_networks import CubeNetworkPhi, tent_pair, tent_witness
 from theory.domain import Array, check_in_cube, l1
 from theory.functions import ReLUNetwork, UnitFunction
 from theory.relu import bump, maximum, random_relu_network
@@ -66,11 +66,14 @@ def fit_network(data_x: Array, data_y: Array, widths: tuple[int, ...], seed: int
 
 def move_argmax(f: ReLUNetwork, x_star: ArrayLike, phi: Visualization,
                 avoid: Array | None = None, r: float | None = None) -> ReLUNetwork:
-    """max(f, f_min + (R + 1)·τ_{x*,r}): argmax moves to x*, f unchanged off B(x*, r).
+    """max(f, lo + (hi − lo + 1)·τ_{x*,r}): argmax moves to x* (value hi + 1 > max f) and f is
+    unchanged off B(x*, r), since lo ≤ min f on the cube (Φ certified by MILP).
 
     r defaults to half the ℓ1 distance from x* to the points in `avoid` (e.g. the training
     set), so the network is unchanged there.
     """
+    if phi.method != "milp" or "lo" not in phi.meta:
+        raise ValueError("move_argmax needs Φ certified on the cube (network_visualization)")
     x_star = ensure_query(x_star, f.d)
     if r is None:
         if avoid is None or not len(avoid):
@@ -78,12 +81,17 @@ def move_argmax(f: ReLUNetwork, x_star: ArrayLike, phi: Visualization,
         r = float(np.min(l1(np.asarray(avoid, dtype=np.float64), x_star))) / 2
     if r <= 0:
         raise ValueError(f"radius must be > 0 (x* must not be a point to avoid), got r={r}")
-    moved = maximum(f, bump(phi.v_min, phi.range + 1.0, x_star, r), name="moved")
+    lo, hi = float(phi.meta["lo"]), float(phi.meta["hi"])
+    moved = maximum(f, bump(lo, hi - lo + 1.0, x_star, r), name="moved")
     return f.carry(moved, "moved") if isinstance(f, FittedNetwork) else moved
 
 
-class ERMNetworks(FunctionClass):
-    """ReLU networks whose training loss on S is at most that of a fitted network f̂.
+class ERMNetworks(CubeNetworkPhi, FunctionClass):
+    """F_S: the ReLU networks (``[Linear, ReLU]*k + [Linear]`` in float64, any depth and
+    width) whose mean squared error on the data S is at most L_S(f̂) + LOSS_TOL, where f̂ is
+    the network fitted to S (full-batch Adam, seeded; a near-minimiser, not a certified one):
+    every network that fits S at least as well as training did. The pairs keep the loss
+    exactly (τ = 0 on S), so they stay in F_S for any such f̂.
 
     Members are :class:`FittedNetwork` s; the sampler draws S (n points, targets from a
     smooth function plus noise) and fits f̂.

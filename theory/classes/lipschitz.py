@@ -5,8 +5,17 @@ given Φ, every L-Lipschitz (ℓ1) consistent f lies in the band
 ℓ(x) = max(f_min, f_max − L‖x − x_max‖₁) ≤ f(x) ≤ u(x) = min(f_max, f_min + L‖x − x_min‖₁);
 the decoder (ℓ + u)/2 is minimax with error sup_x (u − ℓ)/2, because slightly tilted
 copies of the envelopes are members with the same Φ. That error is chance (R/2) as soon as
-some x lies ≥ R/L from both extremes. We state the class scale-free: Lip(f)·d ≤ κ·R(f)
-(κ ≥ 1 always). κ = 1.2 ("small L") is reliable; κ = 20 ("large L") is impossible.
+some x lies ≥ R/L from both extremes and the extremes are ≥ R/L apart. We state the class
+scale-free: Lip(f)·d ≤ κ·R(f) (κ ≥ 1 always). With s = κ/d and distances to a = x_min,
+b = x_max, the normalized half-width is e(x) = (min(1, s‖x − a‖) + min(1, s‖x − b‖) − 1)/2.
+
+Worst case over every Φ and every member (:func:`worst_case_error`, proof in
+``proofs/lipschitz.py``): per coordinate |x_i − a_i| + |x_i − b_i| ≤ 2 − |a_i − b_i|, so
+‖x − a‖ + ‖x − b‖ ≤ 2d − d/κ and e ≤ κ − 1 (d ≥ 2), attained in d = 2 by x = 0,
+a = (1, 1 − 1/κ), b = (1 − 1/κ, 1); in d = 1, e ≤ (κ − 1)/2. Chance needs three points pairwise
+≥ d/κ apart; in [0, 1]^d at most 2d/3 (d ≥ 2) or 1/2 (d = 1) is possible, so the threshold is
+κ* = 3/2 for d ≥ 2 and 2 for d = 1. Near x_max (task D, ℓ1 radius ρ): u − ℓ ≤ L‖x − b‖, so
+e ≤ κρ/(2d). κ = 1.2 ("small L") is reliable; κ = 20 ("large L") is impossible.
 Proof: ``proofs/lipschitz.py``; tests: ``tests/theory/test_lipschitz.py``.
 """
 
@@ -24,6 +33,7 @@ from theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
     Membership,
+    ProvenBound,
     check_eps,
     diagonal_phi,
     ensure_query,
@@ -33,8 +43,68 @@ from theory.decoders import Decoder, LipschitzBandDecoder
 from theory.domain import Grid, l1
 from theory.functions import ExpressionFunction, UnitFunction, cube_symbols
 from theory.minimax import LinearConstraints, difference_rows
-from theory.tasks import Task, Witness
-from theory.visualization import Visualization
+from theory.tasks import LOCAL_RADIUS, Task, Witness
+from theory.visualization import Visualization, from_extremes
+
+
+def chance_threshold(d: int) -> float:
+    """κ* = L·d/R from which the minimax error reaches chance for some Φ: 2 for d = 1, 3/2
+    for d ≥ 2 (the largest ℓ1 distance three points of [0, 1]^d can keep pairwise is 1/2 for
+    d = 1 and 2d/3 for d ≥ 2, and chance needs d/κ)."""
+    if d < 1:
+        raise ValueError(f"d must be >= 1, got {d}")
+    return 2.0 if d == 1 else 1.5
+
+
+def worst_case_error(kappa: float, d: int, task: Task) -> tuple[float, bool]:
+    """(bound, tight): the minimax normalized error of the class Lip·d ≤ κR, worst case over
+    every Φ and every member, for tasks A and B (whole function, one query) and D (queries
+    within ℓ1 distance ρ of x_max). `tight` says the bound is attained (else an upper bound).
+
+    A, B: min(1/2, κ − 1) for d ≥ 2 (attained for even d), min(1/2, (κ − 1)/2) for d = 1.
+    D: min(1/2, κρ/(2d)), attained when the cube is large enough (d/κ + ρ ≤ d).
+    """
+    if not np.isfinite(kappa) or kappa < 1:
+        raise ValueError(f"kappa must be >= 1, got {kappa!r}")
+    if task is Task.AFC:
+        raise ValueError("the 2-AFC worst case has no closed form here (see the grid LP)")
+    if task is Task.LOCAL:
+        bound = kappa * LOCAL_RADIUS / (2 * d)
+        return min(0.5, bound), d / kappa + LOCAL_RADIUS <= d
+    if d == 1:
+        return min(0.5, (kappa - 1) / 2), True
+    return min(0.5, kappa - 1), d % 2 == 0 or kappa >= chance_threshold(d)
+
+
+def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tuple[float, Visualization]:
+    """The exact grid LP, maximized over Φ: the largest minimax error (normalized, R = 1) over
+    every placement of x_min ≠ x_max on the n-point grid that some member can have
+    (‖x_min − x_max‖₁ ≥ d/κ), at every grid query of `task` (A/B: all; D: within ρ of x_max).
+    Returns the worst value and the Φ attaining it. A cross-check of :func:`worst_case_error`."""
+    from theory.minimax import minimax_errors, value_range
+
+    cls = Lipschitz(kappa, d=d, n=n)
+    pts = cls.grid.points
+    # The cube's symmetries (reflections, permutations) map the class and the tasks to
+    # themselves: x_min can be taken with coordinates ≤ 1/2, in ascending order.
+    canonical = np.flatnonzero(np.all(pts <= 0.5 + 1e-12, axis=1) & np.all(np.diff(pts, axis=1) >= 0, axis=1))
+    worst, worst_phi = -1.0, None
+    for i in canonical:
+        for j in range(len(pts)):
+            if i == j or float(l1(pts[i], pts[j])) < d / kappa - 1e-12:
+                continue
+            phi = from_extremes(pts[i], pts[j], 0.0, 1.0)
+            cons = cls.grid_constraints(cls.grid, phi)
+            if task is Task.LOCAL:
+                near = pts[l1(pts, pts[j]) <= LOCAL_RADIUS + 1e-12]
+                errors = np.array([value_range(cons, cls.grid, phi, q).minimax_error for q in near])
+            else:
+                errors = minimax_errors(cons, cls.grid, phi)
+            if len(errors) and float(errors.max()) > worst:
+                worst, worst_phi = float(errors.max()), phi
+    if worst_phi is None:
+        raise ValueError(f"no Φ on a {n}-point grid is consistent with kappa={kappa} in d={d}")
+    return worst, worst_phi
 
 
 def band_pair(phi: Visualization, L: float, eps: float) -> tuple[ExpressionFunction, ExpressionFunction]:
@@ -61,9 +131,10 @@ class Lipschitz(FunctionClass):
             raise ValueError(f"kappa must be >= 1 (Lip·d >= R always holds), got {kappa!r}")
         super().__init__(d, n)
         self.kappa = float(kappa)
-        size = "small" if kappa < 2 else "large"
+        size = "small" if kappa < chance_threshold(d) else "large"
         self.key = f"lipschitz_{size}"
-        self.title = f"L-Lipschitz, {size} L (L·d ≤ {kappa:g}·R)"
+        self.title = (f"L-Lipschitz, {size} L (L·d ≤ {kappa:g}·R, "
+                      f"{'below' if size == 'small' else 'at or above'} κ* = {chance_threshold(d):g})")
 
     def lipschitz_constant(self, phi: Visualization) -> float:
         return self.kappa * phi.range / self.d
@@ -153,6 +224,12 @@ class Lipschitz(FunctionClass):
             return self.counterexample_pair(phi, z, eps).witness(task)
         except ValueError:
             return None  # no query is far enough: κ is small
+
+    def proven_worst_case(self, task: Task) -> ProvenBound | None:
+        if task is Task.AFC or self.kappa >= chance_threshold(self.d):
+            return None
+        score, tight = worst_case_error(self.kappa, self.d, task)
+        return ProvenBound(score, tight, "proofs/lipschitz.py")
 
     def decoder(self) -> Decoder:
         return LipschitzBandDecoder(relative=self.kappa / self.d)
