@@ -34,15 +34,20 @@ def check() -> list[Step]:
         z3_step("d = 1, w < 0: f_min + R|x - 1| = f(x)", sp.Eq(c + w - w * sp.Abs(x - 1), neg),
                 [x, w, c], [w < 0, x >= 0, x <= 1]),
     ]
-    _p, R, delta = reals("p R delta")
-    # d = 2, w = R(p, 1 - p) > 0: f(1, 0) = R p; f+ has p = 1 - delta, f- has p = delta.
-    steps.append(z3_step("d = 2: f+(1,0) - f-(1,0) = R(1 - 2 delta), signs and sum |w| equal",
-                         sp.And(sp.Eq(R * (1 - delta) - R * delta, R * (1 - 2 * delta)),
-                                R * (1 - delta) > 0, R * delta > 0),
-                         [R, delta], [R > 0, delta > 0, delta < sp.Rational(1, 2)]))
-    steps.append(z3_step("d = 2: the 2-AFC (1,0) vs (0,1) flips between f+ and f-",
-                         sp.And(R * (1 - delta) > R * delta, R * delta < R * (1 - delta)),
-                         [R, delta], [R > 0, delta > 0, delta < sp.Rational(1, 2)]))
+    # d = 2 on the implemented members: same sign pattern and Σ|w| (hence the same Φ), values
+    # at (1, 0) near both ends of the range, and the 2-AFC (1, 0) vs (0, 1) flipped.
+    cls2 = Affine(2)
+    f = AffineFunction([0.6, 0.4], 0.1)
+    pair = cls2.counterexample_pair(f, [1.0, 0.0], 1e-3)
+    wp, wm = pair.f_plus.w, pair.f_minus.w
+    steps.append(numeric_step("d = 2: f+- share the sign pattern and sum |w| of f",
+                              all(np.array_equal(np.sign(w), np.sign(f.w))
+                                  and np.isclose(np.abs(w).sum(), np.abs(f.w).sum()) for w in (wp, wm)),
+                              f"w+ = {wp.round(4).tolist()}, w- = {wm.round(4).tolist()}"))
+    e1, e2 = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    flip = (float(pair.f_plus(e1)[0] - pair.f_plus(e2)[0]), float(pair.f_minus(e2)[0] - pair.f_minus(e1)[0]))
+    steps.append(numeric_step("d = 2: the 2-AFC (1,0) vs (0,1) flips between f+ and f- (by > R/4)",
+                              min(flip) > 0.25 * pair.phi.range, f"{flip[0]:.4f}, {flip[1]:.4f}"))
     rng = np.random.default_rng(0)
     worst = 0.0
     for _ in range(50):

@@ -23,8 +23,6 @@ def check() -> list[Step]:
     plus_z, minus_z = 1 - eps, eps  # f_min = 0 at a, f_max = 1 at b
     assume = [eps > 0, eps < sp.Rational(1, 2)]
     steps = [
-        z3_step("values at z lie strictly between the extremes (same Φ)",
-                sp.And(plus_z > 0, plus_z < 1, minus_z > 0, minus_z < 1), [eps], assume),
         z3_step("no prediction p at z is within 1/2 - eps of both members",
                 sp.Max(sp.Abs(p - plus_z), sp.Abs(p - minus_z)) >= sp.Rational(1, 2) - eps,
                 [eps, p], assume),

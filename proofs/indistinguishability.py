@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.base import Proof, Step, reals, z3_step
+from proofs.base import Proof, Step, numeric_step, reals, z3_step
 
 STATEMENT = r"""If $f, g \in F$ and $\Phi(f) = \Phi(g)$, then every decoder $D$ satisfies
 $\max(\|D(\Phi f) - f\|_\infty, \|D(\Phi g) - g\|_\infty) \ge \tfrac12\|f - g\|_\infty$.
@@ -20,13 +20,24 @@ function of $\Phi$ alone; the true answers differ for $f$ and $g$, so one is wro
 
 
 def check() -> list[Step]:
-    p, y1, y2, q = reals("p y1 y2 q")
-    return [
-        z3_step("max(|p-y1|, |p-y2|) >= |y1-y2|/2 for every p",
-                sp.Max(sp.Abs(p - y1), sp.Abs(p - y2)) >= sp.Abs(y1 - y2) / 2, [p, y1, y2]),
-        z3_step("a randomized 2-AFC answer has min(q, 1-q) <= 1/2",
-                sp.Min(q, 1 - q) <= sp.Rational(1, 2), [q], [q >= 0, q <= 1]),
-    ]
+    from theory.classes import Affine, Monotone
+    from theory.tasks import AFC_MARGIN, Task
+
+    p, y1, y2 = reals("p y1 y2")
+    steps = [z3_step("max(|p-y1|, |p-y2|) >= |y1-y2|/2 for every p",
+                     sp.Max(sp.Abs(p - y1), sp.Abs(p - y2)) >= sp.Abs(y1 - y2) / 2, [p, y1, y2])]
+    # The 2-AFC half on the implemented witnesses: the two members order (z, z') oppositely by
+    # at least the task's margin, so any (randomized) answer is right for at most one of them.
+    for cls in (Monotone(), Affine(2)):
+        w = cls.witness(Task.AFC, 1e-3)
+        z, z2 = w.queries
+        R = w.phi.range
+        up = float(w.f_plus(z)[0] - w.f_plus(z2)[0])
+        down = float(w.f_minus(z2)[0] - w.f_minus(z)[0])
+        steps.append(numeric_step(f"{cls.key}: the implemented 2-AFC witness flips the order by >= R/4",
+                                  up >= AFC_MARGIN * R and down >= AFC_MARGIN * R,
+                                  f"f+(z) - f+(z') = {up:.4f}, f-(z') - f-(z) = {down:.4f}, R = {R:.4f}"))
+    return steps
 
 
 PROOF_OBJECT = Proof("indistinguishability", "Lemma", "Indistinguishability", STATEMENT, PROOF,

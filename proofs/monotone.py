@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.base import Proof, Step, construction_steps, reals, z3_step
+from proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
 from theory.classes import Monotone
+from theory.functions import cube_symbols
 
 STATEMENT = r"""Let $F$ be the coordinate-wise non-decreasing units on $[0,1]^d$. Every strictly
 monotone $f$ has $x_{\min} = 0$, $x_{\max} = \mathbf 1$, so $\Phi$ carries only $f(0), f(\mathbf 1)$.
@@ -21,29 +22,35 @@ PROOF = r"""$\max$, $\min$, $\min(1,\cdot)$, $\max(0,\cdot)$ and positive scalin
 monotonicity, and $\varepsilon\bar x$ makes it strict, so $0$ and $\mathbf 1$ are the unique
 extremes with values $0$ and $(1-\varepsilon) + \varepsilon = 1$. At $z$,
 $\min(1, s(z)/s(z)) = 1$ and $\max(0, 0) = 0$; the $\varepsilon\bar z$ terms cancel.
-(z3 checks $d = 2$, $z = (\tfrac12, \tfrac13)$, all $\varepsilon \in (0, 1)$.)"""
+(z3 checks the implemented $f_\pm$ for $d = 1, 2$.)"""
+
+
+def _implemented_steps(d: int, z: list[float], eps: float) -> list[Step]:
+    """z3 on the expressions the implementation returns (not on a copy of the formulas)."""
+    cls = Monotone(d=d)
+    pair = cls.counterexample_pair(cls.canonical_phi(), z, eps)
+    xs = cube_symbols(d)
+    ys = sp.symbols(f"y0:{d}", real=True)
+    box = [c for v in (*xs, *ys) for c in (v >= 0, v <= 1)]
+    below = [*(x <= y for x, y in zip(xs, ys, strict=True)),
+             sp.Or(*(x < y for x, y in zip(xs, ys, strict=True)))]
+    steps = []
+    for name, g in (("f+", pair.f_plus.expression), ("f-", pair.f_minus.expression)):
+        at_y = g.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
+        steps.append(z3_step(f"d = {d}: implemented {name} is strictly monotone on the cube",
+                             g < at_y, [*xs, *ys], box + below))
+        ends = (g.subs(dict.fromkeys(xs, 0)), g.subs(dict.fromkeys(xs, 1)))
+        steps.append(numeric_step(f"d = {d}: implemented {name} has f(0) = 0, f(1) = 1 (exact)",
+                                  ends == (0, 1), f"f(0) = {ends[0]}, f(1) = {ends[1]}"))
+    gap = (pair.f_plus.expression - pair.f_minus.expression).subs(
+        dict(zip(xs, [sp.Rational(str(v)) for v in z], strict=True)))
+    steps.append(numeric_step(f"d = {d}: f+(z) - f-(z) >= 1 - 2 eps (exact arithmetic)",
+                              bool(gap >= 1 - 2 * sp.Rational(str(eps))), f"gap = {gap}"))
+    return steps + construction_steps(cls, pair, f"d = {d}, z = {z}")
 
 
 def check() -> list[Step]:
-    x0, x1, y0, y1, eps = reals("x0 x1 y0 y1 eps")
-    z0, z1 = sp.Rational(1, 2), sp.Rational(1, 3)
-    mean = lambda u, v: (u + v) / 2  # noqa: E731
-    plus = lambda u, v: (1 - eps) * sp.Min(1, sp.Max(u, v) / z0) + eps * mean(u, v)  # noqa: E731
-    minus = lambda u, v: ((1 - eps) * sp.Max(0, (sp.Min(u, v) - z1) / (1 - z1))  # noqa: E731
-                          + eps * mean(u, v))
-    box = [c for v in (x0, x1, y0, y1) for c in (v >= 0, v <= 1)] + [eps > 0, eps < 1]
-    strictly_below = [x0 <= y0, x1 <= y1, sp.Or(x0 < y0, x1 < y1)]
-    steps = []
-    for name, g in (("f+", plus), ("f-", minus)):
-        steps.append(z3_step(f"{name}: strictly monotone on the cube", g(x0, x1) < g(y0, y1),
-                             [x0, x1, y0, y1, eps], box + strictly_below))
-        steps.append(z3_step(f"{name}: f(0) = 0 and f(1) = 1",
-                             sp.And(sp.Eq(g(0, 0), 0), sp.Eq(g(1, 1), 1)), [eps], box[-2:]))
-    steps.append(z3_step("f+(z) - f-(z) = 1 - eps",
-                         sp.Eq(plus(z0, z1) - minus(z0, z1), 1 - eps), [eps], box[-2:]))
-    cls = Monotone()
-    pair = cls.counterexample_pair(cls.canonical_phi(), [0.5, 0.3], 1e-3)
-    return steps + construction_steps(cls, pair, "z = (0.5, 0.3)")
+    return _implemented_steps(2, [0.5, 0.3], 1e-3) + _implemented_steps(1, [0.4], 1e-3)
 
 
 PROOF_OBJECT = Proof("monotone", "Theorem", "Monotone units: impossible", STATEMENT, PROOF,

@@ -27,8 +27,6 @@ def check() -> list[Step]:
     steps = [
         z3_step("|y - (lo+hi)/2| <= (hi-lo)/2 for lo <= y <= hi",
                 sp.Abs(y - mid) <= (hi - lo) / 2, [lo, hi, y], [lo <= y, y <= hi]),
-        z3_step("equality at y = hi", sp.Eq(sp.Abs(hi - mid), (hi - lo) / 2), [lo, hi],
-                [lo <= hi]),
     ]
     cls = AllFunctions()
     worst = 0.0
@@ -39,6 +37,10 @@ def check() -> list[Step]:
         worst = max(worst, err / phi.range)
     steps.append(numeric_step("ChanceDecoder on 20 sampled functions: error/R <= 1/2",
                               worst <= 0.5 + 1e-12, f"max error/R = {worst:.6f}"))
+    ends = np.stack([phi.x_min, phi.x_max])
+    at_ends = float(np.abs(ChanceDecoder()(phi, ends) - f(ends)).max()) / phi.range
+    steps.append(numeric_step("the bound is attained: error exactly R/2 at x_min and x_max",
+                              abs(at_ends - 0.5) < 1e-12, f"error/R at the extremes = {at_ends:.6f}"))
     return steps
 
 

@@ -173,9 +173,15 @@ def compute_entry(cls: FunctionClass, task: Task, eps: float = TABLE_EPS,
         bound = w.lower_bound()
         at_chance = bound <= 0.5 if task is Task.AFC else bound >= 0.5 - eps / w.R - 1e-9
         verdict = "impossible" if at_chance and all(checks.values()) else "open"
+        # Where the pair's claims were verified: on the continuous cube (MILP for networks,
+        # z3 for closed forms) or exactly on the class grid (LP optima are grid functions).
         source = w.source
-        if w.phi.method == "milp":  # networks: Φ and the pair's claims hold on the continuous cube
+        if w.phi.method == "milp":
             source += f" (on the cube: MILP, certified eta = {w.phi.eta:.1e})"
+        elif w.f_plus.expression is not None and w.f_minus.expression is not None:
+            source += " (on the cube: z3)"
+        else:
+            source += f" (exact on the {cls.grid.n}-point-per-axis grid)"
         return TableEntry(cls.key, task.value, verdict, bound, CHANCE[task], source, checks)
     # Reliable only by a proven bound over every Φ and member; samples merely cross-check it.
     proven = cls.proven_worst_case(task)
@@ -195,6 +201,9 @@ def compute_entry(cls: FunctionClass, task: Task, eps: float = TABLE_EPS,
 def compute_table(classes: list[FunctionClass] | None = None, eps: float = TABLE_EPS,
                   samples: int = 8, progress: bool = False) -> ResultsTable:
     """The full table over the registered classes (or `classes`)."""
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1 (members drawn to cross-check each "
+                         f"proven bound), got {samples!r}")
     classes = all_classes() if classes is None else classes
     entries: list[TableEntry] = []
     iterator = classes

@@ -32,3 +32,19 @@ def test_a_false_claim_fails_with_a_counterexample():
     verdict = prove(x**2 >= x, [x], [x >= 0, x <= 2])
     assert not verdict.proved and "x" in verdict.counterexample
     assert not z3_step("false", x >= 1, [x], [x >= 0]).passed
+
+
+def test_construction_steps_fail_a_pair_whose_gap_is_too_small():
+    import dataclasses
+
+    from proofs.base import construction_steps
+    from theory.classes import Monotone
+
+    cls = Monotone()
+    loose = cls.counterexample_pair(cls.canonical_phi(), [0.5, 0.3], 0.2)  # gap 1 - 0.2
+    # Claim eps = 1e-3 for it: every decoder is then held to R/2 - 1e-3, which it beats.
+    claimed = dataclasses.replace(loose, eps=1e-3)
+    step = next(s for s in construction_steps(cls, claimed, "claimed") if "every standard decoder" in s.name)
+    assert not step.passed, step.detail
+    true = next(s for s in construction_steps(cls, loose, "true") if "every standard decoder" in s.name)
+    assert true.passed, true.detail

@@ -54,3 +54,22 @@ def test_a_worse_fit_is_not_a_member():
     worse = f.carry(move_argmax(f, f.data_x[0], CLS.visualize(f), r=0.3), "worse")
     verdict = CLS.membership(worse)
     assert not verdict and "exceeds" in verdict.reason
+
+
+def test_a_slightly_worse_fit_is_not_a_member():
+    import copy
+
+    import torch
+
+    from theory.functions import ReLUNetwork
+
+    f = FITTED[0]
+    candidates = []
+    for shift in (1e-3, -1e-3):  # shift every prediction; one direction fits worse
+        net = copy.deepcopy(f.module)
+        with torch.no_grad():
+            net[-1].bias += shift
+        candidates.append(f.carry(ReLUNetwork(net), "shifted"))
+    worse = max(candidates, key=lambda g: g.loss())
+    assert 0 < worse.loss() - f.loss() < 1e-3
+    assert not CLS.membership(worse)

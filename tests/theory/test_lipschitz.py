@@ -89,3 +89,13 @@ def test_lp_over_every_phi_matches_the_closed_form_at_kappa_4_3():
     assert lp == pytest.approx(1 / 3, abs=1e-9)
     below, _ = lp_worst_case(1.45, 2, 5)
     assert below < 0.5
+
+
+def test_membership_counts_the_factor_d():
+    # f = x0 on [0,1]^2: Lip = 1, R = 1, so Lip·d = 2. In the class for κ = 2, not for κ = 1.9.
+    from theory.functions import AffineFunction
+
+    f = AffineFunction([1.0, 0.0], 0.0)
+    assert Lipschitz(2.0).membership(f)
+    verdict = Lipschitz(1.9).membership(f)
+    assert not verdict and "exceeds" in verdict.reason

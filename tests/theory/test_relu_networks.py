@@ -77,3 +77,40 @@ def test_non_network_is_rejected():
     with pytest.raises(ValueError, match="not a ReLU network"):
         CLS.counterexample_pair(AffineFunction([1.0, 0.0], 0.0), [0.5, 0.5], 0.1)
     assert isinstance(CLS.sample(0), ReLUNetwork)
+
+
+def test_shares_visualization_rejects_a_network_with_another_extreme():
+    from theory.relu import affine_network
+
+    f = canonical_network(2)
+    phi = CLS.visualize(f)
+    assert CLS.shares_visualization(f, phi)
+    higher = affine_network([0.5, 0.6], 0.0)  # same argmin and argmax, larger maximum
+    assert not CLS.shares_visualization(higher, phi)
+    assert not CLS.shares_visualization(affine_network([-0.5, -0.5], 1.0), phi)  # extremes swapped
+
+
+def test_pair_keeps_a_plateau_of_maximizers_intact():
+    # f = min(1, x0 + x1) has a whole plateau of maximizers; a tent ball reaching into it would
+    # remove maximizers (Φ could then differ under another tie-breaking rule). The MILP
+    # certificate shrinks the ball until f stays strictly inside its range on it.
+    from theory.relu import affine_network, constant_network, minimum
+
+    f = minimum(affine_network([1.0, 1.0], 0.0), constant_network(2, 1.0))
+    phi = CLS.visualize(f)
+    pair = CLS.counterexample_pair(f, [0.1, 0.8], 1e-3)  # f(z) = 0.9: the first ball reaches the plateau
+    pts = np.random.default_rng(0).random((5000, 2))
+    extreme = (np.abs(f(pts) - phi.v_max) < 1e-12) | (np.abs(f(pts) - phi.v_min) < 1e-12)
+    assert extreme.sum() > 100
+    for g in (pair.f_plus, pair.f_minus):
+        assert np.allclose(g(pts[extreme]), f(pts[extreme]), atol=1e-12)
+
+
+def test_shares_visualization_needs_the_certificate_not_just_the_values_at_a_and_b():
+    from theory.relu import bump, maximum
+
+    f = canonical_network(2)
+    phi = CLS.visualize(f)
+    spike = maximum(f, bump(0.0, 2.0, [0.2, 0.8], 0.1))  # same values at a and b, max 2 elsewhere
+    assert spike(phi.x_max[None])[0] == pytest.approx(phi.v_max)
+    assert not CLS.shares_visualization(spike, phi)

@@ -56,3 +56,34 @@ def test_reliable_entries_are_the_proven_closed_forms(table):
 def test_open_cells_never_show_a_sampled_score(table):
     e = table.entry("lipschitz_small", "C")
     assert e.verdict == "open" and e.cell == "? open" and "no proven bound" in e.source
+
+
+def test_a_bound_above_chance_is_never_called_reliable():
+    from theory.classes import Constant
+    from theory.classes.base import ProvenBound
+    from theory.table import compute_entry
+    from theory.tasks import Task
+
+    for score, verdict in ((0.6, "open"), (0.49, "reliable")):
+        cls = Constant()
+        cls.proven_worst_case = lambda task, s=score: ProvenBound(s, True, "test")  # type: ignore[method-assign]
+        assert compute_entry(cls, Task.QUERY, samples=1).verdict == verdict
+
+
+def test_sampled_decoder_score_is_measured_not_assumed():
+    from theory.classes import KAPPA_SMALL, Lipschitz
+    from theory.table import decoder_score
+    from theory.tasks import Task
+
+    sampled, _ = decoder_score(Lipschitz(KAPPA_SMALL), Task.QUERY, 4)
+    assert 0.01 < sampled <= 0.2 + 1e-9  # positive (the decoder cannot read f) and within the proof
+
+
+def test_every_impossible_cell_says_where_it_was_verified(table):
+    for e in table.entries:
+        if e.verdict == "impossible":
+            assert "on the cube" in e.source or "exact on the" in e.source, e
+            if e.class_key in ("relu", "erm"):
+                assert "MILP" in e.source, e
+            if e.class_key in ("monotone", "affine") or (e.class_key == "convex" and e.task != "D"):
+                assert "z3" in e.source, e

@@ -105,15 +105,15 @@ class Affine(FunctionClass):
             raise ValueError("the affine pair is built from a member f (its sign pattern)")
         self.require_member(f)
         z = ensure_query(z, self.d)
+        R = float(np.abs(f.w).sum())
+        if R == 0:
+            raise ValueError("f is constant (w = 0, R = 0): a degenerate member has no pair; "
+                             "every decoder predicts it exactly")
         signs = np.where(f.w < 0, -1.0, 1.0)  # w_i = 0 is tilted positive: sign pattern
         t = np.where(signs > 0, z, 1 - z)
         if not (np.any(np.isclose(t, 1)) and np.any(np.isclose(t, 0))):
             raise ValueError(f"query z={z.tolist()} is not a vertex mixing the extremes' "
                              f"coordinates; there Σ p_i t_i cannot reach both ends")
-        R = float(np.abs(f.w).sum())
-        if R == 0:
-            raise ValueError("f is constant (w = 0, R = 0): a degenerate member has no pair; "
-                             "every decoder predicts it exactly")
         eps = check_eps(eps, R)
         v_min = f.c + float(np.minimum(f.w, 0).sum())
         delta = eps / R

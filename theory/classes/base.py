@@ -139,8 +139,12 @@ class FunctionClass(ABC):
         return grid_visualization(f, self.grid)
 
     def shares_visualization(self, g: UnitFunction, phi: Visualization) -> bool:
-        """Φ(g) = phi as this class computes Φ (to :attr:`phi_tolerance`)."""
-        return self.visualize(g).same_as(phi, self.phi_tolerance)
+        """Φ(g) = phi as this class computes Φ (to :attr:`phi_tolerance`) and, for a closed-form
+        g, on the continuous cube: z3 proves f_min ≤ g ≤ f_max with equality only at phi's
+        x_min and x_max (so Φ agrees under any tie-breaking rule)."""
+        if not self.visualize(g).same_as(phi, self.phi_tolerance):
+            return False
+        return g.expression is None or phi.x_min is None or cube_certified_extremes(g, phi)
 
     @property
     def grid(self) -> Grid:
@@ -198,6 +202,26 @@ class FunctionClass(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r}, d={self.d})"
+
+
+def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
+    """z3, over the reals on [0, 1]^d: g's closed form takes phi's values at phi's points, lies
+    between them everywhere, and reaches them nowhere else (exact arithmetic)."""
+    import sympy as sp
+
+    from theory.functions import cube_symbols
+    from theory.symbolic import in_cube, prove
+
+    xs = cube_symbols(g.d)
+    expr = g.expression
+    point = [{x: sp.nsimplify(float(v), rational=True) for x, v in zip(xs, p, strict=True)}
+             for p in (phi.x_min, phi.x_max)]
+    lo, hi = (sp.nsimplify(expr.subs(pt)) for pt in point)
+    if abs(float(lo) - phi.v_min) > 1e-9 or abs(float(hi) - phi.v_max) > 1e-9:
+        return False
+    at = [sp.And(*(sp.Eq(x, pt[x]) for x in xs)) for pt in point]
+    claim = sp.And(expr >= lo, sp.Or(expr > lo, at[0]), expr <= hi, sp.Or(expr < hi, at[1]))
+    return prove(claim, xs, in_cube(xs)).proved
 
 
 def lp_witness(cls: FunctionClass, task: Task, eps: float) -> Witness | None:
