@@ -45,17 +45,25 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
 
 
 def _parse_units(text: str) -> list[int]:
-    """'0,1,2' or '0-7' or a mix ('0-3,9')."""
+    """'0,1,2' or '0-7' or a mix ('0-3,9'); a bad part is an error naming --units."""
     units: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        if "-" in part:
-            lo, hi = (int(p) for p in part.split("-", 1))
-            units.extend(range(lo, hi + 1))
-        elif part:
-            units.append(int(part))
+        try:
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                units.extend(range(lo, hi + 1))
+            elif part:
+                units.append(int(part))
+        except ValueError:
+            raise ValueError(f"--units: {part!r} in {text!r} is not a unit index or an ascending "
+                             f"range (syntax: 0,1,2 or 0-7 or 0-3,9)") from None
     if not units:
-        raise ValueError(f"no units in {text!r}")
+        raise ValueError(f"--units: no units in {text!r}")
+    if len(set(units)) != len(units):
+        raise ValueError(f"--units: {text!r} names some units twice")
     return units
 
 
@@ -203,6 +211,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import theory
     from empirical.fooling_experiment import FoolingConfig
     from empirical.psychophysics import AFCConfig
     from empirical.sanity import SanityConfig
@@ -210,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
+    parser.add_argument("--version", action="version", version=f"fvtrust {theory.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)")
@@ -348,6 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad input: a clear message, not a traceback
         print(f"fvtrust: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # stages already saved stay saved: a rerun picks them up
+        print("\nfvtrust: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

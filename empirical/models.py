@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,9 +161,36 @@ def _is_layer(name: str, module: nn.Module) -> bool:
         module, nn.Identity | nn.Dropout)
 
 
+@torch.no_grad()
+def reused_modules(model: Network) -> frozenset[str]:
+    """Names of modules that run more than once in one forward pass (EfficientNet's `_swish`
+    serves the stem and the head): such a name does not mean one place in the network.
+    Found by one probe forward, cached on the model."""
+    cached = getattr(model, "_reused_modules", None)
+    if cached is not None:
+        return cached
+    calls: dict[str, int] = {}
+    handles = []
+    for name, module in model.net.named_modules():
+        if name:
+            def hook(_m: nn.Module, _i: object, _o: object, name: str = name) -> None:
+                calls[name] = calls.get(name, 0) + 1
+            handles.append(module.register_forward_hook(hook))
+    try:
+        model(torch.full((1, 3, 64, 64), 0.5, device=model.device))
+    finally:
+        for h in handles:
+            h.remove()
+    reused = frozenset(n for n, c in calls.items() if c > 1)
+    object.__setattr__(model, "_reused_modules", reused)
+    return reused
+
+
 def layer_names(model: Network) -> list[str]:
-    """Dotted names of the network's layers (modules), in registration order, plus 'logits'."""
-    return [n for n, m in model.net.named_modules() if _is_layer(n, m)] + [LOGITS]
+    """Dotted names of the network's layers (modules), in registration order, plus 'logits';
+    modules that run more than once are left out (see :func:`reused_modules`)."""
+    reused = reused_modules(model)
+    return [n for n, m in model.net.named_modules() if _is_layer(n, m) and n not in reused] + [LOGITS]
 
 
 def main_layers(model: Network) -> list[str]:
@@ -174,13 +202,19 @@ def main_layers(model: Network) -> list[str]:
             names.extend(f"{name}.{sub}" for sub, _ in child.named_children())
         elif _is_layer(name, child):
             names.append(name)
-    return [*names, LOGITS]
+    reused = reused_modules(model)
+    return [*(n for n in names if n not in reused), LOGITS]
 
 
 def get_layer(model: Network, name: str) -> nn.Module:
     """The module called `name`; an unknown name raises a ValueError listing close matches."""
     modules = dict(model.net.named_modules())
     if name in modules and name:
+        if name in reused_modules(model):
+            raise ValueError(f"layer {name!r} runs more than once in one forward pass of "
+                             f"{model.name} (one module reused at several depths), so its name "
+                             f"does not mean one place in the network; hook the layer before or "
+                             f"after it (fvtrust layers --model {model.name} lists them)")
         return modules[name]
     close = difflib.get_close_matches(name, layer_names(model), n=5, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -277,13 +311,22 @@ def relative_depths(model: Network, layers: Sequence[str], size: int = 64) -> di
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> None:
-    """Validate a batch of RGB images (B, 3, H, W) in [0, 1] without NaN."""
+    """Validate a batch of RGB images (B, 3, H, W): floating point, finite, in [0, 1]."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"{name} must have shape (B, 3, H, W), got {tuple(images.shape)}")
-    if torch.isnan(images).any():
-        raise ValueError(f"{name} contain NaN values")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be floating point in [0, 1], got dtype {images.dtype} "
+                         f"(convert uint8 images with images.float() / 255)")
+    # One reduction (one device sync per call): NaN and inf propagate into the extremes.
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contain NaN or infinite values")
+    # Transforms resample with a little overshoot; anything beyond that is another scale.
+    if lo < -0.01 or hi > 1.01:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+                         f"(0-255 images: divide by 255)")
 
 
 def check_eval(model: nn.Module) -> None:

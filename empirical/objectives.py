@@ -56,10 +56,16 @@ class Objective:
 
 
 def _units(units: int | Sequence[int]) -> tuple[list[int] | None, int]:
+    if isinstance(units, bool) or isinstance(units, str | bytes | float):
+        # A string would iterate as digits ("12" → units [1, 2]): refuse it by name.
+        raise ValueError(f"units must be an int or a sequence of ints, got {units!r}")
     if isinstance(units, int):
         if units < 0:
             raise ValueError(f"unit index must be >= 0, got {units}")
         return None, units
+    bad = [u for u in units if isinstance(u, bool) or not isinstance(u, int)]
+    if bad:
+        raise ValueError(f"units must be ints, got {bad[0]!r} in {list(units)!r}")
     units = [int(u) for u in units]
     if not units or min(units) < 0:
         raise ValueError(f"units must be a non-empty list of indices >= 0, got {units}")

@@ -63,6 +63,18 @@ def layer_responses(model: Network, layer: str, images: torch.Tensor, batch_size
     return torch.cat(out)
 
 
+def ordered_options(right: torch.Tensor, wrong: torch.Tensor,
+                    flip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(option 1, option 2) per trial: the right answer first unless flipped."""
+    f = flip.reshape(-1, *([1] * (right.ndim - 1)))
+    return torch.where(f, wrong, right), torch.where(f, right, wrong)
+
+
+def answer_signs(flip: torch.Tensor) -> torch.Tensor:
+    """+1 where option 1 is the right answer (not flipped), −1 where option 2 is."""
+    return torch.where(flip, -1.0, 1.0).double()
+
+
 def score(evidence: torch.Tensor, sign: torch.Tensor, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """(correct ∈ {0, ½, 1}, σ(α·Δ·sign)) per trial; sign = +1 where option 1 is right."""
     signed = evidence.double() * sign.double()
@@ -204,7 +216,7 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
     rules = observers_for(config.task)
     grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
     # Scoring thousands of occluded images is the expensive part: BatchNorm folded and
-    # channels-last, checked equivalent to the network (2.5-3x faster on CPU).
+    # channels-last, checked equivalent to the network (about 2x on CPU: benchmarks/bench_occlusion.py).
     scorer = fuse_for_rendering(model, keep=config.layers)
     cache_stages = Stages(shared_dir if shared_dir is not None else out_dir, {}, force)
 
@@ -245,7 +257,7 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
             random_draw = np.stack([rng.choice(ref_idx, size=2 * k, replace=False) for _ in range(n)])
             refs["random"] = pool_refs(random_draw[:, :k], random_draw[:, k:])
             flip = torch.from_numpy(rng.random(n) < 0.5)
-            sign = torch.where(flip, -1.0, 1.0).double()
+            sign = answer_signs(flip)
             if config.task == "references":
                 pair: QueryPair | OcclusionPair = _query_pair(config, query_order, act, rng, flip,
                                                               pool_emb, pool_maps)
@@ -265,8 +277,7 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
                 least = torch.tensor([t.least for t in trials])
                 # Option 1 is the most-changing occlusion unless flipped: sign +1 ⇔ option 1 right.
                 pair = OcclusionPair(observer, pool.images[tops], pool_maps[tops],
-                                     torch.where(flip[:, None], least, most),
-                                     torch.where(flip[:, None], most, least), grid.patch)
+                                     *ordered_options(most, least, flip), grid.patch)
             for name in names:
                 for cond in CONDITIONS:
                     evidence = rules[name](pair, refs[cond])
@@ -316,8 +327,7 @@ def _query_pair(config: AFCConfig, query_order: np.ndarray, act: torch.Tensor,
     else:
         strong = rng.choice(top, size=n, replace=len(top) < n)
         weak = rng.choice(bottom, size=n, replace=len(bottom) < n)
-    first = torch.from_numpy(np.where(flip.numpy(), weak, strong))
-    second = torch.from_numpy(np.where(flip.numpy(), strong, weak))
+    first, second = ordered_options(torch.from_numpy(strong), torch.from_numpy(weak), flip)
     return QueryPair(emb[first], emb[second], maps[first], maps[second])
 
 

@@ -98,6 +98,15 @@ class SanityConfig:
     similarity: str = "spearman"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # A class needs two natural images: the same-class baseline correlates distinct pairs.
+        if self.min_per_class < 2:
+            raise ValueError(f"min_per_class must be >= 2 (the same-class baseline needs a pair of "
+                             f"natural images), got {self.min_per_class}")
+        if self.vis_per_class < 1 or self.n_natural < 2:
+            raise ValueError(f"vis_per_class must be >= 1 and n_natural >= 2, got "
+                             f"{self.vis_per_class} and {self.n_natural}")
+
 
 @dataclass
 class SanityResult:

@@ -1,3 +1,5 @@
+import pytest
+
 from empirical.cli import main
 
 
@@ -10,3 +12,31 @@ def test_theory_command_writes_the_table(tmp_path, capsys):
 def test_proofs_command_passes(tmp_path, capsys):
     assert main(["proofs", "--out", str(tmp_path)]) == 0
     assert "12 of 12 proofs pass" in capsys.readouterr().out
+
+
+def test_theory_refuses_a_sample_count_below_one(capsys):
+    for bad in ("0", "-1"):
+        assert main(["theory", "--samples", bad]) == 2
+        assert "samples must be an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["3-1,2", "0-", "a,b", "1.5", "1,1"])
+def test_bad_units_name_the_option(text):
+    from empirical.cli import _parse_units
+
+    with pytest.raises(ValueError, match="--units"):
+        _parse_units(text)
+
+
+def test_version_and_interrupt(monkeypatch, capsys):
+    import empirical.cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and "fvtrust 0." in capsys.readouterr().out
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(empirical.cli, "_cmd_theory", interrupted)
+    assert main(["theory"]) == 130
+    assert "interrupted; rerun the same command to resume" in capsys.readouterr().err

@@ -71,3 +71,25 @@ def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
         load_model("googlenet", weights="imagenet")
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         load_model("vgg")
+
+
+@pytest.mark.parametrize("images, message", [
+    (torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8), "floating point"),
+    (torch.rand(1, 3, 8, 8) * 255, r"must lie in \[0, 1\]"),
+    (torch.full((1, 3, 8, 8), float("inf")), "NaN or infinite"),
+    (torch.full((1, 3, 8, 8), float("nan")), "NaN or infinite"),
+])
+def test_images_on_another_scale_are_refused_by_name(lite0, images, message):
+    from empirical.models import forward_activations
+
+    with pytest.raises(ValueError, match=message):
+        forward_activations(lite0, images, ["_blocks.0"])
+
+
+def test_a_module_reused_at_several_depths_is_not_a_layer(lite0):
+    from empirical.models import get_layer, layer_names, main_layers, reused_modules
+
+    assert "_swish" in reused_modules(lite0)
+    assert "_swish" not in layer_names(lite0) and "_swish" not in main_layers(lite0)
+    with pytest.raises(ValueError, match="runs more than once in one forward pass"):
+        get_layer(lite0, "_swish")

@@ -120,3 +120,20 @@ def test_every_afc_option_has_help():
     missing = [a.dest for a in sub._actions if a.dest != "help" and not a.help]
     assert not missing, missing
     assert "example:" in sub.format_help()
+
+
+def test_the_right_option_is_the_one_the_sign_points_to():
+    import torch
+
+    from empirical.psychophysics import answer_signs, ordered_options, score
+
+    right, wrong = torch.tensor([[1, 1], [2, 2], [3, 3]]), torch.tensor([[9, 9], [8, 8], [7, 7]])
+    flip = torch.tensor([False, True, False])
+    first, second = ordered_options(right, wrong, flip)
+    sign = answer_signs(flip)
+    picked_right = torch.where(sign[:, None] > 0, first, second)
+    assert torch.equal(picked_right, right)
+    # An observer whose evidence always favours the right option scores 1, its negation 0.
+    evidence = sign * 0.3
+    assert score(evidence, sign, 20.0)[0].tolist() == [1.0, 1.0, 1.0]
+    assert score(-evidence, sign, 20.0)[0].tolist() == [0.0, 0.0, 0.0]

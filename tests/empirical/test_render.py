@@ -118,3 +118,11 @@ def test_training_mode_is_rejected(lite0):
             render(lite0, channel(LAYER, 0), steps=1, size=32)
     finally:
         lite0.eval()
+
+
+@pytest.mark.parametrize("units", ["12", 1.0, [1, "2"], True])
+def test_units_must_be_ints(units):
+    from empirical.objectives import channel
+
+    with pytest.raises(ValueError, match="units must be"):
+        channel("_blocks.10", units)

@@ -71,3 +71,8 @@ def test_sanity_score_is_one_for_same_class_and_zero_for_other_class(lite0_natur
     assert all(same.score_mean[i] > 0.6 for i in late), same.score_mean
     assert all(abs(other.score_mean[i]) < 0.4 for i in late), other.score_mean
     assert sanity_layers(model)[-1] == "logits" and "_bn0" not in sanity_layers(model)
+
+
+def test_sanity_refuses_settings_that_would_give_an_all_nan_table():
+    with pytest.raises(ValueError, match="min_per_class must be >= 2"):
+        SanityConfig(min_per_class=1)
