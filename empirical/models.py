@@ -283,30 +283,26 @@ def forward_activations(model: Network, images: torch.Tensor,
 @torch.no_grad()
 def relative_depths(model: Network, layers: Sequence[str], size: int = 64) -> dict[str, float]:
     """Depth in [0, 1] of each of `layers`: its rank in the execution order of the network's
-    main layers (modules that run more than once, like a reused activation, have no single
-    depth and are left out of the ranking), divided by the last rank. 'logits' has depth 1."""
+    main layers (which exclude modules that run more than once: they have no single depth),
+    divided by the last rank. 'logits' has depth 1."""
     names = [n for n in main_layers(model) if n != LOGITS]
-    calls: dict[str, int] = {}
     order: list[str] = []
     handles = []
     for name in names:
         def hook(_m: nn.Module, _i: object, _o: object, name: str = name) -> None:
-            calls[name] = calls.get(name, 0) + 1
-            if calls[name] == 1:
-                order.append(name)
+            order.append(name)
         handles.append(get_layer(model, name).register_forward_hook(hook))
     try:
         model(torch.full((1, 3, size, size), 0.5, device=model.device))
     finally:
         for h in handles:
             h.remove()
-    ranked = [n for n in order if calls[n] == 1]
-    depth = {n: i / max(1, len(ranked) - 1) for i, n in enumerate(ranked)}
+    depth = {n: i / max(1, len(order) - 1) for i, n in enumerate(order)}
     depth[LOGITS] = 1.0
     missing = [n for n in layers if n not in depth]
     if missing:
         raise ValueError(f"layers {missing} are not main layers that run once in {model.name}; "
-                         f"depth is defined for: {', '.join(ranked)}")
+                         f"depth is defined for: {', '.join(order)}")
     return {n: depth[n] for n in layers}
 
 

@@ -95,7 +95,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("human-data-typo", "empirical/human_data.py",
            "_NATURAL_PER_LAYER = (0.72, 0.96,", "_NATURAL_PER_LAYER = (0.72, 0.69,",
            (E + "test_human_data.py",)),
-    Mutant("depth-counts-reused-modules", "empirical/models.py",
-           "ranked = [n for n in order if calls[n] == 1]", "ranked = list(order)",
-           (E + "test_human_data.py",)),
+    Mutant("reused-modules-missed", "empirical/models.py",
+           "reused = frozenset(n for n, c in calls.items() if c > 1)",
+           "reused = frozenset(n for n, c in calls.items() if c > 2)",
+           (E + "test_models.py", E + "test_human_data.py")),
 )
