@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,8 +95,6 @@ def _tolerance(net: ReLUNetwork) -> float:
 def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike, float] | None = None,
                     time_limit: float | None = 60.0) -> Extreme:
     """The certified max (or min) of `net` over [0, 1]^d, or over [0, 1]^d ∩ B₁(z, r)."""
-    import time
-
     if sense not in ("max", "min"):
         raise ValueError(f"sense must be 'max' or 'min', got {sense!r}")
     d = net.d
@@ -112,7 +111,6 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
     layers = _layers(net)
     bounds = interval_bounds(net, lower, upper)
     # Variable layout: x (d) | t (d, ℓ1 slack, only with a ball) | per hidden layer: ŷ, h, δ.
-    names: list[tuple[str, int, int]] = []
     var_lo: list[float] = list(lower)
     var_hi: list[float] = list(upper)
     integrality: list[int] = [0] * d
@@ -154,7 +152,6 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
                 rows.append(({h: 1.0, y: -1.0, delta: -float(lo[j])}, -np.inf, -float(lo[j])))
                 rows.append(({h: 1.0, delta: -float(hi[j])}, -np.inf, 0.0))  # h ≤ u δ
             cur.append(h)
-            names.append(("h", k, j))
         prev = cur
     if ball is not None:
         assert t_index is not None and z is not None and r is not None
