@@ -191,8 +191,10 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
 def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
     """--steps, --size, --natural (where the experiment has it), --out and --force, with the
     defaults of the experiment's config dataclass (the documented quick scale)."""
-    p.add_argument("--steps", type=int, default=config.steps)
-    p.add_argument("--size", type=int, default=config.size)
+    p.add_argument("--steps", type=int, default=config.steps,
+                   help="optimization steps of each visualization; default %(default)s")
+    p.add_argument("--size", type=int, default=config.size,
+                   help="image side in px (renders and natural images); default %(default)s")
     if hasattr(config, "n_natural"):
         p.add_argument("--natural", type=int, default=config.n_natural,
                        help="natural images (half calibrate where a split is needed)")
@@ -222,63 +224,84 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fvtrust {theory.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)")
-    p.add_argument("--out", default="appendix")
+    from empirical.appendix import PARTS
+
+    p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  fvtrust appendix --parts theory,proofs --out appendix")
+    p.add_argument("--out", default="appendix", help="output directory (resumable); default %(default)s")
     p.add_argument("--scale", default="quick", choices=["tiny", "quick", "paper"],
                    help="quick: < 15 min on 2 CPU cores; paper: full settings (GPU)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--parts", default=None, help="comma-separated subset of parts")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto; default %(default)s")
+    p.add_argument("--parts", default=None,
+                   help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all")
     p.add_argument("--force", action="store_true", help="recompute parts already done")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.set_defaults(func=_cmd_appendix)
 
-    p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)")
+    p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)",
+                       epilog="example: fvtrust theory --out theory-results")
     p.add_argument("--out", default="theory-results", help="directory for table.{json,md,tex}")
     p.add_argument("--eps", type=float, default=1e-3, help="epsilon of the constructions")
     p.add_argument("--samples", type=int, default=8, help="sampled members per reliable class")
     p.set_defaults(func=_cmd_theory)
 
-    p = sub.add_parser("layers", help="list a model's layer names with their number of units")
+    p = sub.add_parser("layers", help="list a model's layer names with their number of units",
+                       epilog="example: fvtrust layers --model efficientnet_lite0")
     _add_model_args(p)
     p.add_argument("--all", action="store_true", help="every module, not only the main blocks")
     p.set_defaults(func=_cmd_layers)
 
-    p = sub.add_parser("render", help="render feature visualizations of units of a layer")
+    p = sub.add_parser("render", help="render feature visualizations of units of a layer",
+                       epilog="example: fvtrust render --layer _blocks.10 --units 0-7 --steps 256 --size 224")
     _add_model_args(p)
     p.add_argument("--layer", required=True, help="layer name (see fvtrust layers), or logits")
-    p.add_argument("--units", default="0", help="e.g. 0,1,2 or 0-7")
-    p.add_argument("--steps", type=int, default=512)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--units", default="0",
+                   help="units (channels): 0,1,2 or 0-7 or a mix; default %(default)s")
+    p.add_argument("--steps", type=int, default=512, help="optimization steps; default %(default)s")
+    p.add_argument("--size", type=int, default=224, help="image side in px; default %(default)s")
+    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
+                   help="image parametrization: Fourier with decorrelated colour (lucid) or raw "
+                        "pixels; default %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start images; default %(default)s")
     p.add_argument("--minimize", action="store_true", help="render the min visualization")
     p.add_argument("--batch-size", type=int, default=16, help="units rendered per batch")
     p.add_argument("--out", default="renders", help="output directory")
     p.add_argument("--force", action="store_true", help="re-render units already on disk")
     p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation")
+    p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation",
+                       epilog="example: fvtrust fool --target coffee   or   fvtrust fool --permute 100")
     _add_model_args(p)
     p.add_argument("--target", default="coffee", help="bundled photo name or image path")
     p.add_argument("--permute", type=int, default=None, metavar="OFFSET",
                    help="unit i shows unit i+OFFSET's visualization (instead of a target)")
-    p.add_argument("--units", default="285,417,980", help="units to show")
-    p.add_argument("--gate", default="silent", choices=["silent", "classifier"])
+    p.add_argument("--units", default="285,417,980",
+                   help="logit units to visualize: 0,1,2 or 0-7; default %(default)s")
+    p.add_argument("--gate", default="silent", choices=["silent", "classifier"],
+                   help="the detector E that switches the circuit: distance to calibration images "
+                        "(silent) or the paper's trained small CNN (classifier); default %(default)s")
     _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=_cmd_fool)
 
-    p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse")
+    p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse",
+                       epilog="example: fvtrust silent --layer _conv_head --units 0-5")
     _add_model_args(p)
-    p.add_argument("--layer", default="_conv_head")
-    p.add_argument("--units", default="0-5")
+    p.add_argument("--layer", default="_conv_head",
+                   help="layer whose units get the silent branch (see fvtrust layers); default %(default)s")
+    p.add_argument("--units", default="0-5", help="units to manipulate: 0,1,2 or 0-7; default %(default)s")
     _add_run_args(p, SilentConfig(), "results/silent")
     p.set_defaults(func=_cmd_silent)
 
-    p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations")
+    p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations",
+                       epilog="example: fvtrust sanity --images /data/imagenet/val --natural 2000")
     _add_model_args(p)
-    p.add_argument("--vis-per-class", type=int, default=2)
-    p.add_argument("--min-per-class", type=int, default=8)
-    p.add_argument("--similarity", default="spearman", choices=["spearman", "pearson", "cosine"])
+    p.add_argument("--vis-per-class", type=int, default=2,
+                   help="class visualizations rendered per class (count); default %(default)s")
+    p.add_argument("--min-per-class", type=int, default=8,
+                   help="natural images a class needs to be kept (count, >= 2); default %(default)s")
+    p.add_argument("--similarity", default="spearman", choices=["spearman", "pearson", "cosine"],
+                   help="similarity of activation vectors; default %(default)s")
     _add_run_args(p, SanityConfig(), "results/sanity")
     p.set_defaults(func=_cmd_sanity)
 
@@ -344,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)
 
-    p = sub.add_parser("proofs", help="run every proof's machine-checked steps")
+    p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
+                       epilog="example: fvtrust proofs -v --out proofs-results")
     p.add_argument("--out", default=None, help="directory for proofs.json")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
     p.set_defaults(func=_cmd_proofs)

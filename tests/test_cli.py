@@ -40,3 +40,14 @@ def test_version_and_interrupt(monkeypatch, capsys):
     monkeypatch.setattr(empirical.cli, "_cmd_theory", interrupted)
     assert main(["theory"]) == 130
     assert "interrupted; rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_every_option_of_every_subcommand_has_help_and_every_subcommand_an_example():
+    from empirical.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        missing = [a.option_strings or a.dest for a in p._actions if a.dest != "help" and not a.help]
+        assert not missing, (name, missing)
+        assert "example" in (p.epilog or ""), name

@@ -112,16 +112,6 @@ def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
     assert "unknown observer(s) ['bogus']" in capsys.readouterr().err
 
 
-def test_every_afc_option_has_help():
-    from empirical.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices["afc"]
-    missing = [a.dest for a in sub._actions if a.dest != "help" and not a.help]
-    assert not missing, missing
-    assert "example:" in sub.format_help()
-
-
 def test_the_right_option_is_the_one_the_sign_points_to():
     import torch
 
