@@ -1,5 +1,5 @@
 """Hypothesis profiles: ``ci`` (default; derandomized, bounded), ``thorough`` (400 random
-examples) and ``ci_thorough`` (400 derandomized examples; CI runs it on tests/theory).
+examples) and ``ci_thorough`` (150 derandomized examples; CI runs it on tests/theory).
 
 Select with ``FVTRUST_HYPOTHESIS_PROFILE=thorough pytest``.
 """
@@ -12,7 +12,7 @@ settings.register_profile("ci", max_examples=15, derandomize=True, deadline=None
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
-# What CI runs on tests/theory: the thorough example count, derandomized so CI cannot flake.
-settings.register_profile("ci_thorough", max_examples=400, derandomize=True, deadline=None,
+# What CI runs on tests/theory: ten times ci's examples, derandomized so CI cannot flake.
+settings.register_profile("ci_thorough", max_examples=150, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.load_profile(os.environ.get("FVTRUST_HYPOTHESIS_PROFILE", "ci"))

@@ -89,8 +89,8 @@ class AffineFunction(UnitFunction):
     @property
     def expression(self) -> sp.Expr:
         xs = cube_symbols(self.d)
-        return sum((sp.nsimplify(wi) * xi for wi, xi in zip(self.w, xs, strict=True)),
-                   sp.nsimplify(self.c))
+        return sum((sp.nsimplify(float(wi), rational=True) * xi for wi, xi in zip(self.w, xs, strict=True)),
+                   sp.nsimplify(self.c, rational=True))
 
 
 class ExpressionFunction(UnitFunction):

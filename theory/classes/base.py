@@ -213,10 +213,11 @@ def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
     from theory.symbolic import in_cube, prove
 
     xs = cube_symbols(g.d)
-    expr = g.expression
+    # Exact rational arithmetic throughout: the coefficients, the points and the values.
+    expr = sp.nsimplify(g.expression, rational=True)
     point = [{x: sp.nsimplify(float(v), rational=True) for x, v in zip(xs, p, strict=True)}
              for p in (phi.x_min, phi.x_max)]
-    lo, hi = (sp.nsimplify(expr.subs(pt)) for pt in point)
+    lo, hi = (sp.simplify(expr.subs(pt)) for pt in point)
     if abs(float(lo) - phi.v_min) > 1e-9 or abs(float(hi) - phi.v_max) > 1e-9:
         return False
     at = [sp.And(*(sp.Eq(x, pt[x]) for x in xs)) for pt in point]
