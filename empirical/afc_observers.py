@@ -53,7 +53,8 @@ class ReferenceSet:
     def from_images(cls, observer: Observer, max_images: torch.Tensor,
                     min_images: torch.Tensor) -> ReferenceSet:
         def views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return observer.embed(images), observer.feature_maps(images).mean((2, 3))
+            emb, maps = observer.views(images)
+            return emb, maps.mean((2, 3))
         (e_max, p_max), (e_min, p_min) = views(max_images), views(min_images)
         return cls(e_max, e_min, p_max, p_min)
 

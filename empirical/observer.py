@@ -34,31 +34,43 @@ class Observer:
         if self.model is None:
             self.model = load_model(self.model_name, device=self.device)
 
-    def _activations(self, images: torch.Tensor, layer: str, batch_size: int) -> Iterator[torch.Tensor]:
+    def _activations(self, images: torch.Tensor, layers: list[str],
+                     batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         for chunk in batches(images, batch_size):
             x = F.interpolate(chunk.float(), size=(self.size, self.size), mode="bilinear",
                               antialias=True, align_corners=False).to(self.model.device)
-            yield forward_activations(self.model, x, [layer])[layer]
+            yield forward_activations(self.model, x, layers)
+
+    def _embedding(self, acts: torch.Tensor) -> torch.Tensor:
+        feats = acts.flatten(2).mean(2) if acts.ndim > 2 else acts
+        return F.normalize(feats, dim=1).cpu()
+
+    def _maps(self, acts: torch.Tensor) -> torch.Tensor:
+        if acts.ndim != 4:
+            raise ValueError(f"spatial_layer {self.spatial_layer!r} has no spatial map "
+                             f"(output shape {tuple(acts.shape[1:])})")
+        return F.normalize(acts.float(), dim=1).cpu()
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """Unit-norm embeddings (N, D) of images (N, 3, H, W) in [0, 1]."""
-        out = []
-        for acts in self._activations(images, self.layer, batch_size):
-            feats = acts.flatten(2).mean(2) if acts.ndim > 2 else acts
-            out.append(F.normalize(feats, dim=1).cpu())
-        return torch.cat(out)
+        return torch.cat([self._embedding(a[self.layer])
+                          for a in self._activations(images, [self.layer], batch_size)])
 
     @torch.no_grad()
     def feature_maps(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """(N, C, h, w) features of ``spatial_layer``, unit-norm at every position."""
-        out = [F.normalize(acts.float(), dim=1).cpu()
-               for acts in self._activations(images, self.spatial_layer, batch_size)]
-        maps = torch.cat(out)
-        if maps.ndim != 4:
-            raise ValueError(f"spatial_layer {self.spatial_layer!r} has no spatial map "
-                             f"(output shape {tuple(maps.shape[1:])})")
-        return maps
+        return torch.cat([self._maps(a[self.spatial_layer])
+                          for a in self._activations(images, [self.spatial_layer], batch_size)])
+
+    @torch.no_grad()
+    def views(self, images: torch.Tensor, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """(:meth:`embed`, :meth:`feature_maps`) from one forward pass per batch."""
+        emb, maps = [], []
+        for a in self._activations(images, [self.layer, self.spatial_layer], batch_size):
+            emb.append(self._embedding(a[self.layer]))
+            maps.append(self._maps(a[self.spatial_layer]))
+        return torch.cat(emb), torch.cat(maps)
 
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarities between every image of `a` and every image of `b` (Na, Nb)."""

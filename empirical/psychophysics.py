@@ -208,8 +208,7 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
     observer = Observer(config.observer, size=max(config.size, 96), device=device)
     pool = natural_images(config.images, config.pool, config.size, seed=config.seed + 17)
     ref_idx, query_idx = _split(pool, config)
-    pool_emb = observer.embed(pool.images)
-    pool_maps = observer.feature_maps(pool.images)
+    pool_emb, pool_maps = observer.views(pool.images)
     pool_pooled = pool_maps.mean((2, 3))
     k, n = config.k, config.n_tasks
     names = config.chosen_observers
