@@ -1,7 +1,8 @@
-"""Natural images: scikit-image's bundled photographs (offline default), or a user's
-ImageFolder / ImageNet directory.
+"""Natural images: the photo corpus (:mod:`empirical.corpus`: 69 photographs of 61 scenes from
+Debian packages plus scikit-image's seven photographs; the offline default), scikit-image's ten
+images alone (``corpus="bundled"``, a demo), or a user's ImageFolder / ImageNet directory.
 
-Bundled photos yield as many samples as an experiment needs through *deterministic*
+Photos yield as many samples as an experiment needs through *deterministic*
 augmented crops (random-resized crop, flip; seeded per sample). Splits into calibration and
 held-out parts follow :func:`split_indices`: a seeded permutation, the first fraction calibrates.
 :func:`split_by_source` is the held-out split that means it: whole source photos (or files) go
@@ -111,35 +112,73 @@ def bundled_images(n: int, size: int = 224, seed: int = 0,
     return NaturalImages(torch.stack(images), sources)
 
 
-def image_folder(root: str | Path, size: int = 224, limit: int | None = None,
-                 seed: int = 0) -> NaturalImages:
-    """Images from a ``torchvision.datasets.ImageFolder`` tree (e.g. ImageNet val arranged
-    by class), resized and centre-cropped; `limit` keeps a seeded random subset."""
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms.functional import pil_to_tensor
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+def image_files(root: str | Path) -> list[Path]:
+    """Every image file under `root` (any depth), sorted; a clear error when there is none."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"image directory {str(root)!r} does not exist")
-    dataset = ImageFolder(str(root))
-    order = np.arange(len(dataset))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"image directory {str(root)!r} holds no image files "
+                         f"({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as (3, H, W) float32 in [0, 1]; a damaged file is named in the error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ValueError(f"cannot read image {str(path)!r}: {err}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+
+
+def image_folder(root: str | Path, size: int = 224, limit: int | None = None,
+                 seed: int = 0) -> NaturalImages:
+    """Images from a directory — ImageFolder/ImageNet layout (one folder per class: labels
+    are the folder indices) or any tree of image files (no labels) — resized and
+    centre-cropped; `limit` keeps a seeded random subset. Each file is its own source."""
+    root = Path(root)
+    files = image_files(root)
+    classes = sorted({p.parent.name for p in files})
+    layered = all(p.parent.parent == root for p in files)
+    order = np.arange(len(files))
     if limit is not None and limit < len(order):
         order = np.sort(np.random.default_rng(seed).choice(order, size=limit, replace=False))
     images, sources, labels = [], [], []
     for i in order:
-        path, label = dataset.samples[int(i)]
-        img = pil_to_tensor(dataset.loader(path).convert("RGB")).float() / 255
-        images.append(resize_center_crop(img, size))
-        sources.append(str(path))
-        labels.append(label)
-    return NaturalImages(torch.stack(images), sources, torch.tensor(labels))
+        path = files[int(i)]
+        images.append(resize_center_crop(read_image(path), size))
+        sources.append(str(path.resolve()))
+        labels.append(classes.index(path.parent.name) if layered else -1)
+    return NaturalImages(torch.stack(images), sources,
+                         torch.tensor(labels) if layered else None)
 
 
-def natural_images(directory: str | Path | None, n: int, size: int, seed: int = 0) -> NaturalImages:
-    """`n` images from `directory` (ImageFolder layout, seeded subset), or bundled crops."""
-    if directory is None:
+#: Built-in natural-image sets for ``natural_images(None, …, corpus=…)``.
+CORPORA = ("photos", "bundled")
+
+
+def natural_images(directory: str | Path | None, n: int, size: int, seed: int = 0,
+                   corpus: str = "photos") -> NaturalImages:
+    """`n` images from `directory` (ImageFolder layout, seeded subset), or crops of a built-in
+    corpus: ``"photos"`` (the Debian photo corpus + scikit-image's, 68 scenes) or
+    ``"bundled"`` (scikit-image's ten photos)."""
+    if directory is not None:
+        return image_folder(directory, size=size, limit=n, seed=seed)
+    if corpus == "photos":
+        from empirical.corpus import corpus_crops
+
+        return corpus_crops(n, size, seed=seed)
+    if corpus == "bundled":
         return bundled_images(n, size=size, seed=seed)
-    return image_folder(directory, size=size, limit=n, seed=seed)
+    raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
 
 
 def split_indices(n: int, calibration_fraction: float = 0.5,
@@ -156,9 +195,12 @@ def split_indices(n: int, calibration_fraction: float = 0.5,
 
 
 def source_of(sample: str) -> str:
-    """The source photo or file a sample came from: ``"coffee#3"`` (crop 3 of a bundled
-    photo) → ``"coffee"``; a file path is its own source."""
-    return sample.split("#", 1)[0]
+    """The source scene or file a sample came from: ``"coffee#3"`` (crop 3 of a bundled
+    photo) → ``"coffee"``; ``"mate-backgrounds/Dune@Dune.jpg#2"`` (a corpus crop) →
+    ``"mate-backgrounds/Dune"`` (every file of one scene shares it); a file path is its own
+    source."""
+    head = sample.split("#", 1)[0]
+    return head.split("@", 1)[0] if "@" in head and not head.startswith("/") else head
 
 
 def split_by_source(sources: Sequence[str], first_fraction: float = 0.5,
