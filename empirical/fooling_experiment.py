@@ -1,10 +1,15 @@
 """The fooling-circuit experiment: both halves of the claim, measured.
 
-``run_fooling(config)`` → :class:`FoolingResult`: natural behaviour on the held-out split
-(identical top-1 predictions, max |A − (F + c)|), the gate's accuracy and its value along the
-optimization, and how much the manipulated units' visualizations resemble their targets
-compared with the unmanipulated ones. Similarity: the Pearson correlation of the two images'
-pixels (RGB, resized to 64×64), and the cosine similarity in a different network's embedding
+``run_fooling(config)`` → :class:`FoolingResult`. Natural images are split by *source*
+(:func:`empirical.gate_data.gate_split`): the gate trains on one set of photos, sets its
+threshold on a second, and every natural number is measured on a third it never saw
+(:class:`~empirical.verify.NaturalBehaviour`: top-1/top-5 identical, max |A − (F + c)|, gate
+false alarms, with counts) — and on the user's own directory with ``verify_images``. The
+gate's catch rate along the optimization is reported for the experiment's renders and, in
+:mod:`empirical.gate_robustness`, for render settings it was never trained on. Last, how much
+the manipulated units' visualizations resemble their targets compared with the originals.
+Similarity: the Pearson correlation of the two images' pixels (RGB, resized to 64×64),
+and the cosine similarity in a different network's embedding
 (:class:`~empirical.observer.Observer`; texture-level likeness, blind to where things are).
 A unit's original and manipulated renders share a seed, so their difference comes from the
 objective alone.
@@ -20,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from empirical.checkpoint import Stages
-from empirical.data import load_photo, natural_images, predict, split_indices
+from empirical.data import NaturalImages, image_files, load_photo, natural_images, source_of
 from empirical.fooling import (
     CircuitConstants,
     FoolingCircuit,
@@ -28,14 +33,25 @@ from empirical.fooling import (
     TemplateDecoy,
     calibrate_constants,
 )
-from empirical.gates import Gate, StatisticGate, gate_accuracy, train_classifier_gate
-from empirical.models import load_model
+from empirical.gate_data import GateSplit, RenderBankConfig, augment_natural, gate_split, render_bank
+from empirical.gates import (
+    Gate,
+    NearestCalibrationGate,
+    gate_accuracy,
+    train_classifier_gate,
+    train_feature_gate,
+)
+from empirical.models import Network, load_model
 from empirical.objectives import class_logit
 from empirical.observer import Observer
 from empirical.render import render
+from empirical.verify import NaturalBehaviour, check_not_calibration, natural_behaviour
 
 #: Paper's ImageNet-val numbers for the classifier gate on Inception-V1, for comparison only.
 PAPER_TOP1 = {"original": 69.146, "fooled": 68.744}
+#: The paper's gate accuracy on held-out ImageNet (natural vs visualizations).
+PAPER_GATE_ACCURACY = 99.49
+GATES = ("features", "classifier", "nearest")
 
 
 @dataclass
@@ -48,44 +64,63 @@ class FoolingConfig:
     target: str = "coffee"  # a bundled photo or a path to an image
     units: list[int] = field(default_factory=lambda: [285, 417, 980])
     offset: int = 100
-    gate: str = "silent"  # "silent" or "classifier"
-    gate_layer: str = "_blocks.5"
-    n_natural: int = 160
-    images: str | None = None  # an ImageFolder/ImageNet directory instead of bundled photos
+    gate: str = "features"  # see GATES
+    gate_layer: str = "_blocks.5"  # the nearest-calibration gate's layer
+    n_natural: int = 1000  # crops drawn to split by source (train / threshold / held out)
+    images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus
+    corpus: str = "photos"  # built-in natural images when `images` is None
+    verify_images: str | None = None  # a directory never used for calibration
     size: int = 128
     steps: int = 96
     early_step: int = 16  # target visualizations are compared here (linear objectives saturate)
     snapshots: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 96)
+    bank_settings: int = 32  # random render settings the gate learns from (8 set its threshold)
+    bank_steps: int = 128
+    alpha: float = 0.005  # the gate threshold's quantile level (natural and renders)
+    render_side: float = 2 / 3  # τ's position from the natural to the render quantile
+    robustness: bool = True  # catch rates for render settings the gate never saw
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("target", "permute"):
             raise ValueError(f"mode must be 'target' or 'permute', got {self.mode!r}")
-        if self.gate not in ("silent", "classifier"):
-            raise ValueError(f"gate must be 'silent' or 'classifier', got {self.gate!r}")
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         if self.early_step not in self.snapshots or max(self.snapshots) != self.steps:
             raise ValueError(f"snapshots {self.snapshots} must contain early_step "
                              f"{self.early_step} and end at steps {self.steps}")
+        if self.bank_settings < 3:
+            raise ValueError(f"bank_settings must be >= 3 (a quarter set the threshold), got "
+                             f"{self.bank_settings}")
+        if not 0 <= self.render_side <= 1:
+            raise ValueError(f"render_side must lie in [0, 1], got {self.render_side}")
 
 
 @dataclass
 class FoolingResult:
     config: dict[str, object]
     constants: dict[str, float]
-    natural_heldout_images: int
-    top1_identical: float
-    max_abs_logit_change: float
+    split: dict[str, int]
+    natural_heldout: dict[str, object]  # NaturalBehaviour on sources the gate never saw
+    natural_verify: dict[str, object] | None  # the same on --verify-images
+    gate_threshold: dict[str, float] | None
     gate: dict[str, float]
     gate_along_optimization: dict[str, float]
+    gate_robustness: list[dict[str, object]]
     similarity_manipulated: list[float]
     similarity_original: list[float]
     observer_similarity_manipulated: list[float]
     observer_similarity_original: list[float]
     paper_top1: dict[str, float]
+    paper_gate_accuracy: float
     reused_stages: list[str]
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def top1_identical(self) -> float:
+        return float(self.natural_heldout["top1_identical"])  # type: ignore[arg-type]
 
 
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor, size: int = 64) -> float:
@@ -109,18 +144,100 @@ def load_target(name: str) -> torch.Tensor:
     return load_photo(name)
 
 
+@dataclass
+class GateData:
+    """Natural images split by source, as the gate uses them, and the files behind them."""
+
+    split: GateSplit
+    train: torch.Tensor  # train crops (plus small-scale crops) and one augmented copy
+    threshold: torch.Tensor
+    calibration_files: list[str]
+
+
+def gate_data(config: FoolingConfig) -> GateData:
+    """Split `n_natural` crops by source into train / threshold / held out; add small-scale
+    crops of the train sources (close-ups look like textures) and 400 threshold crops."""
+    natural = natural_images(config.images, config.n_natural, config.size, config.seed,
+                             corpus=config.corpus)
+    split = gate_split(natural, seed=config.seed)
+    train_sources = sorted({source_of(s) for s in split.train.sources})
+    threshold_sources = sorted({source_of(s) for s in split.threshold.sources})
+    if config.images is None and config.corpus == "photos":
+        from empirical.corpus import PHOTOS, corpus_crops
+
+        close = corpus_crops(len(split.train), config.size, seed=config.seed + 101,
+                             sources=train_sources, scale=(0.01, 0.2)).images
+        thresh = corpus_crops(max(400, len(split.threshold)), config.size, seed=config.seed + 303,
+                              sources=threshold_sources).images
+        used = set(train_sources) | set(threshold_sources)
+        files = [f"/{p.path}" for p in PHOTOS if p.source_id in used]
+    else:
+        close, thresh = split.train.images[:0], split.threshold.images
+        files = [s for s in split.train.sources + split.threshold.sources if "/" in s]
+    base = torch.cat([split.train.images, close])
+    train = torch.cat([base, augment_natural(base, seed=config.seed + 1)])
+    return GateData(split, train, thresh, files)
+
+
+GATE_FIELDS = ("model", "weights", "gate", "gate_layer", "n_natural", "images", "corpus", "size",
+               "bank_settings", "bank_steps", "alpha", "render_side", "units", "offset", "seed")
+
+
+def gate_settings(config: FoolingConfig) -> dict[str, object]:
+    """What the gate depends on (not the mode or target: both modes share one gate)."""
+    return {name: getattr(config, name) for name in GATE_FIELDS}
+
+
+def excluded_units(config: FoolingConfig, n_out: int) -> list[int]:
+    """Units the gate's render bank never draws: the experiment's units and, in either mode,
+    their permutation partners (so both modes can share one gate)."""
+    return sorted(set(config.units) | {(u + config.offset) % n_out for u in config.units})
+
+
+BANK_FIELDS = ("model", "weights", "size", "bank_settings", "bank_steps", "units", "offset", "seed")
+
+
+def build_gate(config: FoolingConfig, model: Network, data: GateData, stages: Stages) -> Gate:
+    """The configured gate, trained/calibrated on the train and threshold photos only."""
+    if config.gate == "nearest":
+        return NearestCalibrationGate(model, config.gate_layer).calibrate(data.split.train.images)
+    # The render bank depends on fewer settings than the gate: every gate kind shares it.
+    bank_stages = Stages(stages.root.parent if stages.root is not None else None,
+                         {name: getattr(config, name) for name in BANK_FIELDS}, stages.force)
+    bank = bank_stages.run("gate_render_bank", lambda: render_bank(
+        model, RenderBankConfig(settings=config.bank_settings, steps=config.bank_steps,
+                                size=config.size, seed=config.seed),
+        exclude_units=excluded_units(config, model.num_classes), progress=True))
+    fit, held = bank.split(max(1, config.bank_settings // 4))
+    if config.gate == "classifier":
+        return stages.run("classifier_gate", lambda: train_classifier_gate(
+            data.train, fit.images, epochs=15, seed=config.seed))
+    return stages.run("feature_gate", lambda: train_feature_gate(
+        model, data.train, fit.images, data.threshold, held.where(held.step >= 4).images,
+        alpha=config.alpha, render_side=config.render_side, seed=config.seed))
+
+
 def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
-                device: str = "cpu", force: bool = False) -> tuple[FoolingResult, dict[str, torch.Tensor]]:
-    """Run the experiment; returns the result and the images for the figure."""
+                device: str = "cpu", force: bool = False,
+                shared_dir: str | Path | None = None) -> tuple[FoolingResult, dict[str, torch.Tensor]]:
+    """Run the experiment; returns the result and the images for the figure. The gate (and
+    its render bank) is saved under `shared_dir` (default `out_dir`), keyed by
+    :func:`gate_settings`, so runs that differ only in mode or target share it."""
+    from empirical.data import image_folder
+
     stages = Stages(out_dir, config, force)
+    gate_stages = Stages(shared_dir if shared_dir is not None else out_dir,
+                         gate_settings(config), force)
     model = load_model(config.model, weights=config.weights, device=device)
     n_out = model.num_classes
     bad = [u for u in config.units if not 0 <= u < n_out]
     if bad:
         raise ValueError(f"units {bad} are out of range for {n_out} output units")
-    natural = natural_images(config.images, config.n_natural, config.size, config.seed)
-    cal_idx, held_idx = split_indices(len(natural), 0.5, seed=config.seed)
-    cal, held = natural.images[cal_idx], natural.images[held_idx]
+    verify: NaturalImages | None = None
+    data = gate_data(config)
+    if config.verify_images is not None:  # refuse overlap before any long computation
+        check_not_calibration(image_files(config.verify_images), data.calibration_files)
+        verify = image_folder(config.verify_images, size=config.size)
 
     shown = sorted(set(config.units) | ({(u + config.offset) % n_out for u in config.units}
                                         if config.mode == "permute" else set()))
@@ -131,32 +248,29 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
                    seeds=seeds, snapshots=config.snapshots, progress=True)
         return {"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}}
     originals = stages.run("original_renders", lambda: renders_of(model))
-    # (unit, snapshot, 3, H, W): the first half of the units trains the classifier gate,
-    # the second half is held out for every gate's accuracy.
     per_unit = torch.stack([originals[f"step{s}"] for s in config.snapshots], 1)
-    half = len(shown) // 2
 
-    gate: Gate
-    if config.gate == "silent":
-        gate = StatisticGate(model, config.gate_layer).calibrate(cal)
-    else:
-        gate = stages.run("classifier_gate", lambda: train_classifier_gate(
-            cal, per_unit[: max(1, half)].flatten(0, 1), seed=config.seed))
-    gate_report = gate_accuracy(gate, held, per_unit[half:].flatten(0, 1))
+    gate = build_gate(config, model, data, gate_stages)
+    held = data.split.held_out
+    gate_report = gate_accuracy(gate, held.images, per_unit.flatten(0, 1))
 
     target = (F.interpolate(load_target(config.target)[None], size=(config.size,) * 2,
                             mode="bilinear", antialias=True, align_corners=False)[0]
               if config.mode == "target" else None)
     decoy = (TemplateDecoy(load_target(config.target), config.units) if config.mode == "target"
              else PermutationDecoy(config.offset))
-    constants: CircuitConstants = calibrate_constants(model, decoy, cal,
+    constants: CircuitConstants = calibrate_constants(model, decoy, data.split.train.images,
                                                       extra=per_unit.flatten(0, 1))
     circuit = FoolingCircuit(model, gate, decoy, constants)
 
-    original_logits = predict(model, held)
-    fooled_logits = predict(circuit, held)
-    identical = float((original_logits.argmax(1) == fooled_logits.argmax(1)).float().mean())
-    change = float((fooled_logits - (original_logits + constants.c)).abs().max())
+    def behaviour(images: NaturalImages, what: str) -> NaturalBehaviour:
+        return natural_behaviour(circuit.original, circuit, images.images, images.sources, what,
+                                 gate=gate, offset=constants.c, device=model.device)
+    counts = data.split.counts()
+    natural_held = behaviour(held, f"held-out sources of the {config.images or config.corpus} "
+                                   f"corpus ({counts['held_out_sources']} sources the gate never saw)")
+    natural_verify = (behaviour(verify, f"--verify-images {config.verify_images}")
+                      if verify is not None else None)
 
     manipulated = stages.run("manipulated_renders", lambda: renders_of(circuit))
     along = {f"step{s}": float(gate(manipulated[f"step{s}"].to(model.device)).mean())
@@ -178,13 +292,24 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
         obs_m.append(float(obs[0]))
         obs_o.append(float(obs[1]))
 
+    robustness: list[dict[str, object]] = []
+    if config.robustness:
+        from empirical.gate_robustness import gate_robustness
+
+        robustness = stages.run("gate_robustness", lambda: gate_robustness(
+            model, circuit, gate, config, observer))
+
+    calibration = getattr(gate, "calibration", None)
     result = FoolingResult(
-        config=asdict(config), constants=asdict(constants),
-        natural_heldout_images=len(held), top1_identical=identical,
-        max_abs_logit_change=change, gate=gate_report,
-        gate_along_optimization=along, similarity_manipulated=sim_m, similarity_original=sim_o,
+        config=asdict(config), constants=asdict(constants), split=counts,
+        natural_heldout=natural_held.to_json(),
+        natural_verify=None if natural_verify is None else natural_verify.to_json(),
+        gate_threshold=None if calibration is None else asdict(calibration),
+        gate=gate_report, gate_along_optimization=along, gate_robustness=robustness,
+        similarity_manipulated=sim_m, similarity_original=sim_o,
         observer_similarity_manipulated=obs_m, observer_similarity_original=obs_o,
-        paper_top1=PAPER_TOP1, reused_stages=stages.reused)
+        paper_top1=PAPER_TOP1, paper_gate_accuracy=PAPER_GATE_ACCURACY,
+        reused_stages=stages.reused + gate_stages.reused)
     figure_images = {"original": originals[key][index], "manipulated": manipulated[key][index],
                      "target": goals if target is None else target[None]}
     return result, figure_images
