@@ -1,11 +1,15 @@
 """The silent-units experiment: the layer's visualizations collapse onto one target, while
 nothing changes on natural images.
 
-``run_silent(config)`` → :class:`SilentResult`: on the held-out natural split, identical
-top-1 predictions, max |logit change|, max |activation change| of the manipulated layer and
-the fraction of (image, unit, position) triples where a branch fires (goal: all 0); on the
-visualizations, mean pairwise similarity across the layer's units before vs after, and each
-unit's similarity to the target: pixel Pearson correlation (64×64; all units share one seed,
+``run_silent(config)`` → :class:`SilentResult`: on natural photos of sources never used to
+calibrate the branches (a source-disjoint split; plus ``verify_images``), identical top-1
+and top-5 predictions, max |logit change| (:class:`~empirical.verify.NaturalBehaviour`), max
+|activation change| of the manipulated layer and how often a branch fires — on the photos
+and under common shifts (brightness, contrast, JPEG, grey, blur, noise), with counts. On the
+visualizations: the fraction of the layer's units that *collapse* (the observer finds the
+unit's manipulated visualization closer to the target than to the unit's own original one),
+mean pairwise similarity across the units before vs after, and each unit's similarity to the
+target: pixel Pearson correlation (64×64; all units share one seed,
 so identical objectives give identical images) and the observer's embedding similarity
 (:class:`~empirical.observer.Observer`, a different network: texture-level likeness).
 """
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 
 from empirical.checkpoint import Stages
-from empirical.data import natural_images, predict, split_indices
+from empirical.data import NaturalImages, image_files, natural_images, split_by_source
 from empirical.fooling_experiment import pixel_similarity
 from empirical.gates import batches
 from empirical.models import forward_activations, get_layer, load_model
@@ -28,6 +32,7 @@ from empirical.objectives import channel
 from empirical.observer import Observer
 from empirical.render import render
 from empirical.silent import SilentConv, _conv_input, conv_layer, install_silent_units
+from empirical.verify import check_not_calibration, natural_behaviour
 
 
 @dataclass
@@ -38,26 +43,31 @@ class SilentConfig:
     model: str = "efficientnet_lite0"
     weights: str | None = None
     layer: str = "_conv_head"
-    units: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    units: list[int] = field(default_factory=lambda: list(range(32)))
     target_unit: int = 0
-    n_natural: int = 160
-    images: str | None = None  # an ImageFolder/ImageNet directory instead of bundled photos
+    n_natural: int = 400  # crops, split by source: half the sources calibrate the branches
+    images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus
+    corpus: str = "photos"
+    verify_images: str | None = None  # a directory never used for calibration
     size: int = 128
     steps: int = 96
     lam: float = 3.0
     gain: float = 100.0
+    margin: float = 1.0  # b′ = max + margin·(max − mean) over the calibration images
+    augment: bool = True  # calibrate on the photos and one shifted copy of each
     seed: int = 0
 
 
 @dataclass
 class SilentResult:
     config: dict[str, object]
-    natural_heldout_images: int
-    top1_identical: float
-    max_abs_logit_change: float
+    natural_heldout: dict[str, object]  # NaturalBehaviour on sources never used to calibrate
+    natural_verify: dict[str, object] | None
     max_abs_activation_change: float
-    branch_active_fraction_natural: float
+    branch_active_natural: dict[str, object]  # per shift: images, images with a firing branch
     branch_active_fraction_visualizations: float
+    collapsed: list[bool]
+    collapsed_fraction: float
     pairwise_similarity_before: float
     pairwise_similarity_after: float
     similarity_to_target_before: list[float]
@@ -66,10 +76,41 @@ class SilentResult:
     observer_pairwise_after: float
     observer_to_target_before: list[float]
     observer_to_target_after: list[float]
+    observer_to_own_original: list[float]
     reused_stages: list[str]
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+#: Common shifts of natural images under which the branches must stay silent.
+SHIFTS = ("none", "brightness x1.4", "brightness x0.6", "contrast x0.5", "contrast x1.5",
+          "jpeg q30", "grey", "blur s1.5", "noise s0.05")
+
+
+def shifted(images: torch.Tensor, shift: str, seed: int = 0) -> torch.Tensor:
+    """`images` under one of :data:`SHIFTS` (deterministic)."""
+    from empirical.gate_data import _blur, _jpeg
+
+    if shift == "none":
+        return images
+    kind, _, amount = shift.partition(" ")
+    value = float(amount.lstrip("xsq")) if amount else 0.0
+    if kind == "brightness":
+        return (images * value).clamp(0, 1)
+    if kind == "contrast":
+        mu = images.mean((1, 2, 3), keepdim=True)
+        return ((images - mu) * value + mu).clamp(0, 1)
+    if kind == "jpeg":
+        return torch.stack([_jpeg(x, int(value)) for x in images])
+    if kind == "grey":
+        return images.mean(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
+    if kind == "blur":
+        return torch.stack([_blur(x, value) for x in images])
+    if kind == "noise":
+        g = torch.Generator().manual_seed(seed)
+        return (images + torch.randn(images.shape, generator=g) * value).clamp(0, 1)
+    raise ValueError(f"unknown shift {shift!r}; known: {', '.join(SHIFTS)}")
 
 
 def _mean_pairwise(images: torch.Tensor) -> float:
@@ -83,13 +124,14 @@ def _mean_off_diagonal(sim: torch.Tensor) -> float:
 
 
 def _branch_active(model: torch.nn.Module, layer: str, images: torch.Tensor,
-                   own_units: list[int] | None = None) -> float:
-    """Fraction of (image, unit, position) triples where the silent branch is > 0; with
-    `own_units`, image i counts only its own unit own_units[i] (the one it was rendered for)."""
+                   own_units: list[int] | None = None) -> tuple[float, int]:
+    """(fraction of (image, unit, position) triples where the silent branch is > 0, number of
+    images where any branch fires); with `own_units`, image i counts only its own unit
+    own_units[i] (the one it was rendered for)."""
     module = get_layer(model, layer)
     if not isinstance(module, SilentConv):
         raise ValueError(f"layer {layer!r} carries no silent branch")
-    active, total = 0, 0
+    active, total, images_firing = 0, 0, 0
     with torch.no_grad():
         for k, chunk in enumerate(batches(images.to(model.device), 32)):
             h = _conv_input(model, module.conv, chunk)  # padded as the layer pads it
@@ -99,7 +141,8 @@ def _branch_active(model: torch.nn.Module, layer: str, images: torch.Tensor,
                 fired = fired[torch.arange(len(chunk), device=fired.device), idx]
             active += int(fired.sum())
             total += fired.numel()
-    return active / total
+            images_firing += int(fired.flatten(1).any(1).sum())
+    return active / total, images_firing
 
 
 def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: str = "cpu",
@@ -111,9 +154,17 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     if bad:
         raise ValueError(f"units {bad} are out of range for layer {config.layer!r} "
                          f"with {conv.out_channels} units")
-    natural = natural_images(config.images, config.n_natural, config.size, config.seed)
-    cal_idx, held_idx = split_indices(len(natural), 0.5, seed=config.seed)
-    cal, held = natural.images[cal_idx], natural.images[held_idx]
+    natural = natural_images(config.images, config.n_natural, config.size, config.seed,
+                             corpus=config.corpus)
+    cal_idx, held_idx = split_by_source(natural.sources, 0.5, seed=config.seed)
+    cal, held = natural.images[cal_idx], natural.subset(held_idx)
+    verify: NaturalImages | None = None
+    if config.verify_images is not None:
+        from empirical.data import image_folder
+
+        calibration_files = _calibration_files(config, [natural.sources[i] for i in cal_idx])
+        check_not_calibration(image_files(config.verify_images), calibration_files)
+        verify = image_folder(config.verify_images, size=config.size)
     # One seed for every unit: identical objectives then give identical images, so the
     # pixel similarity across units measures how alike their objectives have become.
     seeds = [config.seed] * len(config.units)
@@ -121,17 +172,36 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     target = stages.run("target", lambda: render(
         model, channel(config.layer, config.target_unit), steps=config.steps, size=config.size,
         seeds=[config.seed + 1], progress=True).images[0])
-    silent = install_silent_units(model, config.layer, target, cal, config.lam, config.gain)
+    if config.augment:
+        from empirical.gate_data import augment_natural
 
-    before_logits, after_logits = predict(model, held), predict(silent, held)
-    identical = float((before_logits.argmax(1) == after_logits.argmax(1)).float().mean())
-    logit_change = float((before_logits - after_logits).abs().max())
+        cal = torch.cat([cal, augment_natural(cal, seed=config.seed + 1)])
+    silent = install_silent_units(model, config.layer, target, cal, config.lam, config.gain,
+                                  config.margin)
+
+    n_sources = len({s.split("@")[0].split("#")[0] for s in held.sources})
+    natural_held = natural_behaviour(
+        model, silent, held.images, held.sources,
+        f"held-out sources of the {config.images or config.corpus} corpus ({n_sources} sources "
+        "never used to calibrate the branches)", device=model.device)
+    natural_verify = (natural_behaviour(model, silent, verify.images, verify.sources,
+                                        f"--verify-images {config.verify_images}",
+                                        device=model.device) if verify is not None else None)
     act_change = 0.0
     with torch.no_grad():
-        for chunk in batches(held.to(model.device), 32):
+        for chunk in batches(held.images.to(model.device), 32):
             a = forward_activations(model, chunk, [config.layer])[config.layer]
             b = forward_activations(silent, chunk, [config.layer])[config.layer]
             act_change = max(act_change, float((a - b).abs().max()))
+    active = {}
+    for shift in SHIFTS:
+        fraction, firing = _branch_active(silent, config.layer, shifted(held.images, shift))
+        active[shift] = {"images": len(held), "images_with_a_firing_branch": firing,
+                         "fraction_of_unit_positions": fraction}
+    if verify is not None:
+        fraction, firing = _branch_active(silent, config.layer, verify.images)
+        active["verify-images"] = {"images": len(verify), "images_with_a_firing_branch": firing,
+                                   "fraction_of_unit_positions": fraction}
 
     before = stages.run("renders_before", lambda: render(
         model, channel(config.layer, config.units), steps=config.steps, size=config.size,
@@ -141,12 +211,16 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
         seeds=seeds, progress=True).images)
 
     observer = Observer(device=device)
+    to_target = observer.similarity(after, target[None])[:, 0]
+    to_own = observer.similarity(after, before).diagonal()
+    collapsed = (to_target > to_own).tolist()
     result = SilentResult(
-        config=asdict(config), natural_heldout_images=len(held), top1_identical=identical,
-        max_abs_logit_change=logit_change, max_abs_activation_change=act_change,
-        branch_active_fraction_natural=_branch_active(silent, config.layer, held),
+        config=asdict(config), natural_heldout=natural_held.to_json(),
+        natural_verify=None if natural_verify is None else natural_verify.to_json(),
+        max_abs_activation_change=act_change, branch_active_natural=active,
         branch_active_fraction_visualizations=_branch_active(silent, config.layer, after,
-                                                             config.units),
+                                                             config.units)[0],
+        collapsed=collapsed, collapsed_fraction=float(np.mean(collapsed)),
         pairwise_similarity_before=_mean_pairwise(before),
         pairwise_similarity_after=_mean_pairwise(after),
         similarity_to_target_before=[pixel_similarity(x, target) for x in before],
@@ -154,6 +228,18 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
         observer_pairwise_before=_mean_off_diagonal(observer.similarity(before, before)),
         observer_pairwise_after=_mean_off_diagonal(observer.similarity(after, after)),
         observer_to_target_before=observer.similarity(before, target[None])[:, 0].tolist(),
-        observer_to_target_after=observer.similarity(after, target[None])[:, 0].tolist(),
+        observer_to_target_after=to_target.tolist(), observer_to_own_original=to_own.tolist(),
         reused_stages=stages.reused)
     return result, {"original": before, "silent units": after, "target": target[None]}
+
+
+def _calibration_files(config: SilentConfig, calibration_sources: list[str]) -> list[str]:
+    """The files behind the calibration images (corpus photos or the user's files)."""
+    from empirical.data import source_of
+
+    used = {source_of(s) for s in calibration_sources}
+    if config.images is None and config.corpus == "photos":
+        from empirical.corpus import PHOTOS
+
+        return [f"/{p.path}" for p in PHOTOS if p.source_id in used]
+    return sorted(s for s in used if "/" in s)
