@@ -31,7 +31,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "theory": {"samples": 2},
         "fooling": {"steps": 8, "size": 64, "n_natural": 48, "units": [417],
-                    "snapshots": (1, 2, 4, 8), "early_step": 4},
+                    "snapshots": (1, 2, 4, 8), "early_step": 4, "bank_settings": 4,
+                    "bank_steps": 8, "robustness": False},
         "silent": {"steps": 8, "size": 64, "n_natural": 40, "units": [0, 1]},
         "sanity": {"steps": 4, "size": 64, "n_natural": 80, "min_per_class": 3,
                    "min_confidence": 0.2, "vis_per_class": 1},
@@ -40,9 +41,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "quick": {
         "theory": {"samples": 8},
-        "fooling": {"steps": 64, "size": 128, "n_natural": 96,
-                    "snapshots": (1, 2, 4, 8, 16, 32, 64)},
-        "silent": {"steps": 96, "size": 128, "n_natural": 96},
+        "fooling": {"steps": 64, "size": 128, "snapshots": (1, 2, 4, 8, 16, 32, 64)},
+        "silent": {"steps": 96, "size": 128},
         "sanity": {},
         "afc": {},
     },
@@ -50,7 +50,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "theory": {"samples": 32},
         "fooling": {"steps": 512, "size": 224, "n_natural": 2000,
                     "snapshots": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)},
-        "silent": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(16))},
+        "silent": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(64))},
         "sanity": {"steps": 512, "size": 224, "n_natural": 5000, "vis_per_class": 4},
         "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)), "stride": 2,
                 "layers": ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.10", "_blocks.12",
@@ -128,33 +128,66 @@ def part_proofs(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     return PartOutput(results, [], "\n".join(chunks))
 
 
-def _fooling(mode: str, gate: str = "silent") -> Callable[[Path, dict[str, Any], str], PartOutput]:
+def natural_rows(nat: dict[str, Any], what: str) -> list[list[str]]:
+    """Table rows for a :class:`~empirical.verify.NaturalBehaviour` (with its counts)."""
+    rows = [[f"{what}: images (sources)", f"{nat['n_images']} ({nat['n_sources']})"],
+            [f"{what}: top-1 identical", f"{100 * nat['top1_identical']:.2f} \\% "
+                                         f"({nat['n_top1_changed']} changed)"],
+            [f"{what}: top-5 identical", f"{100 * nat['top5_identical']:.2f} \\% "
+                                         f"({nat['n_top5_changed']} changed)"],
+            [f"{what}: max logit change", f"{nat['max_abs_logit_change']:.2e}"]]
+    if nat.get("gate_false_alarms") is not None:
+        rows.append([f"{what}: gate false alarms",
+                     f"{100 * nat['gate_false_alarms']:.2f} \\% ({nat['n_gate_flagged']} flagged)"])
+    return rows
+
+
+def _fooling(mode: str, gate: str = "features") -> Callable[[Path, dict[str, Any], str], PartOutput]:
     def run(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
         from empirical.figures import image_grid
-        from empirical.fooling_experiment import FoolingConfig, run_fooling
+        from empirical.fooling_experiment import PAPER_TOP1, FoolingConfig, run_fooling
 
+        # The robustness table belongs to the decisive test (permutation mode, default gate).
+        settings = {**settings, "robustness": settings.get("robustness", True)
+                    and mode == "permute" and gate == "features"}
         config = FoolingConfig(mode=mode, gate=gate, **settings)
-        result, images = run_fooling(config, out, device=device)
+        result, images = run_fooling(config, out, device=device,
+                                     shared_dir=out.parent / "fooling_shared")
         data = result.to_json()
         atomic_write_json(out / f"fooling_{mode}.json", data)
         image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
                     "target": images["target"]}, [f"unit {u}" for u in config.units],
                    f"Fooling circuit ({mode}, {gate} gate)", out / f"fooling_{mode}")
-        rows = [["natural top-1 identical (held-out)", f"{100 * data['top1_identical']:.2f} \\%"],
-                ["max $|A - (F + c)|$ on natural", f"{data['max_abs_logit_change']:.2e}"],
-                ["gate: natural passed / renders caught",
-                 f"{100 * data['gate']['natural_passed']:.1f} \\% / "
-                 f"{100 * data['gate']['visualizations_caught']:.1f} \\%"],
-                ["similarity to target, manipulated (pixel / observer)",
-                 f"{np.mean(data['similarity_manipulated']):.3f} / "
-                 f"{np.mean(data['observer_similarity_manipulated']):.3f}"],
-                ["similarity to target, original (pixel / observer)",
-                 f"{np.mean(data['similarity_original']):.3f} / "
-                 f"{np.mean(data['observer_similarity_original']):.3f}"]]
-        text = (_tabular(["quantity", "value"], rows)
-                + _figure(f"parts/{out.name}/fooling_{mode}",
-                          f"Fooling circuit, {mode} mode, {gate} gate: originals (top) and the "
-                          "circuit's visualizations (middle) of the same units; bottom: the target."))
+        split = data["split"]
+        rows = natural_rows(data["natural_heldout"], "held-out photos")
+        rows += [["paper (ImageNet val, Inception-V1): top-1 original / fooled",
+                  f"{PAPER_TOP1['original']} / {PAPER_TOP1['fooled']} \\%"],
+                 ["gate: renders caught (this run's units, every step)",
+                  f"{100 * data['gate']['visualizations_caught']:.1f} \\%"],
+                 ["similarity to target, manipulated (pixel / observer)",
+                  f"{np.mean(data['similarity_manipulated']):.3f} / "
+                  f"{np.mean(data['observer_similarity_manipulated']):.3f}"],
+                 ["similarity to target, original (pixel / observer)",
+                  f"{np.mean(data['similarity_original']):.3f} / "
+                  f"{np.mean(data['observer_similarity_original']):.3f}"]]
+        text = (f"Natural photos split by source: the gate trains on {split['train_sources']} "
+                f"sources, sets its threshold on {split['threshold_sources']} others, and the "
+                f"numbers below come from {split['held_out_sources']} sources it never saw.\n"
+                + _tabular(["quantity", "value"], rows))
+        if data["gate_robustness"]:
+            rob = [[tex_escape(r["setting"]), r["param"], f"{r['lr']}",
+                    "yes" if r["transforms"] else "no", str(r["size"]), str(r["steps"]),
+                    f"{100 * r['min_caught_from_step4']:.0f} \\%",
+                    f"{r['decoy_shown']}/{r['units']}"] for r in data["gate_robustness"]]
+            text += ("Gate on render settings it never trained on (renders of the manipulated "
+                     "network, fresh seeds): the lowest fraction caught over steps $\\geq 4$ (on "
+                     "the image and as the network saw it), and for how many units the final "
+                     "render shows the decoy.\n"
+                     + _tabular(["setting", "param", "lr", "transforms", "px", "steps",
+                                 "caught", "decoy shown"], rob))
+        text += _figure(f"parts/{out.name}/fooling_{mode}",
+                        f"Fooling circuit, {mode} mode, {gate} gate: originals (top) and the "
+                        "circuit's visualizations (middle) of the same units; bottom: the target.")
         return PartOutput(data, [f"parts/{out.name}/fooling_{mode}"], text)
     return run
 
@@ -170,17 +203,20 @@ def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     image_grid({"original": images["original"], "silent units": images["silent units"],
                 "target": images["target"]}, [f"unit {u}" for u in config.units],
                f"Silent units in {config.layer}", out / "silent_units")
-    rows = [["natural top-1 identical (held-out)", f"{100 * data['top1_identical']:.2f} \\%"],
-            ["max $|$logit change$|$ / $|$activation change$|$",
-             f"{data['max_abs_logit_change']:.1e} / {data['max_abs_activation_change']:.1e}"],
-            ["branch active: natural / own renders",
-             f"{data['branch_active_fraction_natural']:.3f} / "
-             f"{data['branch_active_fraction_visualizations']:.3f}"],
-            ["observer similarity between units, before / after",
-             f"{data['observer_pairwise_before']:.3f} / {data['observer_pairwise_after']:.3f}"],
-            ["observer similarity to target, before / after",
-             f"{np.mean(data['observer_to_target_before']):.3f} / "
-             f"{np.mean(data['observer_to_target_after']):.3f}"]]
+    rows = natural_rows(data["natural_heldout"], "held-out photos")
+    shifts = data["branch_active_natural"]
+    rows += [["max $|$activation change$|$ (held-out photos)",
+              f"{data['max_abs_activation_change']:.1e}"],
+             ["held-out photos with a firing branch, per shift",
+              ", ".join(f"{tex_escape(k)}: {v['images_with_a_firing_branch']}/{v['images']}"
+                        for k, v in shifts.items())],
+             ["units that collapse onto the target (observer)",
+              f"{sum(data['collapsed'])}/{len(data['collapsed'])}"],
+             ["observer similarity between units, before / after",
+              f"{data['observer_pairwise_before']:.3f} / {data['observer_pairwise_after']:.3f}"],
+             ["observer similarity to target, before / after",
+              f"{np.mean(data['observer_to_target_before']):.3f} / "
+              f"{np.mean(data['observer_to_target_after']):.3f}"]]
     text = (_tabular(["quantity", "value"], rows)
             + _figure("parts/silent/silent_units", "Silent units: the layer's visualizations "
                       "before (top) and after (middle) adding the branches; bottom: target."))
@@ -249,8 +285,8 @@ def _afc(task: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
 PARTS: dict[str, tuple[str, str, Callable[[Path, dict[str, Any], str], PartOutput]]] = {
     "theory": ("Results table", "theory", part_theory),
     "proofs": ("Theorems and machine-checked proofs", "theory", part_proofs),
-    "fooling_target": ("Fooling circuit: target image", "fooling", _fooling("target")),
     "fooling_permute": ("Fooling circuit: permuted visualizations", "fooling", _fooling("permute")),
+    "fooling_target": ("Fooling circuit: target image", "fooling", _fooling("target")),
     "fooling_classifier": ("Fooling circuit: the paper's trained classifier gate", "fooling",
                            _fooling("target", gate="classifier")),
     "silent": ("Silent units", "silent", part_silent),

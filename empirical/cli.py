@@ -99,6 +99,7 @@ def _cmd_fool(args: argparse.Namespace) -> int:
                            target=args.target, units=_parse_units(args.units),
                            offset=args.permute or 100, gate=args.gate, steps=args.steps,
                            size=args.size, n_natural=args.natural, images=args.images,
+                           verify_images=args.verify_images,
                            snapshots=tuple(sorted({1, 2, 4, 8, 16, 32, 64, args.steps}
                                                   - {s for s in (32, 64) if s > args.steps})))
     result, images = run_fooling(config, args.out, device=args.device, force=args.force)
@@ -119,7 +120,8 @@ def _cmd_silent(args: argparse.Namespace) -> int:
 
     config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
                           units=_parse_units(args.units), steps=args.steps, size=args.size,
-                          n_natural=args.natural, images=args.images)
+                          n_natural=args.natural, images=args.images,
+                          verify_images=args.verify_images, margin=args.margin)
     result, images = run_silent(config, args.out, device=args.device, force=args.force)
     out = Path(args.out)
     atomic_write_json(out / "silent_units.json", result.to_json())
@@ -197,9 +199,10 @@ def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
                    help="image side in px (renders and natural images); default %(default)s")
     if hasattr(config, "n_natural"):
         p.add_argument("--natural", type=int, default=config.n_natural,
-                       help="natural images (half calibrate where a split is needed)")
+                       help="natural images drawn (split by source: calibration and held-out parts)")
         p.add_argument("--images", default=None,
-                       help="ImageFolder/ImageNet directory (default: bundled photos)")
+                       help="ImageFolder/ImageNet directory or any tree of images (default: the "
+                            "photo corpus, see README)")
     p.add_argument("--out", default=out, help="output directory (resumable)")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
 
@@ -278,9 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unit i shows unit i+OFFSET's visualization (instead of a target)")
     p.add_argument("--units", default="285,417,980",
                    help="logit units to visualize: 0,1,2 or 0-7; default %(default)s")
-    p.add_argument("--gate", default="silent", choices=["silent", "classifier"],
-                   help="the detector E that switches the circuit: distance to calibration images "
-                        "(silent) or the paper's trained small CNN (classifier); default %(default)s")
+    p.add_argument("--gate", default="features", choices=["features", "classifier", "nearest"],
+                   help="the detector E that switches the circuit: a learned boundary on early "
+                        "feature statistics (features), the paper's small CNN on pixels "
+                        "(classifier), or distance to the calibration photos (nearest: flags every "
+                        "unseen photo, closed-world only); default %(default)s")
+    p.add_argument("--verify-images", default=None, metavar="DIR",
+                   help="also measure natural behaviour on this directory of images (any layout); "
+                        "it must share no file with the calibration images")
     _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=_cmd_fool)
 
@@ -289,7 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--layer", default="_conv_head",
                    help="layer whose units get the silent branch (see fvtrust layers); default %(default)s")
-    p.add_argument("--units", default="0-5", help="units to manipulate: 0,1,2 or 0-7; default %(default)s")
+    p.add_argument("--units", default="0-31",
+                   help="units to manipulate: 0,1,2 or 0-7; default %(default)s")
+    p.add_argument("--margin", type=float, default=1.0,
+                   help="branch threshold b' = max + MARGIN * (max - mean) of the calibration "
+                        "responses: larger stays silent on more unseen photos, opens on fewer "
+                        "renders; default %(default)s")
+    p.add_argument("--verify-images", default=None, metavar="DIR",
+                   help="also measure natural behaviour on this directory of images (any layout); "
+                        "it must share no file with the calibration images")
     _add_run_args(p, SilentConfig(), "results/silent")
     p.set_defaults(func=_cmd_silent)
 
@@ -361,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=afc.size,
                    help="image side in px (natural images and renders); default %(default)s")
     p.add_argument("--images", default=None,
-                   help="a directory of natural images (ImageFolder/ImageNet layout); default: "
-                        "crops of the bundled photos")
+                   help="a directory of natural images (ImageFolder/ImageNet layout or any tree); "
+                        "default: crops of the photo corpus")
     p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)

@@ -45,8 +45,8 @@ def test_parts_are_reused_and_reproducible(appendix, tmp_path):
     again = json.loads((fresh.parent / "results.json").read_text())
     first = json.loads((appendix.parent / "results.json").read_text())
     assert again["theory"] == first["theory"]
-    for key in ("top1_identical", "max_abs_activation_change", "pairwise_similarity_after",
-                "observer_pairwise_after"):
+    for key in ("natural_heldout", "max_abs_activation_change", "pairwise_similarity_after",
+                "observer_pairwise_after", "collapsed"):
         assert again["silent"][key] == first["silent"][key], key
 
 

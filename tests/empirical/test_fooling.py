@@ -11,7 +11,13 @@ from empirical.fooling import (
     calibrate_constants,
 )
 from empirical.fooling_experiment import pixel_similarity
-from empirical.gates import StatisticGate, gate_accuracy, train_classifier_gate
+from empirical.gates import (
+    NearestCalibrationGate,
+    check_gate_images,
+    conformal_threshold,
+    gate_accuracy,
+    train_classifier_gate,
+)
 from empirical.models import forward_activations
 from empirical.objectives import channel, class_logit
 from empirical.render import render
@@ -37,7 +43,7 @@ def renders(digits):
 @pytest.fixture(scope="module")
 def gate(digits):
     model, cal, _ = digits
-    return StatisticGate(model, "0").calibrate(cal)
+    return NearestCalibrationGate(model, "0").calibrate(cal)
 
 
 def test_digits_network_is_a_real_classifier(digits):
@@ -45,7 +51,7 @@ def test_digits_network_is_a_real_classifier(digits):
     assert float((predict(model, data.images).argmax(1) == data.labels).float().mean()) > 0.9
 
 
-def test_statistic_gate_separates_natural_from_visualizations(digits, renders, gate):
+def test_nearest_gate_separates_natural_from_visualizations_in_a_closed_world(digits, renders, gate):
     _, _, held = digits
     acc = gate_accuracy(gate, held, renders)
     assert acc["natural_passed"] == 1.0 and acc["visualizations_caught"] == 1.0
@@ -101,41 +107,68 @@ def test_silent_branch_is_exactly_zero_on_held_out_digits(digits):
     assert torch.equal(a, b)
 
 
+def test_conformal_threshold_is_the_right_order_statistic():
+    scores = torch.arange(1.0, 200.0)  # 1 … 199
+    assert conformal_threshold(scores, 0.005) == 199.0  # ⌈200·0.995⌉ = 199th smallest
+    assert conformal_threshold(scores, 0.1) == 180.0  # ⌈200·0.9⌉ = 180th
+
+
 def test_silent_units_on_the_bundled_network():
     from empirical.silent_experiment import SilentConfig, run_silent
 
-    result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=48))
-    assert result.top1_identical == 1.0
-    assert result.max_abs_logit_change == 0.0 and result.max_abs_activation_change == 0.0
-    assert result.branch_active_fraction_natural == 0.0
-    assert result.branch_active_fraction_visualizations > 0.0  # each render's own unit
+    result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=96))
+    held = result.natural_heldout
+    assert held["n_images"] > 20 and held["n_sources"] > 10
+    assert held["top1_identical"] == 1.0 and held["n_top1_changed"] == 0
+    assert held["max_abs_logit_change"] == 0.0 and result.max_abs_activation_change == 0.0
+    assert all(row["images_with_a_firing_branch"] == 0 and row["images"] == held["n_images"]
+               for row in result.branch_active_natural.values())
+    assert len(result.collapsed) == 3 and result.collapsed_fraction == sum(result.collapsed) / 3
     assert images["silent units"].shape == (3, 3, 64, 64)
 
 
-def test_bad_input(digits):
+def test_bad_input(digits, gate):
     model, cal, _ = digits
     with pytest.raises(ValueError, match=r"target image must have shape \(3, H, W\)"):
         TemplateDecoy(torch.zeros(1, 8, 8), [0])
     with pytest.raises(ValueError, match="not a convolution with spatial structure"):
         install_silent_units(model, "8", torch.rand(3, SIZE, SIZE), cal)
     with pytest.warns(UserWarning, match="calibrated on only 5 images"):
-        StatisticGate(model, "0").calibrate(cal[:5])
+        NearestCalibrationGate(model, "0").calibrate(cal[:5])
+    with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\), got \(3, 8, 8\)"):
+        gate(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match=r"images in \[0, 1\], got values in \[-0\.5, 1\.5\]"):
+        gate(torch.linspace(-0.5, 1.5, 384).view(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="float images"):
+        check_gate_images(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="need at least 199"):
+        conformal_threshold(torch.zeros(100), 0.005)
 
 
 def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
     import json
 
     from empirical.cli import main
+    from empirical.corpus import corpus_crops
+    from empirical.images import save_png
 
-    args = ["fool", "--units", "417", "--steps", "16", "--size", "64", "--natural", "48",
-            "--out", str(tmp_path)]
+    # --verify-images: a directory of PNG files (crops of two scikit-image photos); the
+    # overlap check compares file contents, and none of these files is a calibration file.
+    verify = tmp_path / "verify"
+    for i, img in enumerate(corpus_crops(6, 64, sources=["skimage/coffee", "skimage/chelsea"]).images):
+        save_png(img, verify / f"crop{i}.png")
+    args = ["fool", "--units", "417", "--steps", "16", "--size", "64", "--natural", "60",
+            "--gate", "nearest", "--verify-images", str(verify), "--out", str(tmp_path)]
     assert main(args) == 0
     result = json.loads((tmp_path / "fooling_target.json").read_text())
-    assert result["top1_identical"] == 1.0
+    assert result["natural_heldout"]["n_images"] > 0
+    assert result["natural_verify"]["n_images"] == 6
     assert (tmp_path / "fooling_target.png").exists() and (tmp_path / "fooling_target.pdf").exists()
     assert main(args) == 0  # resumed from the saved stages
     assert "manipulated_renders" in json.loads(
         (tmp_path / "fooling_target.json").read_text())["reused_stages"]
     assert main(["silent", "--units", "0,1", "--steps", "8", "--size", "64", "--natural", "40",
-                 "--out", str(tmp_path)]) == 0
+                 "--verify-images", str(verify), "--out", str(tmp_path)]) == 0
+    silent = json.loads((tmp_path / "silent_units.json").read_text())
+    assert silent["natural_verify"]["n_images"] == 6
     assert (tmp_path / "silent_units.png").exists()
