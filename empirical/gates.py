@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from empirical.models import LOGITS, Network, forward_activations, main_layers
+from empirical.models import LOGITS, Network, check_images, forward_activations, main_layers
 
 #: Fewer calibration images than this draws a warning (ranges would be too narrow).
 MIN_CALIBRATION_IMAGES = 32
@@ -108,16 +108,8 @@ class NearestCalibrationGate(Gate):
 
 
 def check_gate_images(images: torch.Tensor) -> None:
-    """A gate decides on (B, 3, H, W) images in [0, 1]; anything else is refused by name."""
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"a gate decides on a tensor of images, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"a gate decides on images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(f"a gate decides on float images in [0, 1], got dtype {images.dtype}")
-    lo, hi = float(images.detach().min()), float(images.detach().max())
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"a gate decides on images in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    """A gate decides on (B, 3, H, W) float images in [0, 1]; anything else is refused by name."""
+    check_images(images, "gate images")
 
 
 def gate_layers(model: Network, fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.45)) -> list[str]:

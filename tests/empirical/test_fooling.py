@@ -135,11 +135,11 @@ def test_bad_input(digits, gate):
         install_silent_units(model, "8", torch.rand(3, SIZE, SIZE), cal)
     with pytest.warns(UserWarning, match="calibrated on only 5 images"):
         NearestCalibrationGate(model, "0").calibrate(cal[:5])
-    with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\), got \(3, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"gate images must have shape \(B, 3, H, W\), got \(3, 8, 8\)"):
         gate(torch.rand(3, 8, 8))
-    with pytest.raises(ValueError, match=r"images in \[0, 1\], got values in \[-0\.5, 1\.5\]"):
+    with pytest.raises(ValueError, match=r"gate images must lie in \[0, 1\], got values in \[-0\.5, 1\.5\]"):
         gate(torch.linspace(-0.5, 1.5, 384).view(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="float images"):
+    with pytest.raises(ValueError, match="gate images must be floating point"):
         check_gate_images(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="need at least 199"):
         conformal_threshold(torch.zeros(100), 0.005)
