@@ -136,7 +136,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/"auto" → CUDA when available, else CPU; otherwise the named device."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
     return dev
@@ -335,7 +338,9 @@ def check_eval(model: nn.Module) -> None:
 
 def layer_channels(model: Network, names: Sequence[str] | None = None,
                    size: int | None = None) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of each layer, from one small forward pass."""
+    """Output shape (without batch) of each layer, from one small forward pass; a requested
+    layer without a tensor output (a container such as a ModuleList) is refused by name."""
+    requested = names is not None
     names = [n for n in (names or layer_names(model)) if n != LOGITS]
     size = size or model.input_size
     probe = torch.full((1, 3, size, size), 0.5, device=model.device)
@@ -346,5 +351,11 @@ def layer_channels(model: Network, names: Sequence[str] | None = None,
             out = store.get(n)
             if isinstance(out, torch.Tensor):
                 shapes[n] = tuple(out.shape[1:])
+            elif requested:
+                members = [m for m in layer_names(model) if m.startswith(f"{n}.")][:3]
+                hint = f", e.g. {', '.join(members)}" if members else ""
+                raise ValueError(f"layer {n!r} has no output tensor of its own (a container of "
+                                 f"layers?): pick one of its members{hint} (fvtrust layers "
+                                 f"--model {model.name} lists them)")
     shapes[LOGITS] = tuple(logits.shape[1:])
     return shapes

@@ -26,9 +26,14 @@ def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
+#: Largest render side: 2048 px is ~9× the paper's 224 px; beyond that a batch of one image
+#: and its Fourier spectrum alone take gigabytes, and no network here was trained for it.
+MAX_SIZE = 2048
+
+
 def _check_size(size: int) -> int:
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"image size must be an integer >= 8, got size={size!r}")
+    if not isinstance(size, int) or not 8 <= size <= MAX_SIZE:
+        raise ValueError(f"image size must be an integer in [8, {MAX_SIZE}], got size={size!r}")
     return size
 
 

@@ -57,6 +57,10 @@ class SilentConfig:
     augment: bool = True  # calibrate on the photos and one shifted copy of each
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not (self.margin >= 0 and np.isfinite(self.margin)):
+            raise ValueError(f"margin must be a finite number >= 0, got {self.margin}")
+
 
 @dataclass
 class SilentResult:

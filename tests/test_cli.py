@@ -28,6 +28,20 @@ def test_bad_units_name_the_option(text):
         _parse_units(text)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["render", "--layer", "_blocks.0", "--device", "gpu"], "unknown device 'gpu'"),
+    (["render", "--layer", "_blocks.0", "--size", "10000", "--steps", "1"],
+     r"image size must be an integer in [8, 2048], got size=10000"),
+    (["render", "--layer", "_blocks"], "layer '_blocks' has no output tensor of its own"),
+    (["silent", "--margin", "-1"], "margin must be a finite number >= 0, got -1.0"),
+    (["fool", "--verify-images", "/nonexistent/dir"], "image directory '/nonexistent/dir' does not exist"),
+])
+def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys):
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_version_and_interrupt(monkeypatch, capsys):
     import empirical.cli
 
