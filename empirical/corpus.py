@@ -140,6 +140,14 @@ def check_installed(root: Path = DEFAULT_ROOT) -> None:
             f"{INSTALL_COMMAND}")
 
 
+def source_files(sources: Sequence[str], root: Path = DEFAULT_ROOT) -> list[str]:
+    """The files behind source ids: a corpus scene's photo files, a file path itself
+    (scikit-image's photos live inside the package and have no file of their own)."""
+    wanted = set(sources)
+    files = [str(root / p.path) for p in PHOTOS if p.source_id in wanted]
+    return files + sorted(s for s in wanted if s.startswith("/"))
+
+
 def corpus_sources() -> list[str]:
     """The distinct source ids of the Debian photos (scikit-image's are added by callers)."""
     return sorted({p.source_id for p in PHOTOS})

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from empirical.checkpoint import Stages
+from empirical.corpus import source_files
 from empirical.data import NaturalImages, image_files, load_photo, natural_images, source_of
 from empirical.fooling import (
     CircuitConstants,
@@ -163,17 +164,15 @@ def gate_data(config: FoolingConfig) -> GateData:
     train_sources = sorted({source_of(s) for s in split.train.sources})
     threshold_sources = sorted({source_of(s) for s in split.threshold.sources})
     if config.images is None and config.corpus == "photos":
-        from empirical.corpus import PHOTOS, corpus_crops
+        from empirical.corpus import corpus_crops
 
         close = corpus_crops(len(split.train), config.size, seed=config.seed + 101,
                              sources=train_sources, scale=(0.01, 0.2)).images
         thresh = corpus_crops(max(400, len(split.threshold)), config.size, seed=config.seed + 303,
                               sources=threshold_sources).images
-        used = set(train_sources) | set(threshold_sources)
-        files = [f"/{p.path}" for p in PHOTOS if p.source_id in used]
     else:
         close, thresh = split.train.images[:0], split.threshold.images
-        files = [s for s in split.train.sources + split.threshold.sources if "/" in s]
+    files = source_files(train_sources + threshold_sources)
     base = torch.cat([split.train.images, close])
     train = torch.cat([base, augment_natural(base, seed=config.seed + 1)])
     return GateData(split, train, thresh, files)

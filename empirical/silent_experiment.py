@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from empirical.checkpoint import Stages
-from empirical.data import NaturalImages, image_files, natural_images, split_by_source
+from empirical.corpus import source_files
+from empirical.data import NaturalImages, image_files, natural_images, source_of, split_by_source
 from empirical.fooling_experiment import pixel_similarity
 from empirical.gates import batches
 from empirical.models import forward_activations, get_layer, load_model
@@ -166,8 +167,8 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     if config.verify_images is not None:
         from empirical.data import image_folder
 
-        calibration_files = _calibration_files(config, [natural.sources[i] for i in cal_idx])
-        check_not_calibration(image_files(config.verify_images), calibration_files)
+        calibration = source_files(sorted({source_of(natural.sources[i]) for i in cal_idx}))
+        check_not_calibration(image_files(config.verify_images), calibration)
         verify = image_folder(config.verify_images, size=config.size)
     # One seed for every unit: identical objectives then give identical images, so the
     # pixel similarity across units measures how alike their objectives have become.
@@ -183,7 +184,7 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     silent = install_silent_units(model, config.layer, target, cal, config.lam, config.gain,
                                   config.margin)
 
-    n_sources = len({s.split("@")[0].split("#")[0] for s in held.sources})
+    n_sources = len({source_of(s) for s in held.sources})
     natural_held = natural_behaviour(
         model, silent, held.images, held.sources,
         f"held-out sources of the {config.images or config.corpus} corpus ({n_sources} sources "
@@ -235,15 +236,3 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
         observer_to_target_after=to_target.tolist(), observer_to_own_original=to_own.tolist(),
         reused_stages=stages.reused)
     return result, {"original": before, "silent units": after, "target": target[None]}
-
-
-def _calibration_files(config: SilentConfig, calibration_sources: list[str]) -> list[str]:
-    """The files behind the calibration images (corpus photos or the user's files)."""
-    from empirical.data import source_of
-
-    used = {source_of(s) for s in calibration_sources}
-    if config.images is None and config.corpus == "photos":
-        from empirical.corpus import PHOTOS
-
-        return [f"/{p.path}" for p in PHOTOS if p.source_id in used]
-    return sorted(s for s in used if "/" in s)

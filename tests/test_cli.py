@@ -31,7 +31,7 @@ def test_bad_units_name_the_option(text):
 @pytest.mark.parametrize(("args", "message"), [
     (["render", "--layer", "_blocks.0", "--device", "gpu"], "unknown device 'gpu'"),
     (["render", "--layer", "_blocks.0", "--size", "10000", "--steps", "1"],
-     r"image size must be an integer in [8, 2048], got size=10000"),
+     "image size must be an integer in [8, 2048], got size=10000"),
     (["render", "--layer", "_blocks"], "layer '_blocks' has no output tensor of its own"),
     (["silent", "--margin", "-1"], "margin must be a finite number >= 0, got -1.0"),
     (["fool", "--verify-images", "/nonexistent/dir"], "image directory '/nonexistent/dir' does not exist"),

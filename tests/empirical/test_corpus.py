@@ -13,6 +13,7 @@ from empirical.corpus import (
     corpus_crops,
     corpus_photos,
     corpus_sources,
+    source_files,
 )
 from empirical.data import image_folder, natural_images, source_of, split_by_source
 from empirical.gate_data import augment_natural, gate_split
@@ -98,3 +99,6 @@ def test_verification_images_must_not_be_calibration_photos(tmp_path):
     with pytest.raises(ValueError, match=r"1 file\(s\) are calibration photos .*renamed_copy\.jpg"):
         check_not_calibration([tmp_path / "renamed_copy.jpg"], [f"/{p.path}" for p in PHOTOS])
     check_not_calibration([tmp_path / "renamed_copy.jpg"], [f"/{p.path}" for p in PHOTOS[1:]])
+    # calibration files follow from source ids: every file of a scene, a user's file itself
+    aero = source_files(["opencv-doc/aero", "/data/x.jpg", "skimage/coffee"])
+    assert [a.rsplit("/", 1)[1] for a in aero] == ["aero1.jpg", "aero3.jpg", "x.jpg"]

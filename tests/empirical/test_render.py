@@ -102,7 +102,8 @@ def test_minimizing_lowers_the_activation(lite0):
      "unit 999 is out of range for layer '_blocks.5' with 80 units"),
     (lambda m: render(m, channel("_blocks.99", 0), steps=2, size=32), "unknown layer '_blocks.99'"),
     (lambda m: render(m, channel(LAYER, 0), steps=0), "steps must be a positive integer, got steps=0"),
-    (lambda m: render(m, channel(LAYER, 0), steps=1, size=4), "image size must be an integer >= 8"),
+    (lambda m: render(m, channel(LAYER, 0), steps=1, size=4),
+     r"image size must be an integer in \[8, 2048\], got size=4"),
     (lambda m: forward_activations(m, torch.rand(1, 1, 32, 32), [LAYER]), r"shape \(B, 3, H, W\)"),
     (lambda m: forward_activations(m, torch.full((1, 3, 32, 32), float("nan")), [LAYER]), "NaN"),
 ])
