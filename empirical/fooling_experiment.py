@@ -119,10 +119,6 @@ class FoolingResult:
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
-    @property
-    def top1_identical(self) -> float:
-        return float(self.natural_heldout["top1_identical"])  # type: ignore[arg-type]
-
 
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor, size: int = 64) -> float:
     """Pearson correlation of two images' pixels after resizing to size×size."""
