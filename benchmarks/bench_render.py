@@ -29,7 +29,9 @@ from empirical.render import render
 from empirical.transform import TransformConfig
 from theory.io import atomic_write_json
 
-CASES = {"googlenet": ("inception4a", "random"), "efficientnet_lite0": ("_blocks.10", None)}
+#: network → (layer, weights, render size in px); the issue's four networks.
+CASES = {"efficientnet_lite0": ("_blocks.10", None, 128), "efficientnet_lite2": ("_blocks.10", None, 224),
+         "googlenet": ("inception4a", "random", 128), "resnet50": ("layer3", "random", 128)}
 
 
 @dataclass
@@ -50,12 +52,13 @@ def score(model: Network, layer: str, units: list[int], images: torch.Tensor) ->
     return float(np.mean([float(acts[i, u].mean()) for i, u in enumerate(units)]))
 
 
-def run_fvtrust(model: Network, layer: str, units: list[int], size: int, steps: int) -> Run:
+def run_fvtrust(model: Network, layer: str, units: list[int], size: int, steps: int,
+                precision: str = "float32") -> Run:
     _sync(model.device)
     t0 = time.perf_counter()
     # lucent resamples its transformed image to `size` (fixed_image_size): so do we.
     result = render(model, channel(layer, units), steps=steps, size=size, seed=0,
-                    transforms=TransformConfig(output=size))
+                    transforms=TransformConfig(output=size), precision=precision)
     _sync(model.device)
     return Run(time.perf_counter() - t0, score(model, layer, units, result.images))
 
@@ -94,37 +97,43 @@ def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: i
     return Run(time.perf_counter() - t0, score(model, layer, units, images))
 
 
-def bench_case(name: str, size: int, steps: int, n_units: int, rounds: int,
+def bench_case(name: str, size: int | None, steps: int, n_units: int, rounds: int,
                device: str, sequential: bool) -> dict[str, object]:
-    layer, weights = CASES[name]
+    layer, weights, case_size = CASES[name]
+    size = size or case_size
     model = load_model(name, weights=weights, device=device)
     # lucent leaves forward hooks on every module it rendered through: give it its own copy.
     lucent_model = copy.deepcopy(model)
     units = list(range(n_units))
-    runs: dict[str, list[Run]] = {"fvtrust": [], "lucent_batched": []}
+    runs: dict[str, list[Run]] = {"fvtrust": [], "fvtrust_bfloat16": [], "lucent_batched": []}
     if sequential:
         runs["lucent_sequential"] = []
     # Warm-up at the timed shapes for both (oneDNN/cuDNN build kernels per shape on first use,
     # and whichever runs first would otherwise pay for both).
     run_fvtrust(model, layer, units, size, 2)
+    run_fvtrust(model, layer, units, size, 2, "bfloat16")
     run_lucent(lucent_model, layer, units, size, 2, True)
     for _ in range(rounds):  # alternate, so drift in machine load hits both
         runs["fvtrust"].append(run_fvtrust(model, layer, units, size, steps))
+        runs["fvtrust_bfloat16"].append(run_fvtrust(model, layer, units, size, steps, "bfloat16"))
         runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True))
         if sequential:
             runs["lucent_sequential"].append(
                 run_lucent(lucent_model, layer, units, size, steps, False))
-    summary: dict[str, object] = {"layer": layer, "weights": weights or "imagenet (bundled)"}
+    summary: dict[str, object] = {"layer": layer, "weights": weights or "imagenet (bundled)", "size": size}
     for key, rs in runs.items():
         secs = float(np.median([r.seconds for r in rs]))
         summary[key] = {"seconds_median": secs, "seconds_per_step": secs / steps,
                         "units_per_second": n_units / secs,
                         "final_objective": float(np.mean([r.final_objective for r in rs])),
                         "seconds_all": [r.seconds for r in rs]}
-    fv = summary["fvtrust"]
-    for key in runs:
-        if key != "fvtrust":
-            summary[f"speedup_vs_{key}"] = fv["units_per_second"] / summary[key]["units_per_second"]
+    for ours in ("fvtrust", "fvtrust_bfloat16"):
+        for key in runs:
+            if key.startswith("lucent"):
+                summary[f"speedup_{ours}_vs_{key}"] = (summary[ours]["units_per_second"]
+                                                       / summary[key]["units_per_second"])
+    summary["bfloat16_objective_change"] = (summary["fvtrust_bfloat16"]["final_objective"]
+                                            / summary["fvtrust"]["final_objective"] - 1)
     return summary
 
 
@@ -132,11 +141,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/render_cpu.json")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=None,
+                        help="render size in px for every network (default: each case's own)")
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="googlenet,efficientnet_lite0")
+    parser.add_argument("--models", default=",".join(CASES))
     parser.add_argument("--no-sequential", action="store_true",
                         help="skip lucent one-unit-at-a-time (slow for many units)")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -157,7 +158,8 @@ def _fooling(mode: str, gate: str = "features") -> Callable[[Path, dict[str, Any
         atomic_write_json(out / f"fooling_{mode}.json", data)
         image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
                     "target": images["target"]}, [f"unit {u}" for u in config.units],
-                   f"Fooling circuit ({mode}, {gate} gate)", out / f"fooling_{mode}")
+                   f"Fooling circuit ({mode}, {gate} gate) after {config.steps} steps",
+                   out / f"fooling_{mode}")
         split = data["split"]
         rows = natural_rows(data["natural_heldout"], "held-out photos")
         rows += [["paper (ImageNet val, Inception-V1): top-1 original / fooled",
@@ -202,7 +204,7 @@ def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     atomic_write_json(out / "silent_units.json", data)
     image_grid({"original": images["original"], "silent units": images["silent units"],
                 "target": images["target"]}, [f"unit {u}" for u in config.units],
-               f"Silent units in {config.layer}", out / "silent_units")
+               f"Silent units in {config.layer} after {config.steps} steps", out / "silent_units")
     rows = natural_rows(data["natural_heldout"], "held-out photos")
     shifts = data["branch_active_natural"]
     rows += [["max $|$activation change$|$ (held-out photos)",
@@ -267,7 +269,7 @@ def _afc(task: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
                     f"position on a {occ['stride_px']}\\,px stride ({occ['positions']} positions); "
                     f"{occ['n_occluded_images_scored']} occluded images scored at "
                     f"{occ['occluded_images_per_second']:.0f} images/s.")
-        text = (_tabular(["references", *[tex_escape(o) for o in observers],
+        text = (_tabular(["reference condition", *[tex_escape(o) for o in observers],
                           tex_escape(HUMAN_LABEL[task]) + " (human data)"], rows)
                 + f"Accuracy in \\% with 95\\,\\% CIs from a hierarchical bootstrap (units, then "
                   f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. References "
@@ -298,14 +300,17 @@ PARTS: dict[str, tuple[str, str, Callable[[Path, dict[str, Any], str], PartOutpu
 
 def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", device: str = "cpu",
                    force: bool = False, parts: list[str] | None = None,
-                   pdf: bool = True) -> Path:
+                   pdf: bool | str = True) -> Path:
     """Run (or reuse) the parts, then write appendix.tex, results.json and MANIFEST.json.
 
     With `parts`, only those run; other parts already done at this scale are still included.
+    ``pdf``: True tries pdflatex and says why when it cannot; ``"require"`` raises
+    :class:`PDFNotBuilt` instead; False writes the .tex only.
     """
     import torch
 
     import theory
+    from empirical.models import resolve_device
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
@@ -326,26 +331,33 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
         part_dir = out / "parts" / name
         key = config_hash({"part": name, "scale": scale, "settings": settings})
         saved = part_dir / "part.json"
-        done = saved.exists() and json.loads(saved.read_text()).get("hash") == key
+        record = _read_part(saved)
+        done = record is not None and record.get("hash") == key
         if name not in names and not done:
             continue  # not asked for, and no result at these settings to include
         start = time.perf_counter()
         if done and (name not in names or not force):
-            record = json.loads(saved.read_text())
             reused = True
         else:
+            position = [n for n in PARTS if n in names].index(name) + 1
+            print(f"part {position}/{len(names)} {name}: {title}", flush=True)
             if force:  # recompute the part's own saved stages (renders, gates) too
                 shutil.rmtree(part_dir / ".stages", ignore_errors=True)
             output = run(part_dir, settings, device)
+            # Theory and proofs never touch a network: they ran on the CPU whatever --device said.
+            used = "cpu" if group == "theory" else str(resolve_device(device))
             record = {"hash": key, "results": output.results, "figures": output.figures,
                       "latex": output.latex, "seconds": round(time.perf_counter() - start, 2),
-                      "device": device}
+                      "device": used}
             atomic_write_json(saved, record)
             reused = False
         missing = [f for f in record["figures"] if not (out / f"{f}.pdf").exists()]
         if missing:
             raise RuntimeError(f"part {name} references missing figures {missing}")
-        manifest["parts"][name] = {"hash": key, "reused": reused, "settings": settings,
+        # The full configuration the part ran with (its results carry it), not only the overrides.
+        full = record["results"].get("config") if isinstance(record["results"], dict) else None
+        manifest["parts"][name] = {"hash": key, "reused": reused,
+                                   "settings": full if isinstance(full, dict) else settings,
                                    "seconds": record.get("seconds"),
                                    "device": record.get("device", device)}
         results[name] = record["results"]
@@ -355,8 +367,29 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
     tex = out / "appendix.tex"
     atomic_write_text(tex, LATEX_HEAD.replace("SCALE", scale) + "\n".join(sections) + LATEX_TAIL)
     if pdf:
-        build_pdf(tex)
+        built = build_pdf(tex)
+        if built is None and pdf == "require":
+            raise PDFNotBuilt(f"no PDF was built from {tex} (see the message above)")
     return tex
+
+
+class PDFNotBuilt(RuntimeError):
+    """``--pdf`` demanded a PDF and pdflatex could not make one."""
+
+
+def _read_part(saved: Path) -> dict[str, Any] | None:
+    """A part's saved record, or None when there is none or it is damaged (then recomputed
+    when asked for, left out otherwise, and said so)."""
+    if not saved.exists():
+        return None
+    try:
+        record = json.loads(saved.read_text())
+        if isinstance(record, dict) and {"hash", "results", "figures", "latex"} <= set(record):
+            return record
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    print(f"{saved} is damaged: the part is recomputed when asked for (--parts {saved.parent.name})")
+    return None
 
 
 LATEX_HEAD = r"""\documentclass[10pt]{article}
@@ -381,13 +414,21 @@ def build_pdf(tex: Path) -> Path | None:
     """pdflatex twice (references), when installed; say plainly when it is not."""
     compiler = shutil.which("pdflatex")
     if compiler is None:
-        print("pdflatex not found: wrote the LaTeX source only "
-              "(Debian: apt-get install texlive-latex-recommended texlive-latex-extra)")
+        print(f"pdflatex not found: wrote the LaTeX source only ({LATEX_PACKAGES})")
         return None
     for _ in range(2):
         proc = subprocess.run([compiler, "-interaction=nonstopmode", "-halt-on-error", tex.name],
                               cwd=tex.parent, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
-            print(f"pdflatex failed; see {tex.with_suffix('.log')}")
+            log = tex.with_suffix(".log")
+            text = log.read_text(errors="replace") if log.exists() else proc.stdout
+            missing = sorted(set(re.findall(r"File `([^']+)' not found", text)))
+            why = (f"missing LaTeX file(s) {', '.join(missing)}: {LATEX_PACKAGES}" if missing
+                   else f"see {log}")
+            print(f"pdflatex failed; {why}")
             return None
     return tex.with_suffix(".pdf")
+
+
+LATEX_PACKAGES = ("Debian: apt-get install texlive-latex-recommended texlive-latex-extra "
+                  "texlive-fonts-recommended")

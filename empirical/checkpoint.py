@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from theory.io import umask_file_mode
+from theory.io import atomic_write_with
 
 T = TypeVar("T")
 
@@ -26,20 +24,19 @@ def config_hash(config: Any) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, umask_file_mode())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_with(path, lambda tmp: torch.save(obj, tmp), suffix=".pt.tmp")
+
+
+class StageDamaged(ValueError):
+    """A saved stage cannot be read, or holds another stage than its name says."""
 
 
 class Stages:
     """``stages.run("renders", compute)`` returns the saved result of that stage if one with
-    the same settings hash exists under `root`, else computes, saves and returns it."""
+    the same settings hash exists under `root`, else computes, saves and returns it.
+
+    A file holds its stage's name and settings hash beside the value, and both are checked
+    on load: a file copied over another stage's, or cut short, is refused by name."""
 
     def __init__(self, root: str | Path | None, settings: Any, force: bool = False) -> None:
         self.root = Path(root) / ".stages" if root is not None else None
@@ -51,8 +48,17 @@ class Stages:
             return compute()
         path = self.root / f"{name}-{self.key}.pt"
         if path.exists() and not self.force:
+            try:
+                saved = torch.load(path, weights_only=False)
+            except Exception as exc:
+                raise StageDamaged(f"the saved stage {path} cannot be read ({type(exc).__name__}); "
+                                   f"delete it or rerun with --force") from None
+            if not (isinstance(saved, dict) and saved.get("stage") == name
+                    and saved.get("settings_hash") == self.key and "value" in saved):
+                raise StageDamaged(f"the saved stage {path} does not hold stage {name!r} with "
+                                   f"settings {self.key}; delete it or rerun with --force")
             self.reused.append(name)
-            return torch.load(path, weights_only=False)
+            return saved["value"]
         value = compute()
-        atomic_torch_save(value, path)
+        atomic_torch_save({"stage": name, "settings_hash": self.key, "value": value}, path)
         return value

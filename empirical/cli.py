@@ -46,24 +46,11 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
 
 def _parse_units(text: str) -> list[int]:
     """'0,1,2' or '0-7' or a mix ('0-3,9'); a bad part is an error naming --units."""
-    units: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo, hi = (int(p) for p in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                units.extend(range(lo, hi + 1))
-            elif part:
-                units.append(int(part))
-        except ValueError:
-            raise ValueError(f"--units: {part!r} in {text!r} is not a unit index or an ascending "
-                             f"range (syntax: 0,1,2 or 0-7 or 0-3,9)") from None
-    if not units:
-        raise ValueError(f"--units: no units in {text!r}")
-    if len(set(units)) != len(units):
-        raise ValueError(f"--units: {text!r} names some units twice")
+    from empirical.sweep import parse_units
+
+    units = parse_units(text)
+    if units is None:
+        raise ValueError("--units: 'all' is for fvtrust sweep; name the units (0-7 or 0,1,2)")
     return units
 
 
@@ -83,7 +70,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     job = RenderJob(model=args.model, weights=args.weights, layer=args.layer,
                     units=_parse_units(args.units), steps=args.steps, size=args.size,
                     param=args.param, seed=args.seed, minimize=args.minimize,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, precision=args.precision)
     out = run_render_job(job, args.out, device=args.device, force=args.force)
     print(f"wrote {out}")
     return 0
@@ -91,7 +78,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_fool(args: argparse.Namespace) -> int:
     from empirical.figures import image_grid
-    from empirical.fooling_experiment import FoolingConfig, run_fooling
+    from empirical.fooling_experiment import FoolingConfig, fooling_verdict, run_fooling
     from theory.io import atomic_write_json
 
     mode = "permute" if args.permute is not None else "target"
@@ -108,8 +95,14 @@ def _cmd_fool(args: argparse.Namespace) -> int:
     names = [f"unit {u}" for u in config.units]
     image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
                 "target": images["target"]}, names,
-               f"Fooling circuit ({mode}, {config.gate} gate)", out / f"fooling_{mode}")
+               f"Fooling circuit ({mode}, {config.gate} gate) after {config.steps} steps",
+               out / f"fooling_{mode}")
     print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
+    verdict = fooling_verdict(result)
+    if not verdict["fooled"]:
+        print(f"fvtrust: error: {verdict['summary']}", file=sys.stderr)
+        return 1
+    print(verdict["summary"])
     return 0
 
 
@@ -127,7 +120,7 @@ def _cmd_silent(args: argparse.Namespace) -> int:
     atomic_write_json(out / "silent_units.json", result.to_json())
     image_grid({"original": images["original"], "silent units": images["silent units"],
                 "target": images["target"]}, [f"unit {u}" for u in config.units],
-               f"Silent units in {config.layer}", out / "silent_units")
+               f"Silent units in {config.layer} after {config.steps} steps", out / "silent_units")
     print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
     return 0
 
@@ -179,12 +172,51 @@ def _cmd_afc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from empirical.sweep import SweepPlan, run_sweep
+    from empirical.sweep_store import plot_sweep, read_sweep
+    from theory.io import atomic_write_json
+
+    def names(text: str, option: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise ValueError(f"{option}: no names in {text!r}")
+        return items
+
+    plan = SweepPlan(models=names(args.models, "--models"), layers=names(args.layers, "--layers"),
+                     units=args.units, measure=names(args.measure, "--measure"), steps=args.steps,
+                     size=args.size, seed=args.seed, chunk=args.chunk, k=args.k, pool=args.pool,
+                     images=args.images, afc_trials=args.afc_trials, precision=args.precision)
+    summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
+                        device=args.device, force=args.force)
+    out = Path(args.out)
+    atomic_write_json(out / "summary.json", asdict(summary))
+    table = read_sweep(out)
+    plot_sweep(table, out / "sweep")
+    print(f"{summary.n_units} units: {summary.n_skipped} already done, {summary.n_computed} computed, "
+          f"{summary.n_failed} failed ({summary.units_per_second:.2f} units/s on {summary.workers} "
+          f"workers); wrote {out / 'units.parquet'}, {out / 'sweep.png'}")
+    for task, error in summary.failures.items():
+        print(f"  failed: {task}: {error}", file=sys.stderr)
+    return 1 if summary.n_failed else 0
+
+
 def _cmd_appendix(args: argparse.Namespace) -> int:
     from empirical.appendix import build_appendix
 
     parts = args.parts.split(",") if args.parts else None
-    tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
-                         parts=parts, pdf=not args.no_pdf)
+    if args.pdf and args.no_pdf:
+        raise ValueError("--pdf and --no-pdf contradict each other: choose one")
+    from empirical.appendix import PDFNotBuilt
+
+    try:
+        tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
+                             parts=parts, pdf="require" if args.pdf else not args.no_pdf)
+    except PDFNotBuilt as exc:
+        print(f"fvtrust: error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {tex} (numbers: {tex.parent / 'results.json'}, "
           f"manifest: {tex.parent / 'MANIFEST.json'})")
     return 0
@@ -240,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all")
     p.add_argument("--force", action="store_true", help="recompute parts already done")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
+    p.add_argument("--pdf", action="store_true",
+                   help="demand the PDF: exit 1 when pdflatex is missing or fails (default: try, "
+                        "and say why when it cannot)")
     p.set_defaults(func=_cmd_appendix)
 
     p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)",
@@ -269,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the start images; default %(default)s")
     p.add_argument("--minimize", action="store_true", help="render the min visualization")
     p.add_argument("--batch-size", type=int, default=16, help="units rendered per batch")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                   help="the network's arithmetic while rendering: float32 (exact) or bfloat16 "
+                        "autocast (faster on GPUs and bfloat16 CPUs; see README, Benchmarks); "
+                        "default %(default)s")
     p.add_argument("--out", default="renders", help="output directory")
     p.add_argument("--force", action="store_true", help="re-render units already on disk")
     p.set_defaults(func=_cmd_render)
@@ -382,6 +421,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)
+
+    from empirical.sweep import MEASUREMENTS, SweepPlan
+
+    plan = SweepPlan()
+    p = sub.add_parser(
+        "sweep", help="every unit of many layers of many models, on Ray, into a Parquet store",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  fvtrust sweep --layers _blocks.10 --units all --steps 64 --size 64 --out sweep\n"
+               "  fvtrust sweep --address 10.0.0.1:6379 --models efficientnet_lite0,resnet50=w.pt "
+               "--layers _blocks.10 --out /shared/sweep")
+    p.add_argument("--models", default=",".join(plan.models),
+                   help="comma-separated registry names, each optionally NAME=WEIGHTS_FILE; "
+                        "default %(default)s")
+    p.add_argument("--layers", default=",".join(plan.layers),
+                   help="comma-separated layer names, applied to every model; default %(default)s")
+    p.add_argument("--units", default=str(plan.units),
+                   help="'all' or units of every layer: 0,1,2 or 0-7 or 0-3,9; default %(default)s")
+    p.add_argument("--measure", default=",".join(plan.measure),
+                   help=f"comma-separated subset of {', '.join(MEASUREMENTS)}; default %(default)s")
+    p.add_argument("--steps", type=int, default=plan.steps,
+                   help="optimization steps per visualization; default %(default)s")
+    p.add_argument("--size", type=int, default=plan.size, help="image side in px; default %(default)s")
+    p.add_argument("--seed", type=int, default=plan.seed,
+                   help="base seed (unit u uses seed+u); default %(default)s")
+    p.add_argument("--chunk", type=int, default=plan.chunk,
+                   help="units per Ray task (the unit of retry); default %(default)s")
+    p.add_argument("--k", type=int, default=plan.k,
+                   help="natural exemplars (and 2-AFC references) per side; default %(default)s")
+    p.add_argument("--pool", type=int, default=plan.pool,
+                   help="natural images the exemplars and 2-AFC trials are drawn from; default %(default)s")
+    p.add_argument("--afc-trials", type=int, default=plan.afc_trials,
+                   help="2-AFC trials per unit (afc_* measurements); default %(default)s")
+    p.add_argument("--images", default=None,
+                   help="ImageFolder/ImageNet directory or any tree of images (default: the photo corpus)")
+    p.add_argument("--precision", default=plan.precision, choices=["float32", "bfloat16"],
+                   help="arithmetic of the visualizations' renders (bfloat16: autocast); default %(default)s")
+    p.add_argument("--workers", type=int, default=None,
+                   help="tasks at once on the local Ray (default: one per CPU core); ignored with --address")
+    p.add_argument("--address", default=None,
+                   help="an existing Ray cluster, host:port or ray://host:port or auto "
+                        "(default: start an embedded local Ray)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA in each worker where present, one GPU per task), cpu or cuda; "
+                        "default %(default)s")
+    p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
+    p.add_argument("--force", action="store_true",
+                   help="recompute a store written with other settings")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
                        epilog="example: fvtrust proofs -v --out proofs-results")

@@ -120,6 +120,23 @@ class FoolingResult:
         return asdict(self)
 
 
+def fooling_verdict(result: FoolingResult) -> dict[str, object]:
+    """Did the circuit fool? Yes when the gate catches some final renders and at least one
+    unit's manipulated visualization is closer to its decoy (observer) than its original is."""
+    pairs = zip(result.observer_similarity_manipulated, result.observer_similarity_original, strict=True)
+    shown = sum(m > o for m, o in pairs)
+    caught = float(result.gate["visualizations_caught"])
+    n = len(result.observer_similarity_manipulated)
+    fooled = shown > 0 and caught > 0
+    why = (f"the gate caught {100 * caught:.0f} % of the final renders and {shown} of {n} units "
+           f"show the decoy")
+    if not fooled:
+        why += ("; the run did not fool (too few --steps for the renders to leave the natural "
+                "side of the gate, or too few --natural images to train it)")
+    return {"fooled": fooled, "units_showing_decoy": shown, "units": n, "renders_caught": caught,
+            "summary": why}
+
+
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor, size: int = 64) -> float:
     """Pearson correlation of two images' pixels after resizing to size×size."""
     def flat(x: torch.Tensor) -> torch.Tensor:

@@ -68,8 +68,33 @@ def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # garbage, truncated, or a pickled object rather than tensors
+        raise ValueError(f"weights file {str(path)!r} is not a PyTorch state dict "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights file {str(path)!r} holds a {type(state).__name__}, not a state "
+                         f"dict of tensors")
+    return state
+
+
+def _load_into(net: nn.Module, state: dict[str, torch.Tensor], name: str, path: object) -> None:
+    """load_state_dict, with a mismatch named in one line (which keys, which shapes)."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        mine = net.state_dict()
+        missing = [k for k in mine if k not in state]
+        extra = [k for k in state if k not in mine]
+        shapes = [k for k in mine if k in state and mine[k].shape != state[k].shape]
+        detail = "; ".join(part for part in (
+            f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+            f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+            f"{len(shapes)} of another shape (e.g. {shapes[0]}: {tuple(state[shapes[0]].shape)} vs "
+            f"{tuple(mine[shapes[0]].shape)})" if shapes else "") if part)
+        raise ValueError(f"weights file {str(path)!r} does not fit {name}: {detail or exc}") from None
 
 
 def _efficientnet_lite(variant: int) -> Callable[[str | Path | None], nn.Module]:
@@ -88,7 +113,7 @@ def _efficientnet_lite(variant: int) -> Callable[[str | Path | None], nn.Module]
                                  f"{package.replace('_', '-')} (a dependency of fvtrust)") from exc
             holder = getattr(module, f"EfficientnetLite{variant}ModelFile")
             weights = holder.get_model_file_path()
-        net.load_state_dict(_load_state_dict(weights))
+        _load_into(net, _load_state_dict(weights), f"efficientnet_lite{variant}", weights)
         return net
     return build
 
@@ -114,7 +139,7 @@ def _torchvision(name: str) -> Callable[[str | Path | None], nn.Module]:
         else:
             state = _load_state_dict(weights)
         state = {k: v for k, v in state.items() if not k.startswith("aux")}
-        net.load_state_dict(state)
+        _load_into(net, state, name, weights)
         if name == "googlenet":
             net.transform_input = False  # our wrapper normalizes; torchvision would redo it
         return net

@@ -171,6 +171,16 @@ def _estimate(values: list[np.ndarray], p: list[np.ndarray] | None, seed: int) -
     return out
 
 
+def afc_observer(config: AFCConfig, device: str | torch.device = "cpu") -> Observer:
+    """The observer network a run of `config` uses."""
+    return Observer(config.observer, size=max(config.size, 96), device=device)
+
+
+def afc_pool(config: AFCConfig) -> NaturalImages:
+    """The natural images (references and queries) a run of `config` draws from."""
+    return natural_images(config.images, config.pool, config.size, seed=config.seed + 17)
+
+
 def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarray]:
     ref_idx, query_idx = split_by_source(pool.sources, config.reference_fraction, seed=config.seed)
     # references: a top and a bottom quantile of queries; occlusion: N distinct query images.
@@ -186,15 +196,18 @@ def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarr
 
 def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = "cpu",
             force: bool = False, shared_dir: str | Path | None = None,
-            progress: bool = True) -> AFCResult:
+            progress: bool = True, model: Network | None = None, observer: Observer | None = None,
+            pool: NaturalImages | None = None) -> AFCResult:
     """Every observer in every reference condition for every unit of every layer.
 
     `shared_dir` holds the synthetic references so the two tasks render them once
-    (default: `out_dir`)."""
+    (default: `out_dir`). `model`, `observer` and `pool` may be passed in already built (a
+    sweep worker keeps them across tasks); by default they are built from `config`."""
     from tqdm import tqdm
 
     stages = Stages(out_dir, config, force)
-    model = load_model(config.model, weights=config.weights, device=device)
+    if model is None:
+        model = load_model(config.model, weights=config.weights, device=device)
     shapes = layer_channels(model, config.layers)
     for layer in config.layers:
         bad = [u for u in config.units if not 0 <= u < shapes[layer][0]]
@@ -205,8 +218,10 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         depth: dict[str, float | None] = dict(relative_depths(model, config.layers))
     except ValueError:
         depth = dict.fromkeys(config.layers)
-    observer = Observer(config.observer, size=max(config.size, 96), device=device)
-    pool = natural_images(config.images, config.pool, config.size, seed=config.seed + 17)
+    if observer is None:
+        observer = afc_observer(config, device)
+    if pool is None:
+        pool = afc_pool(config)
     ref_idx, query_idx = _split(pool, config)
     pool_emb, pool_maps = observer.views(pool.images)
     pool_pooled = pool_maps.mean((2, 3))

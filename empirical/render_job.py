@@ -4,8 +4,11 @@ skipped, so an interrupted job resumes where it stopped."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,10 +36,51 @@ class RenderJob:
     seed: int = 0
     minimize: bool = False
     batch_size: int = 16
+    precision: str = "float32"
 
     def settings_hash(self) -> str:
-        keys = {k: v for k, v in asdict(self).items() if k not in ("units", "batch_size")}
+        # The batch is part of the settings: float32 kernels round differently per batch shape.
+        keys = {k: v for k, v in asdict(self).items() if k != "units"}
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the output directory's lock: two jobs writing one --out merge their units."""
+    with open(out / ".render.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_record(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+        if isinstance(record, dict) and isinstance(record.get("units"), dict):
+            return record
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    raise ValueError(f"{path} is damaged (not a render record); rerun with --force to start afresh")
+
+
+def _current(path: Path, job: RenderJob, force: bool) -> dict:
+    """The record for `job`'s settings: the saved one if it has them, else a new one (the
+    old settings' PNGs are removed, so no stale image is left beside the new ones)."""
+    try:
+        record = _read_record(path)
+    except ValueError:
+        if not force:
+            raise
+        record = {}
+    if force or record.get("settings_hash") != job.settings_hash():
+        for unit in record.get("units", {}):
+            (path.parent / f"unit_{int(unit):04d}.png").unlink(missing_ok=True)
+        record = {"settings_hash": job.settings_hash(), "job": asdict(job), "units": {}}
+    return record
 
 
 def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
@@ -54,9 +98,9 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
     if bad:
         raise ValueError(f"units {bad} are out of range for layer {job.layer!r} with {n_units} units")
     record_path = out / "render.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() and not force else {}
-    if record.get("settings_hash") != job.settings_hash():
-        record = {"settings_hash": job.settings_hash(), "job": asdict(job), "units": {}}
+    with _locked(out):
+        record = _current(record_path, job, force)
+        atomic_write_json(record_path, record)
     todo = [u for u in job.units if force or str(u) not in record["units"]
             or not (out / f"unit_{u:04d}.png").exists()]
     sign = -1.0 if job.minimize else 1.0
@@ -65,20 +109,28 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
             chunk = todo[start:start + job.batch_size]
             objective = channel(job.layer, chunk) * sign
             result = render(model, objective, steps=job.steps, size=job.size, param=job.param,
-                            seeds=[job.seed + u for u in chunk], device=device)
+                            seeds=[job.seed + u for u in chunk], device=device,
+                            precision=job.precision)
             for i, unit in enumerate(chunk):
                 save_png(result.images[i], out / f"unit_{unit:04d}.png")
-                record["units"][str(unit)] = {"trace": (sign * result.trace[:, i]).tolist(),
-                                              "final_activation": float(sign * result.trace[-1, i])}
-            atomic_write_json(record_path, record)  # after every batch: resumable
+            with _locked(out):  # merge with what another job wrote meanwhile, then write
+                record = _current(record_path, job, force=False)
+                for i, unit in enumerate(chunk):
+                    record["units"][str(unit)] = {"trace": (sign * result.trace[:, i]).tolist(),
+                                                  "final_activation": float(sign * result.trace[-1, i])}
+                atomic_write_json(record_path, record)  # after every batch: resumable
             bar.update(len(chunk))
     images = [_load_png(out / f"unit_{u:04d}.png") for u in job.units]
-    save_png(contact_sheet(torch.stack(images)), out / "contact_sheet.png")
+    save_png(contact_sheet(torch.stack(images), labels=[f"unit {u}" for u in job.units]),
+             out / "contact_sheet.png")
     return record_path
 
 
 def _load_png(path: Path) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+    try:
+        arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+    except (OSError, UnidentifiedImageError):
+        raise ValueError(f"{path} is damaged; delete it (it is re-rendered) or rerun with --force") from None
     return torch.from_numpy(arr).permute(2, 0, 1)

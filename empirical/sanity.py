@@ -38,6 +38,8 @@ def sanity_layers(model: Network) -> list[str]:
     modules skipped), then the logits."""
     keep = [n for n in main_layers(model) if n != LOGITS
             and not any(k in type(get_layer(model, n)).__name__ for k in _SKIP)]
+    if keep and isinstance(get_layer(model, keep[-1]), torch.nn.Linear):
+        keep = keep[:-1]  # the classifier's output *is* the logits: one point, not two
     return [*keep, LOGITS]
 
 
@@ -197,6 +199,7 @@ def plot_sanity(result: SanityResult, path_stem: str | Path) -> list[Path]:
     ax.plot(x, result.score_mean, "o-", color="tab:blue", ms=3, label="class visualization")
     ax.set_xticks(x)
     ax.set_xticklabels(result.layers, rotation=70, fontsize=7)
+    ax.set_xlabel("layer (input → logits)")
     ax.set_ylabel(f"normalized {result.config['similarity']} similarity")
     ax.set_title(f"Sanity check: {result.config['model']}, {len(result.classes)} classes")
     ax.legend(fontsize=7, loc="upper left")

@@ -53,3 +53,35 @@ def test_parts_are_reused_and_reproducible(appendix, tmp_path):
 def test_unknown_part_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown appendix parts"):
         build_appendix(tmp_path, scale="tiny", parts=["nope"], pdf=False)
+
+
+def test_manifest_records_full_settings_and_the_device_each_part_used(appendix):
+    manifest = json.loads((appendix.parent / "MANIFEST.json").read_text())
+    afc = manifest["parts"]["afc_references"]["settings"]
+    assert afc["task"] == "references" and afc["k"] == 2 and afc["observer"]  # the whole config
+    assert manifest["parts"]["theory"]["device"] == "cpu"
+    assert all(p["device"] in ("cpu", "cuda", "cuda:0") for p in manifest["parts"].values())
+
+
+def test_a_damaged_part_is_named_and_does_not_block_other_parts(appendix, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(appendix.parent, out)
+    (out / "parts" / "silent" / "part.json").write_text('{"hash": "abc", "resul')
+    build_appendix(out, scale="tiny", pdf=False, parts=["theory"], force=True)
+    assert "parts/silent/part.json is damaged" in capsys.readouterr().out
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert "silent" not in manifest["parts"] and "theory" in manifest["parts"]
+
+
+def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, capsys):
+    from empirical import appendix as module
+    from empirical.cli import main
+
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)  # no pdflatex here
+    assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent),
+                 "--pdf"]) == 1
+    captured = capsys.readouterr()
+    assert "texlive-fonts-recommended" in captured.out and "no PDF was built" in captured.err
+    assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent)]) == 0

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from empirical.cli import main
 
 
@@ -25,3 +27,76 @@ def test_render_rejects_out_of_range_units(tmp_path, capsys):
 def test_layers_command(capsys):
     assert main(["layers"]) == 0
     assert "_blocks.10" in capsys.readouterr().out
+
+
+def test_two_jobs_into_one_out_merge_and_new_settings_leave_no_stale_pngs(tmp_path):
+    base = ["render", "--layer", "_blocks.5", "--steps", "2", "--size", "32", "--out", str(tmp_path)]
+    assert main([*base, "--units", "0-1"]) == 0
+    assert main([*base, "--units", "2"]) == 0  # another job, same settings: units merge
+    record = json.loads((tmp_path / "render.json").read_text())
+    assert sorted(record["units"]) == ["0", "1", "2"]
+    assert main([*base[:-2], "--steps", "3", "--units", "1", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("unit_*.png")) == ["unit_0001.png"]
+    assert main([*base[:-2], "--steps", "3", "--units", "1", "--batch-size", "4",
+                 "--out", str(tmp_path)]) == 0  # the batch is a setting: re-rendered
+    assert json.loads((tmp_path / "render.json").read_text())["job"]["batch_size"] == 4
+
+
+def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
+    import torch
+
+    from empirical.checkpoint import StageDamaged, Stages
+
+    base = ["render", "--layer", "_blocks.5", "--units", "0", "--steps", "2", "--size", "32"]
+    out = tmp_path / "r"
+    assert main([*base, "--out", str(out)]) == 0
+    (out / "unit_0000.png").write_bytes(b"\x89PNG\r\n garbage")
+    assert main([*base, "--out", str(out)]) == 2
+    assert "unit_0000.png is damaged" in capsys.readouterr().err
+    (out / "render.json").write_text('{"settings_hash": ')
+    assert main([*base, "--out", str(out)]) == 2
+    assert "render.json is damaged" in capsys.readouterr().err
+    assert main([*base, "--out", str(out), "--force"]) == 0
+
+    garbage, wrong = tmp_path / "garbage.pt", tmp_path / "wrong.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    torch.save({"fc.weight": torch.zeros(3, 3)}, wrong)
+    cases = ((garbage, "is not a PyTorch state dict"), (wrong, "does not fit efficientnet_lite0"))
+    for path, message in cases:
+        assert main([*base, "--weights", str(path), "--out", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err and "Traceback" not in err
+
+    stages = Stages(tmp_path / "s", {"a": 1})
+    assert stages.run("renders", lambda: 41) == 41
+    assert Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0) == 41  # reused
+    path = tmp_path / "s" / ".stages" / f"renders-{stages.key}.pt"
+    other = Stages(tmp_path / "s", {"a": 2})
+    other.run("gate", lambda: 7)
+    (tmp_path / "s" / ".stages" / f"gate-{other.key}.pt").replace(path)  # another stage's file
+    with pytest.raises(StageDamaged, match="does not hold stage 'renders'"):
+        Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0)
+    path.write_bytes(b"cut sh")
+    with pytest.raises(StageDamaged, match="cannot be read"):
+        Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0)
+    assert Stages(tmp_path / "s", {"a": 1}, force=True).run("renders", lambda: 5) == 5
+
+
+def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from empirical import fooling_experiment
+    from empirical.fooling_experiment import FoolingResult, fooling_verdict
+
+    def result(caught, manipulated, original):
+        return FoolingResult({}, {}, {}, {}, None, None, {"visualizations_caught": caught}, {}, [], [], [],
+                             manipulated, original, {}, 0.0, [])
+    assert fooling_verdict(result(1.0, [0.7, 0.2], [0.3, 0.3]))["fooled"]
+    for bad in (result(0.0, [0.7], [0.3]), result(1.0, [0.2, 0.1], [0.3, 0.3])):
+        verdict = fooling_verdict(bad)
+        assert not verdict["fooled"] and "did not fool" in verdict["summary"]
+    images = {k: torch.zeros(1, 3, 8, 8) for k in ("original", "manipulated", "target")}
+    monkeypatch.setattr(fooling_experiment, "run_fooling",
+                        lambda config, out, **kw: (result(0.0, [0.2], [0.3]), images))
+    assert main(["fool", "--units", "417", "--out", str(tmp_path)]) == 1
+    assert "did not fool" in capsys.readouterr().err

@@ -127,3 +127,18 @@ def test_units_must_be_ints(units):
 
     with pytest.raises(ValueError, match="units must be"):
         channel("_blocks.10", units)
+
+
+def test_bfloat16_autocast_reaches_the_float32_objective(lite0):
+    """bfloat16 autocast changes the arithmetic, not the optimization: the final objective,
+    scored in float32 on the final image, lands within a few percent of float32's."""
+    objective = channel("_blocks.5", [0, 1, 2, 3])
+    finals = {}
+    for precision in ("float32", "bfloat16"):
+        images = render(lite0, objective, steps=24, size=64, precision=precision).images
+        with torch.no_grad():
+            finals[precision] = float(objective(forward_activations(lite0, images, ["_blocks.5"])).mean())
+    assert finals["float32"] > 0
+    assert abs(finals["bfloat16"] / finals["float32"] - 1) < 0.05, finals
+    with pytest.raises(ValueError, match="precision"):
+        render(lite0, objective, steps=1, size=32, precision="float16")

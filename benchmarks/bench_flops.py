@@ -1,0 +1,125 @@
+"""What fraction of the machine's measured conv/matmul throughput a render step achieves.
+
+FLOPs of one render step (forward to the layer + backward to the image) come from
+``torch.utils.flop_counter.FlopCounterMode``; the machine's throughput is measured in the same
+run, the better of a large matrix product and a dense 3x3 convolution (float32, and bfloat16
+for the bfloat16 render).
+
+    python benchmarks/bench_flops.py --out benchmarks/results/flops_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.bench_render import CASES
+from empirical.models import load_model
+from empirical.objectives import channel
+from empirical.render import render
+from empirical.transform import TransformConfig
+from theory.io import atomic_write_json
+
+
+def matmul_flops_per_second(dtype: torch.dtype, device: str, n: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def _render(model, layer: str, units: list[int], size: int, steps: int, precision: str) -> None:
+    render(model, channel(layer, units), steps=steps, size=size, transforms=TransformConfig(output=size),
+           precision=precision)
+
+
+def conv_flops_per_second(dtype: torch.dtype, device: str, repeats: int = 5) -> float:
+    """A dense 3x3 convolution, 256 -> 256 channels at 28 px, batch 16, channels-last."""
+    x = torch.randn(16, 256, 28, 28, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.functional.conv2d
+    conv(x, w, padding=1)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        conv(x, w, padding=1)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 16 * 256 * 28 * 28 * 256 * 9 / best
+
+
+def step_flops(model, layer: str, units: list[int], size: int, precision: str) -> int:
+    """FLOPs of one step: a 2-step render less a 1-step one (the set-up, which folds
+    BatchNorm and checks the copy with a forward pass, cancels)."""
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            _render(model, layer, units, size, steps, precision)
+        counts.append(counter.get_total_flops())
+    return counts[1] - counts[0]
+
+
+def step_seconds(model, layer: str, units: list[int], size: int, precision: str, steps: int) -> float:
+    """Seconds per step: a long render less a short one (set-up cancels)."""
+    times = []
+    for n in (steps // 4, steps):
+        t0 = time.perf_counter()
+        _render(model, layer, units, size, n, precision)
+        times.append(time.perf_counter() - t0)
+    return (times[1] - times[0]) / (steps - steps // 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--units", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--models", default=",".join(CASES))
+    ap.add_argument("--out", default="benchmarks/results/flops_cpu.json")
+    args = ap.parse_args()
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    measured = {k: {"matmul": matmul_flops_per_second(d, args.device),
+                    "conv3x3": conv_flops_per_second(d, args.device)} for k, d in dtypes.items()}
+    # The machine's measured throughput: the better of a large matmul and a dense convolution.
+    peak = {k: max(v.values()) for k, v in measured.items()}
+    record = {"device": args.device, "threads": torch.get_num_threads(),
+              "measured_gflops": {k: {op: f / 1e9 for op, f in v.items()} for k, v in measured.items()},
+              "cases": {}}
+    units = list(range(args.units))
+    for name in args.models.split(","):
+        layer, weights, size = CASES[name]
+        model = load_model(name, weights=weights, device=args.device)
+        case = {"layer": layer, "size": size}
+        for precision in ("float32", "bfloat16"):
+            flops = step_flops(model, layer, units, size, precision)
+            _render(model, layer, units, size, 2, precision)  # warm-up
+            seconds = step_seconds(model, layer, units, size, precision, args.steps)
+            achieved = flops / seconds
+            case[precision] = {"gflop_per_step": flops / 1e9, "seconds_per_step": seconds,
+                               "achieved_gflops": achieved / 1e9,
+                               "fraction_of_measured_peak": achieved / peak[precision]}
+            print(f"{name} {precision}: {flops / 1e9:.2f} GFLOP/step, {seconds * 1e3:.0f} ms/step, "
+                  f"{achieved / 1e9:.1f} GFLOP/s = {100 * achieved / peak[precision]:.0f} % of measured peak")
+        record["cases"][name] = case
+    atomic_write_json(args.out, record)
+    print(json.dumps(record["measured_gflops"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""`fvtrust sweep` on a real local Ray cluster with 2 workers: a small sweep on the offline
+default network, a worker killed mid-sweep, a rerun that recomputes nothing, a changed
+config, a task that fails for good, an existing cluster reached with --address."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from empirical.cli import main
+from empirical.sweep import ClusterUnreachable, SweepPlan, check_address, run_sweep
+from empirical.sweep_store import StoreMismatch
+
+ray = pytest.importorskip("ray")
+
+SMALL = {"layers": ["_blocks.2"], "steps": 6, "size": 32, "pool": 40, "k": 3}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One embedded Ray with 2 worker slots for the module (run_sweep reuses it)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _task_processes() -> list[int]:
+    """PIDs of Ray workers executing a sweep task right now (Ray sets the process title)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"ray::_remote_measure" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _units(table: pd.DataFrame) -> list[tuple[str, int]]:
+    return sorted(zip(table["layer"], table["unit"], strict=True))
+
+
+def test_a_bad_plan_is_refused_before_any_task_starts(tmp_path):
+    bad = [({"layers": ["_blocks.99"]}, "_blocks.99"), ({"models": ["vgg"]}, "vgg"),
+           ({"units": "0-500"}, "out of range"), ({"units": "3-1"}, "--units"),
+           ({"measure": ["render", "saliency"]}, "saliency"), ({"chunk": 0}, "chunk"),
+           ({"models": ["resnet50=/no/such/file.pt"]}, "/no/such/file.pt")]
+    for change, message in bad:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            run_sweep(SweepPlan(**{**SMALL, **change}), tmp_path / "store")
+    assert not ray.is_initialized() and not (tmp_path / "store" / "parts").exists()
+
+
+def test_an_unreachable_address_fails_within_seconds(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(ClusterUnreachable, match=f"127.0.0.1:{port}"):
+        check_address(f"127.0.0.1:{port}")
+    assert time.perf_counter() - t0 < 6
+    assert main(["sweep", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path)]) == 2
+    with pytest.raises(ValueError, match="host:port"):
+        check_address("nowhere")
+
+
+def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray, tmp_path):
+    plan = SweepPlan(**{**SMALL, "steps": 40}, units="0-11", chunk=2)
+    out = tmp_path / "store"
+    killed: list[int] = []
+    summary: dict = {}
+    run = threading.Thread(target=lambda: summary.update(s=run_sweep(plan, out, progress=False)))
+    run.start()
+    deadline = time.time() + 120
+    while run.is_alive() and not killed and time.time() < deadline:
+        pids = _task_processes()
+        time.sleep(0.3)  # well inside the task, not at its first line
+        busy = [p for p in pids if p in _task_processes()]
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            killed.append(busy[0])
+        time.sleep(0.05)
+    run.join(300)
+    assert killed, "no worker was running a task to kill"
+    first = summary["s"]
+    assert (first.n_computed, first.n_failed, first.n_units) == (12, 0, 12)
+    table = pd.read_parquet(out / "units.parquet")
+    assert _units(table) == [("_blocks.2", u) for u in range(12)]  # nothing lost, nothing twice
+    assert (table["status"] == "ok").all()
+    assert str(killed[0]) not in {w.split(":")[1] for w in table["worker"]}  # its task was redone
+    # Each worker loaded the network once and kept it for the tasks that followed.
+    assert set(table["worker_model_loads"]) == {1}
+    assert table["worker"].nunique() <= 3
+    parts = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
+    assert sum(len(pd.read_parquet(p)) for p in parts) == 12
+    for u in range(12):
+        assert (out / "images" / "efficientnet_lite0" / "_blocks.2" / f"unit_{u:04d}_max.png").is_file()
+    # The visualization's final objective is the unit's activation: larger than natural ones.
+    assert (table["render_max_activation"] > table["natural_activation_mean"]).mean() >= 0.75
+
+    again = run_sweep(plan, out, progress=False)
+    assert (again.n_skipped, again.n_computed, again.n_tasks) == (12, 0, 0)
+    assert {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")} == parts
+
+    wider = run_sweep(SweepPlan(**{**SMALL, "steps": 40}, units="0-13", chunk=2), out, progress=False)
+    assert (wider.n_skipped, wider.n_computed) == (12, 2)  # the scope grows; settings stay
+
+    changed = SweepPlan(**{**SMALL, "steps": 41}, units="0-11", chunk=2)
+    with pytest.raises(StoreMismatch, match="steps"):
+        run_sweep(changed, out, progress=False)
+    redone = run_sweep(changed, out, force=True, progress=False)
+    assert (redone.n_skipped, redone.n_computed) == (0, 12)
+
+
+def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tmp_path, monkeypatch):
+    """The weights file vanishes after the plan was checked (as on a node without the file):
+    that model's tasks fail after their retries; the other model's units land."""
+    from empirical import sweep
+    from empirical.models import load_model
+
+    weights = tmp_path / "lite0.pt"
+    torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
+    split = sweep.split_tasks
+
+    def split_then_lose_the_file(*args, **kwargs):
+        tasks = split(*args, **kwargs)
+        weights.unlink()
+        return tasks
+    monkeypatch.setattr(sweep, "split_tasks", split_then_lose_the_file)
+    plan = SweepPlan(**{**SMALL, "models": ["efficientnet_lite0", f"efficientnet_lite0={weights}"]},
+                     units="0-3", chunk=2, measure=["render"])
+    summary = run_sweep(plan, tmp_path / "store", max_retries=1, progress=False)
+    assert (summary.n_computed, summary.n_failed) == (4, 4)
+    table = pd.read_parquet(tmp_path / "store" / "units.parquet")
+    failed = table[table["status"] == "failed"]
+    assert len(table) == 8 and len(failed) == 4 and set(failed["weights"]) == {str(weights)}
+    assert failed["error"].str.contains("lite0.pt").all()
+
+
+def test_cli_sweeps_all_units_of_a_layer(local_ray, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--layers", "_blocks.0", "--units", "all", "--steps", "4", "--size", "32",
+            "--pool", "40", "--k", "3", "--chunk", "8", "--out", str(out)]
+    assert main(args) == 0
+    table = pd.read_parquet(out / "units.parquet")
+    assert _units(table) == [("_blocks.0", u) for u in range(16)]
+    assert (out / "sweep.png").is_file() and (out / "summary.json").is_file()
+    assert "16 computed" in capsys.readouterr().out
+    assert main(args) == 0 and "16 already done, 0 computed" in capsys.readouterr().out
+    assert main([*args[:-2], "--steps", "5", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray command comes with the ray wheel")
+def test_an_existing_cluster_is_used_through_address(tmp_path):
+    """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
+    if ray.is_initialized():
+        ray.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"],
+                   check=True, capture_output=True, env=env)
+    try:
+        out = tmp_path / "sweep"
+        assert main(["sweep", "--address", f"127.0.0.1:{port}", "--layers", "_blocks.2", "--units", "0-3",
+                     "--steps", "4", "--size", "32", "--pool", "40", "--k", "3", "--chunk", "2",
+                     "--measure", "render", "--out", str(out)]) == 0
+        assert len(pd.read_parquet(out / "units.parquet")) == 4
+    finally:
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
