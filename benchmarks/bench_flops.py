@@ -15,14 +15,14 @@ import json
 import time
 
 import torch
+from fvtrust.empirical.models import load_model
+from fvtrust.empirical.objectives import channel
+from fvtrust.empirical.render import render
+from fvtrust.empirical.transform import TransformConfig
+from fvtrust.theory.io import atomic_write_json
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_render import CASES
-from empirical.models import load_model
-from empirical.objectives import channel
-from empirical.render import render
-from empirical.transform import TransformConfig
-from theory.io import atomic_write_json
 
 
 def matmul_flops_per_second(dtype: torch.dtype, device: str, n: int = 2048, repeats: int = 5) -> float:

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fvtrust.empirical.fooling_experiment import FoolingConfig, run_fooling
+from fvtrust.empirical.gate_robustness import log_steps
+from fvtrust.empirical.observer import Observer
 from torch import nn
-
-from empirical.fooling_experiment import FoolingConfig, run_fooling
-from empirical.gate_robustness import log_steps
-from empirical.observer import Observer
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,10 +64,10 @@ def main() -> None:
     work = Path(args.shared).parent / "bench_gate_lucent" if args.shared else None
     result, _ = run_fooling(config, work, shared_dir=args.shared)
     # run_fooling keeps the circuit internal: rebuild it from the saved stages.
-    from empirical.checkpoint import Stages
-    from empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
-    from empirical.fooling_experiment import build_gate, gate_data, gate_settings
-    from empirical.models import load_model
+    from fvtrust.empirical.checkpoint import Stages
+    from fvtrust.empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
+    from fvtrust.empirical.fooling_experiment import build_gate, gate_data, gate_settings
+    from fvtrust.empirical.models import load_model
 
     model = load_model(config.model)
     data = gate_data(config)

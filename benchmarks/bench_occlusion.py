@@ -16,11 +16,10 @@ import platform
 import time
 
 import torch
-
-from empirical.fuse import fuse_for_rendering
-from empirical.models import load_model, resolve_device
-from empirical.occlusion import OcclusionGrid, occlusion_responses
-from theory.io import atomic_write_json
+from fvtrust.empirical.fuse import fuse_for_rendering
+from fvtrust.empirical.models import load_model, resolve_device
+from fvtrust.empirical.occlusion import OcclusionGrid, occlusion_responses
+from fvtrust.theory.io import atomic_write_json
 
 
 def _time(fn, rounds: int) -> float:

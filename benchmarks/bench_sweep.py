@@ -15,9 +15,8 @@ import tempfile
 
 import numpy as np
 import torch
-
-from empirical.sweep import SweepPlan, run_sweep
-from theory.io import atomic_write_json
+from fvtrust.empirical.sweep import SweepPlan, run_sweep
+from fvtrust.theory.io import atomic_write_json
 
 
 def main() -> None:

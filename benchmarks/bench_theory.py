@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from theory.classes import get_class
-from theory.io import atomic_write_json
-from theory.table import compute_table
+from fvtrust.theory.classes import get_class
+from fvtrust.theory.io import atomic_write_json
+from fvtrust.theory.table import compute_table
 
 
 def _interior(cls, f, k):

@@ -72,7 +72,7 @@ def plot_afc(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
     """Left: accuracy per condition and observer (95 % clustered CIs), human data as marks.
     Right: accuracy over relative depth for each observer that looks at references, natural
     (solid) and synthetic (dashed), beside the papers' human data per Inception-V1 layer."""
-    from empirical.figures import plt, save_figure
+    from fvtrust.empirical.figures import plt, save_figure
 
     task = data["config"]["task"]
     observers, conditions = data["observers"], data["conditions"]

@@ -25,9 +25,8 @@ from functools import cached_property
 
 import torch
 import torch.nn.functional as F
-
-from empirical.observer import Observer
-from empirical.occlusion import occlude_with_mean
+from fvtrust.empirical.observer import Observer
+from fvtrust.empirical.occlusion import occlude_with_mean
 
 
 def _sim(emb: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:

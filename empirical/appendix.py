@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from empirical.checkpoint import config_hash
-from theory.io import atomic_write_json, atomic_write_text, latex_escape
+from fvtrust.empirical.checkpoint import config_hash
+from fvtrust.theory.io import atomic_write_json, atomic_write_text, latex_escape
 
 #: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores);
 #: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights.
@@ -92,7 +91,7 @@ def _tabular(header: list[str], rows: list[list[str]]) -> str:
 # -- parts --------------------------------------------------------------------------------
 
 def part_theory(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-    from theory.table import compute_table
+    from fvtrust.theory.table import compute_table
 
     table = compute_table(samples=settings["samples"], progress=True)
     table.write(out)
@@ -108,7 +107,7 @@ def part_theory(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
 
 
 def part_proofs(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-    from proofs import run_all
+    from fvtrust.proofs import run_all
 
     reports = run_all(progress=True)
     chunks = []
@@ -145,8 +144,8 @@ def natural_rows(nat: dict[str, Any], what: str) -> list[list[str]]:
 
 def _fooling(mode: str, gate: str = "features") -> Callable[[Path, dict[str, Any], str], PartOutput]:
     def run(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-        from empirical.figures import image_grid
-        from empirical.fooling_experiment import PAPER_TOP1, FoolingConfig, run_fooling
+        from fvtrust.empirical.figures import image_grid
+        from fvtrust.empirical.fooling_experiment import PAPER_TOP1, FoolingConfig, run_fooling
 
         # The robustness table belongs to the decisive test (permutation mode, default gate).
         settings = {**settings, "robustness": settings.get("robustness", True)
@@ -195,8 +194,8 @@ def _fooling(mode: str, gate: str = "features") -> Callable[[Path, dict[str, Any
 
 
 def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-    from empirical.figures import image_grid
-    from empirical.silent_experiment import SilentConfig, run_silent
+    from fvtrust.empirical.figures import image_grid
+    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
 
     config = SilentConfig(**settings)
     result, images = run_silent(config, out, device=device)
@@ -226,7 +225,7 @@ def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
 
 
 def part_sanity(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-    from empirical.sanity import SanityConfig, plot_sanity, run_sanity
+    from fvtrust.empirical.sanity import SanityConfig, plot_sanity, run_sanity
 
     result = run_sanity(SanityConfig(**settings), out, device=device)
     data = result.to_json()
@@ -246,8 +245,8 @@ def part_sanity(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
 
 def _afc(task: str) -> Callable[[Path, dict[str, Any], str], PartOutput]:
     def run(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
-        from empirical.afc_figures import CONDITION_NAMES, HUMAN_LABEL, plot_afc
-        from empirical.psychophysics import AFCConfig, run_afc
+        from fvtrust.empirical.afc_figures import CONDITION_NAMES, HUMAN_LABEL, plot_afc
+        from fvtrust.empirical.psychophysics import AFCConfig, run_afc
 
         # Both tasks share the synthetic references: rendered once, in parts/afc_shared.
         result = run_afc(AFCConfig(task=task, **settings), out, device=device,
@@ -308,9 +307,9 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
     :class:`PDFNotBuilt` instead; False writes the .tex only.
     """
     import torch
+    from fvtrust.empirical.models import resolve_device
 
-    import theory
-    from empirical.models import resolve_device
+    from fvtrust import theory
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-
-from theory.io import atomic_write_with
+from fvtrust.theory.io import atomic_write_with
 
 T = TypeVar("T")
 
@@ -29,6 +28,24 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 class StageDamaged(ValueError):
     """A saved stage cannot be read, or holds another stage than its name says."""
+
+
+def load_stage(path: str | Path, name: str | None = None, key: str | None = None) -> Any:
+    """The value saved in a stage file, checked: it must hold stage `name` with settings hash
+    `key` (both read from the file name ``<name>-<key>.pt`` when not given)."""
+    path = Path(path)
+    if name is None or key is None:
+        name, _, key = path.stem.rpartition("-")
+    try:
+        saved = torch.load(path, weights_only=False)
+    except Exception as exc:
+        raise StageDamaged(f"the saved stage {path} cannot be read ({type(exc).__name__}); "
+                           f"delete it or rerun with --force") from None
+    if not (isinstance(saved, dict) and saved.get("stage") == name
+            and saved.get("settings_hash") == key and "value" in saved):
+        raise StageDamaged(f"the saved stage {path} does not hold stage {name!r} with "
+                           f"settings {key}; delete it or rerun with --force")
+    return saved["value"]
 
 
 class Stages:
@@ -48,17 +65,9 @@ class Stages:
             return compute()
         path = self.root / f"{name}-{self.key}.pt"
         if path.exists() and not self.force:
-            try:
-                saved = torch.load(path, weights_only=False)
-            except Exception as exc:
-                raise StageDamaged(f"the saved stage {path} cannot be read ({type(exc).__name__}); "
-                                   f"delete it or rerun with --force") from None
-            if not (isinstance(saved, dict) and saved.get("stage") == name
-                    and saved.get("settings_hash") == self.key and "value" in saved):
-                raise StageDamaged(f"the saved stage {path} does not hold stage {name!r} with "
-                                   f"settings {self.key}; delete it or rerun with --force")
+            value = load_stage(path, name, self.key)
             self.reused.append(name)
-            return saved["value"]
+            return value
         value = compute()
         atomic_torch_save({"stage": name, "settings_hash": self.key, "value": value}, path)
         return value

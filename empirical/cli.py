@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
-    from theory.table import compute_table
+    from fvtrust.theory.table import compute_table
 
     table = compute_table(eps=args.eps, samples=args.samples, progress=True)
     print(table.to_markdown())
@@ -25,8 +25,8 @@ def _cmd_theory(args: argparse.Namespace) -> int:
 
 
 def _cmd_proofs(args: argparse.Namespace) -> int:
-    from proofs import run_all
-    from theory.io import atomic_write_json
+    from fvtrust.proofs import run_all
+    from fvtrust.theory.io import atomic_write_json
 
     reports = run_all(progress=True)
     for report in reports:
@@ -46,7 +46,7 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
 
 def _parse_units(text: str) -> list[int]:
     """'0,1,2' or '0-7' or a mix ('0-3,9'); a bad part is an error naming --units."""
-    from empirical.sweep import parse_units
+    from fvtrust.empirical.sweep import parse_units
 
     units = parse_units(text)
     if units is None:
@@ -55,7 +55,7 @@ def _parse_units(text: str) -> list[int]:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from empirical.models import layer_channels, layer_names, load_model, main_layers
+    from fvtrust.empirical.models import layer_channels, layer_names, load_model, main_layers
 
     model = load_model(args.model, weights=args.weights, device=args.device)
     names = layer_names(model) if args.all else main_layers(model)
@@ -65,7 +65,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from empirical.render_job import RenderJob, run_render_job
+    from fvtrust.empirical.render_job import RenderJob, run_render_job
 
     job = RenderJob(model=args.model, weights=args.weights, layer=args.layer,
                     units=_parse_units(args.units), steps=args.steps, size=args.size,
@@ -77,9 +77,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_fool(args: argparse.Namespace) -> int:
-    from empirical.figures import image_grid
-    from empirical.fooling_experiment import FoolingConfig, fooling_verdict, run_fooling
-    from theory.io import atomic_write_json
+    from fvtrust.empirical.figures import image_grid
+    from fvtrust.empirical.fooling_experiment import FoolingConfig, fooling_verdict, run_fooling
+    from fvtrust.theory.io import atomic_write_json
 
     mode = "permute" if args.permute is not None else "target"
     config = FoolingConfig(model=args.model, weights=args.weights, mode=mode,
@@ -107,9 +107,9 @@ def _cmd_fool(args: argparse.Namespace) -> int:
 
 
 def _cmd_silent(args: argparse.Namespace) -> int:
-    from empirical.figures import image_grid
-    from empirical.silent_experiment import SilentConfig, run_silent
-    from theory.io import atomic_write_json
+    from fvtrust.empirical.figures import image_grid
+    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
+    from fvtrust.theory.io import atomic_write_json
 
     config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
                           units=_parse_units(args.units), steps=args.steps, size=args.size,
@@ -126,9 +126,9 @@ def _cmd_silent(args: argparse.Namespace) -> int:
 
 
 def _cmd_sanity(args: argparse.Namespace) -> int:
-    from empirical.data import image_folder
-    from empirical.sanity import SanityConfig, plot_sanity, run_sanity
-    from theory.io import atomic_write_json
+    from fvtrust.empirical.data import image_folder
+    from fvtrust.empirical.sanity import SanityConfig, plot_sanity, run_sanity
+    from fvtrust.theory.io import atomic_write_json
 
     config = SanityConfig(model=args.model, weights=args.weights, n_natural=args.natural,
                           steps=args.steps, size=args.size, similarity=args.similarity,
@@ -146,9 +146,9 @@ def _cmd_sanity(args: argparse.Namespace) -> int:
 
 
 def _cmd_afc(args: argparse.Namespace) -> int:
-    from empirical.afc_figures import afc_table, per_layer_table, plot_afc
-    from empirical.psychophysics import AFCConfig, run_afc
-    from theory.io import atomic_write_json, atomic_write_text
+    from fvtrust.empirical.afc_figures import afc_table, per_layer_table, plot_afc
+    from fvtrust.empirical.psychophysics import AFCConfig, run_afc
+    from fvtrust.theory.io import atomic_write_json, atomic_write_text
 
     config = AFCConfig(model=args.model, weights=args.weights, task=args.task,
                        layers=[s.strip() for s in args.layers.split(",") if s.strip()],
@@ -175,9 +175,9 @@ def _cmd_afc(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from empirical.sweep import SweepPlan, run_sweep
-    from empirical.sweep_store import plot_sweep, read_sweep
-    from theory.io import atomic_write_json
+    from fvtrust.empirical.sweep import SweepPlan, run_sweep
+    from fvtrust.empirical.sweep_store import plot_sweep, read_sweep
+    from fvtrust.theory.io import atomic_write_json
 
     def names(text: str, option: str) -> list[str]:
         items = [t.strip() for t in text.split(",") if t.strip()]
@@ -204,12 +204,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_appendix(args: argparse.Namespace) -> int:
-    from empirical.appendix import build_appendix
+    from fvtrust.empirical.appendix import build_appendix
 
     parts = args.parts.split(",") if args.parts else None
     if args.pdf and args.no_pdf:
         raise ValueError("--pdf and --no-pdf contradict each other: choose one")
-    from empirical.appendix import PDFNotBuilt
+    from fvtrust.empirical.appendix import PDFNotBuilt
 
     try:
         tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
@@ -248,18 +248,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import theory
-    from empirical.fooling_experiment import FoolingConfig
-    from empirical.psychophysics import AFCConfig
-    from empirical.sanity import SanityConfig
-    from empirical.silent_experiment import SilentConfig
+    from fvtrust.empirical.fooling_experiment import FoolingConfig
+    from fvtrust.empirical.psychophysics import AFCConfig
+    from fvtrust.empirical.sanity import SanityConfig
+    from fvtrust.empirical.silent_experiment import SilentConfig
+
+    from fvtrust import theory
 
     parser = argparse.ArgumentParser(
         prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
     parser.add_argument("--version", action="version", version=f"fvtrust {theory.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from empirical.appendix import PARTS
+    from fvtrust.empirical.appendix import PARTS
 
     p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -422,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)
 
-    from empirical.sweep import MEASUREMENTS, SweepPlan
+    from fvtrust.empirical.sweep import MEASUREMENTS, SweepPlan
 
     plan = SweepPlan()
     p = sub.add_parser(

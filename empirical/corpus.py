@@ -182,7 +182,7 @@ def corpus_photos(include_bundled: bool = True, short_side: int = 384,
                   root: Path = DEFAULT_ROOT) -> list[tuple[str, str, torch.Tensor]]:
     """(source id, file id, image) for every photo: the Debian photos, then (optionally)
     scikit-image's seven photographs under ``skimage/<name>``."""
-    from empirical.data import BUNDLED_PHOTOS, load_photo
+    from fvtrust.empirical.data import BUNDLED_PHOTOS, load_photo
 
     check_installed(root)
     out = [(p.source_id, Path(p.path).name, load_corpus_photo(p, short_side, root))
@@ -199,7 +199,7 @@ def corpus_crops(n: int, size: int, seed: int = 0, sources: Sequence[str] | None
     """`n` deterministic augmented crops (random-resized crop of an area fraction in `scale`,
     flip), cycling through the photos of `sources` (default: all) in a seeded order so any n
     covers many scenes."""
-    from empirical.data import NaturalImages, augmented_crop
+    from fvtrust.empirical.data import NaturalImages, augmented_crop
 
     if n < 1:
         raise ValueError(f"need at least one image, got n={n}")

@@ -173,7 +173,7 @@ def natural_images(directory: str | Path | None, n: int, size: int, seed: int = 
     if directory is not None:
         return image_folder(directory, size=size, limit=n, seed=seed)
     if corpus == "photos":
-        from empirical.corpus import corpus_crops
+        from fvtrust.empirical.corpus import corpus_crops
 
         return corpus_crops(n, size, seed=seed)
     if corpus == "bundled":

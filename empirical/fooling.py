@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from fvtrust.empirical.gates import Gate, batches
+from fvtrust.empirical.models import Network
 from torch import nn
-
-from empirical.gates import Gate, batches
-from empirical.models import Network
 
 
 class Decoy(nn.Module):

@@ -23,30 +23,29 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from empirical.checkpoint import Stages
-from empirical.corpus import source_files
-from empirical.data import NaturalImages, image_files, load_photo, natural_images, source_of
-from empirical.fooling import (
+from fvtrust.empirical.checkpoint import Stages
+from fvtrust.empirical.corpus import source_files
+from fvtrust.empirical.data import NaturalImages, image_files, load_photo, natural_images, source_of
+from fvtrust.empirical.fooling import (
     CircuitConstants,
     FoolingCircuit,
     PermutationDecoy,
     TemplateDecoy,
     calibrate_constants,
 )
-from empirical.gate_data import GateSplit, RenderBankConfig, augment_natural, gate_split, render_bank
-from empirical.gates import (
+from fvtrust.empirical.gate_data import GateSplit, RenderBankConfig, augment_natural, gate_split, render_bank
+from fvtrust.empirical.gates import (
     Gate,
     NearestCalibrationGate,
     gate_accuracy,
     train_classifier_gate,
     train_feature_gate,
 )
-from empirical.models import Network, load_model
-from empirical.objectives import class_logit
-from empirical.observer import Observer
-from empirical.render import render
-from empirical.verify import NaturalBehaviour, check_not_calibration, natural_behaviour
+from fvtrust.empirical.models import Network, load_model
+from fvtrust.empirical.objectives import class_logit
+from fvtrust.empirical.observer import Observer
+from fvtrust.empirical.render import render
+from fvtrust.empirical.verify import NaturalBehaviour, check_not_calibration, natural_behaviour
 
 #: Paper's ImageNet-val numbers for the classifier gate on Inception-V1, for comparison only.
 PAPER_TOP1 = {"original": 69.146, "fooled": 68.744}
@@ -177,7 +176,7 @@ def gate_data(config: FoolingConfig) -> GateData:
     train_sources = sorted({source_of(s) for s in split.train.sources})
     threshold_sources = sorted({source_of(s) for s in split.threshold.sources})
     if config.images is None and config.corpus == "photos":
-        from empirical.corpus import corpus_crops
+        from fvtrust.empirical.corpus import corpus_crops
 
         close = corpus_crops(len(split.train), config.size, seed=config.seed + 101,
                              sources=train_sources, scale=(0.01, 0.2)).images
@@ -235,7 +234,7 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     """Run the experiment; returns the result and the images for the figure. The gate (and
     its render bank) is saved under `shared_dir` (default `out_dir`), keyed by
     :func:`gate_settings`, so runs that differ only in mode or target share it."""
-    from empirical.data import image_folder
+    from fvtrust.empirical.data import image_folder
 
     stages = Stages(out_dir, config, force)
     gate_stages = Stages(shared_dir if shared_dir is not None else out_dir,
@@ -306,7 +305,7 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
 
     robustness: list[dict[str, object]] = []
     if config.robustness:
-        from empirical.gate_robustness import gate_robustness
+        from fvtrust.empirical.gate_robustness import gate_robustness
 
         robustness = stages.run("gate_robustness", lambda: gate_robustness(
             model, circuit, gate, config, observer))

@@ -19,9 +19,8 @@ import itertools
 from collections.abc import Iterable
 
 import torch
+from fvtrust.empirical.models import Network
 from torch import nn
-
-from empirical.models import Network
 
 
 def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

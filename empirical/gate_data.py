@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from empirical.data import NaturalImages, source_of, split_by_source
-from empirical.models import LOGITS, Network, main_layers
-from empirical.objectives import channel, class_logit
-from empirical.render import render
-from empirical.transform import RandomTransform, TransformConfig
+from fvtrust.empirical.data import NaturalImages, source_of, split_by_source
+from fvtrust.empirical.models import LOGITS, Network, main_layers
+from fvtrust.empirical.objectives import channel, class_logit
+from fvtrust.empirical.render import render
+from fvtrust.empirical.transform import RandomTransform, TransformConfig
 
 
 def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -164,7 +163,7 @@ def render_bank(model: Network, config: RenderBankConfig = RenderBankConfig(),
 
 
 def _layer_width(model: Network, layer: str) -> int:
-    from empirical.models import forward_activations
+    from fvtrust.empirical.models import forward_activations
 
     with torch.no_grad():
         acts = forward_activations(model, torch.full((1, 3, 64, 64), 0.5, device=model.device),

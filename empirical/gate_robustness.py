@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from empirical.gates import Gate
-from empirical.models import Network
-from empirical.objectives import class_logit
-from empirical.observer import Observer
-from empirical.render import render
-from empirical.transform import RandomTransform, TransformConfig
+from fvtrust.empirical.gates import Gate
+from fvtrust.empirical.models import Network
+from fvtrust.empirical.objectives import class_logit
+from fvtrust.empirical.observer import Observer
+from fvtrust.empirical.render import render
+from fvtrust.empirical.transform import RandomTransform, TransformConfig
 
 if TYPE_CHECKING:
-    from empirical.fooling_experiment import FoolingConfig
+    from fvtrust.empirical.fooling_experiment import FoolingConfig
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def gate_robustness(model: Network, circuit: Network, gate: Gate, config: Foolin
             goal_units = [(u + config.offset) % n_out for u in units]
             goals = render(model, class_logit(goal_units), **kwargs).images
         else:
-            from empirical.fooling_experiment import load_target
+            from fvtrust.empirical.fooling_experiment import load_target
 
             target = F.interpolate(load_target(config.target)[None], size=(size, size),
                                    mode="bilinear", antialias=True, align_corners=False)[0]

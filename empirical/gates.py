@@ -29,9 +29,8 @@ from itertools import pairwise
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fvtrust.empirical.models import LOGITS, Network, check_images, forward_activations, main_layers
 from torch import nn
-
-from empirical.models import LOGITS, Network, check_images, forward_activations, main_layers
 
 #: Fewer calibration images than this draws a warning (ranges would be too narrow).
 MIN_CALIBRATION_IMAGES = 32

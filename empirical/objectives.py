@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-
-from empirical.models import LOGITS
+from fvtrust.empirical.models import LOGITS
 
 Activations = dict[str, torch.Tensor]
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-
-from empirical.gates import batches
-from empirical.models import Network, forward_activations, load_model
+from fvtrust.empirical.gates import batches
+from fvtrust.empirical.models import Network, forward_activations, load_model
 
 
 @dataclass

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from empirical.models import Network, forward_activations
+from fvtrust.empirical.models import Network, forward_activations
 
 
 @dataclass(frozen=True)

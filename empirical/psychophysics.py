@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical import human_data
-from empirical.afc_observers import (
+from fvtrust.empirical import human_data
+from fvtrust.empirical.afc_observers import (
     REFERENCE_FREE,
     OcclusionPair,
     QueryPair,
@@ -37,15 +36,15 @@ from empirical.afc_observers import (
     check_observers,
     observers_for,
 )
-from empirical.checkpoint import Stages, config_hash
-from empirical.clustered_stats import ClusteredEstimate
-from empirical.data import NaturalImages, natural_images, source_of, split_by_source
-from empirical.fuse import fuse_for_rendering
-from empirical.models import Network, forward_activations, layer_channels, load_model, relative_depths
-from empirical.objectives import channel
-from empirical.observer import Observer
-from empirical.occlusion import OcclusionGrid, extreme_occlusions, occlusion_responses
-from empirical.render import render
+from fvtrust.empirical.checkpoint import Stages, config_hash
+from fvtrust.empirical.clustered_stats import ClusteredEstimate
+from fvtrust.empirical.data import NaturalImages, natural_images, source_of, split_by_source
+from fvtrust.empirical.fuse import fuse_for_rendering
+from fvtrust.empirical.models import Network, forward_activations, layer_channels, load_model, relative_depths
+from fvtrust.empirical.objectives import channel
+from fvtrust.empirical.observer import Observer
+from fvtrust.empirical.occlusion import OcclusionGrid, extreme_occlusions, occlusion_responses
+from fvtrust.empirical.render import render
 
 CONDITIONS = ("natural", "synthetic", "random")
 #: observer → condition → "layer:unit" → (correct per trial, P(correct) per trial)

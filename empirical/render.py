@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical.fuse import fuse_for_rendering
-from empirical.models import Network, check_eval, forward_activations, resolve_device
-from empirical.objectives import Objective
-from empirical.param import make_param
-from empirical.transform import RandomTransform, TransformConfig
+from fvtrust.empirical.fuse import fuse_for_rendering
+from fvtrust.empirical.models import Network, check_eval, forward_activations, resolve_device
+from fvtrust.empirical.objectives import Objective
+from fvtrust.empirical.param import make_param
+from fvtrust.empirical.transform import RandomTransform, TransformConfig
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -59,7 +58,7 @@ class RenderResult:
 
     def save_pngs(self, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
         """One PNG per image, written atomically."""
-        from empirical.images import save_png
+        from fvtrust.empirical.images import save_png
 
         out = Path(out_dir)
         names = names or [f"image_{i:03d}" for i in range(len(self.images))]

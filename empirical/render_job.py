@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical.images import contact_sheet, save_png
-from empirical.models import LOGITS, get_layer, layer_channels, load_model
-from empirical.objectives import channel
-from empirical.render import render
-from theory.io import atomic_write_json
+from fvtrust.empirical.images import contact_sheet, save_png
+from fvtrust.empirical.models import LOGITS, get_layer, layer_channels, load_model
+from fvtrust.empirical.objectives import channel
+from fvtrust.empirical.render import render
+from fvtrust.theory.io import atomic_write_json
 
 
 @dataclass
@@ -104,13 +103,14 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
     todo = [u for u in job.units if force or str(u) not in record["units"]
             or not (out / f"unit_{u:04d}.png").exists()]
     sign = -1.0 if job.minimize else 1.0
-    with tqdm(total=len(todo), desc=f"{job.model} {job.layer}", unit="unit") as bar:
+    with tqdm(total=len(todo), desc=f"render {len(todo)} units of {job.layer} ({job.model})",
+              unit="unit") as bar:
         for start in range(0, len(todo), job.batch_size):
             chunk = todo[start:start + job.batch_size]
             objective = channel(job.layer, chunk) * sign
             result = render(model, objective, steps=job.steps, size=job.size, param=job.param,
                             seeds=[job.seed + u for u in chunk], device=device,
-                            precision=job.precision)
+                            precision=job.precision, progress=True)  # a bar per step, under the units
             for i, unit in enumerate(chunk):
                 save_png(result.images[i], out / f"unit_{unit:04d}.png")
             with _locked(out):  # merge with what another job wrote meanwhile, then write

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical.checkpoint import Stages
-from empirical.data import NaturalImages, bundled_images, predict
-from empirical.gates import batches
-from empirical.models import LOGITS, Network, forward_activations, get_layer, load_model, main_layers
-from empirical.objectives import class_logit
-from empirical.render import render
-from empirical.similarity import similarity_matrix
+from fvtrust.empirical.checkpoint import Stages
+from fvtrust.empirical.data import NaturalImages, bundled_images, predict
+from fvtrust.empirical.gates import batches
+from fvtrust.empirical.models import LOGITS, Network, forward_activations, get_layer, load_model, main_layers
+from fvtrust.empirical.objectives import class_logit
+from fvtrust.empirical.render import render
+from fvtrust.empirical.similarity import similarity_matrix
 
 _SKIP = ("BatchNorm", "Pool", "Dropout", "ReLU", "Swish", "Identity", "Flatten")
 
@@ -149,14 +148,15 @@ def select_classes(model: Network, natural: NaturalImages, min_per_class: int,
 def run_sanity(config: SanityConfig, out_dir: str | Path | None = None, device: str = "cpu",
                force: bool = False, natural: NaturalImages | None = None,
                visualizations: torch.Tensor | None = None,
-               vis_labels: np.ndarray | None = None) -> SanityResult:
+               vis_labels: np.ndarray | None = None, model: Network | None = None) -> SanityResult:
     """The check at every layer. `natural` replaces the bundled images (e.g. an ImageNet
     directory); `visualizations` with `vis_labels` replace the renders (used by the tests
     to feed natural images in their place)."""
     from tqdm import tqdm
 
     stages = Stages(out_dir, config, force)
-    model = load_model(config.model, weights=config.weights, device=device)
+    if model is None:  # a sweep worker passes the network it already holds
+        model = load_model(config.model, weights=config.weights, device=device)
     if natural is None:
         natural = bundled_images(config.n_natural, size=config.size, seed=config.seed)
     kept, classes, seen = select_classes(model, natural, config.min_per_class,
@@ -187,7 +187,7 @@ def run_sanity(config: SanityConfig, out_dir: str | Path | None = None, device: 
 
 def plot_sanity(result: SanityResult, path_stem: str | Path) -> list[Path]:
     """The paper's Fig. 5 layout: normalized similarity over depth with a 95 % band."""
-    from empirical.figures import plt, save_figure
+    from fvtrust.empirical.figures import plt, save_figure
 
     x = np.arange(len(result.layers))
     lo = np.array([c[0] for c in result.score_ci])

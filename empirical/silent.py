@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from fvtrust.empirical.gates import batches
+from fvtrust.empirical.models import Network, get_layer
 from torch import nn
-
-from empirical.gates import batches
-from empirical.models import Network, get_layer
 
 
 def conv_layer(model: Network, layer: str) -> nn.Conv2d:

@@ -22,18 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from empirical.checkpoint import Stages
-from empirical.corpus import source_files
-from empirical.data import NaturalImages, image_files, natural_images, source_of, split_by_source
-from empirical.fooling_experiment import pixel_similarity
-from empirical.gates import batches
-from empirical.models import forward_activations, get_layer, load_model
-from empirical.objectives import channel
-from empirical.observer import Observer
-from empirical.render import render
-from empirical.silent import SilentConv, _conv_input, conv_layer, install_silent_units
-from empirical.verify import check_not_calibration, natural_behaviour
+from fvtrust.empirical.checkpoint import Stages
+from fvtrust.empirical.corpus import source_files
+from fvtrust.empirical.data import NaturalImages, image_files, natural_images, source_of, split_by_source
+from fvtrust.empirical.fooling_experiment import pixel_similarity
+from fvtrust.empirical.gates import batches
+from fvtrust.empirical.models import forward_activations, get_layer, load_model
+from fvtrust.empirical.objectives import channel
+from fvtrust.empirical.observer import Observer
+from fvtrust.empirical.render import render
+from fvtrust.empirical.silent import SilentConv, _conv_input, conv_layer, install_silent_units
+from fvtrust.empirical.verify import check_not_calibration, natural_behaviour
 
 
 @dataclass
@@ -95,7 +94,7 @@ SHIFTS = ("none", "brightness x1.4", "brightness x0.6", "contrast x0.5", "contra
 
 def shifted(images: torch.Tensor, shift: str, seed: int = 0) -> torch.Tensor:
     """`images` under one of :data:`SHIFTS` (deterministic)."""
-    from empirical.gate_data import _blur, _jpeg
+    from fvtrust.empirical.gate_data import _blur, _jpeg
 
     if shift == "none":
         return images
@@ -165,7 +164,7 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     cal, held = natural.images[cal_idx], natural.subset(held_idx)
     verify: NaturalImages | None = None
     if config.verify_images is not None:
-        from empirical.data import image_folder
+        from fvtrust.empirical.data import image_folder
 
         calibration = source_files(sorted({source_of(natural.sources[i]) for i in cal_idx}))
         check_not_calibration(image_files(config.verify_images), calibration)
@@ -178,7 +177,7 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
         model, channel(config.layer, config.target_unit), steps=config.steps, size=config.size,
         seeds=[config.seed + 1], progress=True).images[0])
     if config.augment:
-        from empirical.gate_data import augment_natural
+        from fvtrust.empirical.gate_data import augment_natural
 
         cal = torch.cat([cal, augment_natural(cal, seed=config.seed + 1)])
     silent = install_silent_units(model, config.layer, target, cal, config.lam, config.gain,

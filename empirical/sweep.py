@@ -14,6 +14,9 @@ Measurements per unit (each a set of columns of the unit's record):
 * ``exemplars``: the K most and K least activating natural images (ids and activations);
 * ``afc_references`` / ``afc_occlusion``: the machine observer's 2-AFC accuracy per
   reference condition (natural, synthetic, random), as in :func:`~empirical.psychophysics.run_afc`.
+
+and per model: ``sanity``, the layerwise sanity check of class visualizations
+(:func:`~empirical.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from fvtrust.empirical.checkpoint import config_hash
 
-from empirical.checkpoint import config_hash
-
-MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion")
+MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity")
+#: measurements of a whole model (one record per model, in models.parquet), not of a unit.
+MODEL_MEASUREMENTS = ("sanity",)
 
 
 @dataclass(frozen=True)
@@ -137,10 +141,13 @@ class SweepPlan:
     def settings_hash(self) -> str:
         return config_hash(self.settings())
 
+    def model_config_hash(self, model: ModelRef) -> str:
+        return self.unit_config_hash(model, "")
+
     def unit_config_hash(self, model: ModelRef, layer: str) -> str:
         weights = None
         if model.weights is not None:
-            from empirical.verify import file_digest
+            from fvtrust.empirical.verify import file_digest
 
             weights = file_digest(model.weights)
         return config_hash({**self.settings(), "model": model.name, "weights_sha256": weights,
@@ -180,7 +187,7 @@ class SweepSummary:
 
 def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
     """(model, layer) → its units, with every model, layer and unit checked in the driver."""
-    from empirical.models import LOGITS, get_layer, layer_channels, load_model
+    from fvtrust.empirical.models import LOGITS, get_layer, layer_channels, load_model
 
     units = parse_units(plan.units)
     out: dict[tuple[ModelRef, str], list[int]] = {}
@@ -226,9 +233,8 @@ def _cached(key: Any, build: Any) -> Any:
 
 
 def _png_bytes(image: torch.Tensor) -> bytes:
+    from fvtrust.empirical.images import to_uint8
     from PIL import Image
-
-    from empirical.images import to_uint8
 
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
@@ -236,7 +242,7 @@ def _png_bytes(image: torch.Tensor) -> bytes:
 
 
 def _worker_model(ref: ModelRef, device: str) -> Any:
-    from empirical.models import load_model
+    from fvtrust.empirical.models import load_model
 
     def build() -> Any:
         _WORKER_LOADS["models"] += 1
@@ -245,7 +251,7 @@ def _worker_model(ref: ModelRef, device: str) -> Any:
 
 
 def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
-    from empirical.psychophysics import AFCConfig
+    from fvtrust.empirical.psychophysics import AFCConfig
 
     return AFCConfig(model=ref.name, weights=ref.weights, task=task, layers=[layer], units=units,
                      observers=["mis"], k=plan.k, n_tasks=plan.afc_trials, pool=plan.pool,
@@ -256,7 +262,7 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
                  unit_hash: str | None = None) -> tuple[list[dict], dict[str, bytes]]:
     """Every measurement of `plan` for the units of `task`: (records, PNG bytes by path).
     `unit_hash` is the settings hash the driver computed (default: computed here)."""
-    from empirical.models import resolve_device
+    from fvtrust.empirical.models import resolve_device
 
     dev = str(resolve_device(None if device == "auto" else device))
     t0 = time.perf_counter()
@@ -270,8 +276,8 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     images: dict[str, bytes] = {}
     folder = Path("images") / ref.name / layer
     if "render" in plan.measure:
-        from empirical.objectives import channel
-        from empirical.render import render
+        from fvtrust.empirical.objectives import channel
+        from fvtrust.empirical.render import render
 
         for sign, side in ((1.0, "max"), (-1.0, "min")):
             result = render(model, channel(layer, units) * sign, steps=plan.steps, size=plan.size,
@@ -282,8 +288,8 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
                 rec[f"render_{side}_png"] = str(path)
                 rec[f"render_{side}_activation"] = float(sign * result.trace[-1, i])
     if "exemplars" in plan.measure:
-        from empirical.data import natural_images
-        from empirical.psychophysics import layer_responses
+        from fvtrust.empirical.data import natural_images
+        from fvtrust.empirical.psychophysics import layer_responses
 
         pool = _cached(("pool", plan.images, plan.pool, plan.size, plan.seed),
                        lambda: natural_images(plan.images, plan.pool, plan.size, seed=plan.seed + 17))
@@ -298,7 +304,7 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     for measurement, afc_task in (("afc_references", "references"), ("afc_occlusion", "occlusion")):
         if measurement not in plan.measure:
             continue
-        from empirical.psychophysics import afc_observer, afc_pool, run_afc
+        from fvtrust.empirical.psychophysics import afc_observer, afc_pool, run_afc
 
         config = _afc_config(plan, ref, layer, units, afc_task)
         observer = _cached(("observer", config.observer, config.size, dev),
@@ -315,13 +321,40 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     return records, images
 
 
+def measure_model(plan: SweepPlan, ref: ModelRef, device: str = "auto",
+                  model_hash: str | None = None) -> dict[str, Any]:
+    """The per-model measurements of `plan` (the sanity check) as one record."""
+    from fvtrust.empirical.data import natural_images
+    from fvtrust.empirical.models import resolve_device
+    from fvtrust.empirical.sanity import SanityConfig, run_sanity
+
+    dev = str(resolve_device(None if device == "auto" else device))
+    t0 = time.perf_counter()
+    config = SanityConfig(model=ref.name, weights=ref.weights, size=plan.size, steps=plan.steps,
+                          seed=plan.seed)
+    natural = (natural_images(plan.images, config.n_natural, config.size, seed=config.seed)
+               if plan.images is not None else None)  # None: the bundled photos, as `fvtrust sanity`
+    result = run_sanity(config, device=dev, natural=natural, model=_worker_model(ref, dev))
+    return {"model": ref.name, "weights": ref.weights or "", "status": "ok", "error": None,
+            "config_hash": model_hash or plan.model_config_hash(ref), "seed": plan.seed, "device": dev,
+            "worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.perf_counter() - t0,
+            "versions": _versions(), "sanity_layers": result.layers, "sanity_score": result.score_mean,
+            "sanity_ci_low": [c[0] for c in result.score_ci],
+            "sanity_ci_high": [c[1] for c in result.score_ci], "sanity_classes": result.classes}
+
+
 def _versions() -> str:
-    import theory
+    from fvtrust import theory
 
     return f"fvtrust {theory.__version__}; torch {torch.__version__}"
 
 
-def _failed_records(plan: SweepPlan, task: SweepTask, error: str, unit_hash: str) -> list[dict]:
+def _failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
+                    unit_hash: str) -> list[dict]:
+    if isinstance(task, ModelRef):
+        return [{"model": task.name, "weights": task.weights or "", "status": "failed", "error": error,
+                 "config_hash": unit_hash, "seed": plan.seed, "device": None, "worker": None,
+                 "seconds": None, "versions": _versions()}]
     return [{"model": task.model.name, "weights": task.model.weights or "", "layer": task.layer,
              "unit": u, "status": "failed", "error": error,
              "config_hash": unit_hash, "seed": plan.seed,
@@ -378,10 +411,12 @@ def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
     return True, int(ray.cluster_resources().get("CPU", 1))
 
 
-def _remote_measure(plan: SweepPlan, task: SweepTask, device: str, threads: int,
+def _remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, threads: int,
                     unit_hash: str) -> tuple[list[dict], dict[str, bytes]]:
     torch.set_num_threads(threads)
     try:
+        if isinstance(task, ModelRef):
+            return [measure_model(plan, task, device, unit_hash)], {}
         return measure_task(plan, task, device, unit_hash)
     except Exception as exc:
         # Ray would pickle the traceback's frames; a plain message survives any cluster.
@@ -396,10 +431,9 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     `workers` tasks run at once on a local Ray (default: one per CPU core); with `address`
     the cluster's own resources decide. On CUDA every task holds one GPU."""
     import ray
+    from fvtrust.empirical.models import resolve_device
+    from fvtrust.empirical.sweep_store import SweepStore
     from tqdm import tqdm
-
-    from empirical.models import resolve_device
-    from empirical.sweep_store import SweepStore
 
     if device != "auto":
         resolve_device(device)  # an unknown device fails here, in one line
@@ -408,10 +442,16 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     targets = check_plan(plan)
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
     layer_hash = {(ref, layer): plan.unit_config_hash(ref, layer) for ref, layer in targets}
+    model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
     hashes = {(ref.name, ref.weights or "", layer, u): layer_hash[(ref, layer)]
               for (ref, layer), units in targets.items() for u in units}
     done = store.done(hashes)
-    tasks = split_tasks(targets, plan.chunk, skip=done)
+    tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
+    if any(m in plan.measure for m in MODEL_MEASUREMENTS):
+        finished = store.done({(ref.name, ref.weights or "", "", -1): h for ref, h in model_hash.items()},
+                              models=True)
+        tasks += [ref for ref in plan.model_refs if (ref.name, ref.weights or "", "", -1) not in finished]
+    unit_tasks = [t for t in tasks if isinstance(t, SweepTask)]
     n_units = len(hashes)
     failures: dict[str, str] = {}
     t0 = time.perf_counter()
@@ -426,24 +466,31 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
             remote = ray.remote(_remote_measure).options(
                 num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
                 retry_exceptions=True)
-            pending = {remote.remote(plan, t, device, threads, layer_hash[(t.model, t.layer)]): t
-                       for t in tasks}
-            with tqdm(total=n_units, initial=n_units - sum(len(t.units) for t in tasks),
+            def task_hash(t: SweepTask | ModelRef) -> str:
+                return model_hash[t] if isinstance(t, ModelRef) else layer_hash[(t.model, t.layer)]
+            pending = {remote.remote(plan, t, device, threads, task_hash(t)): t for t in tasks}
+            with tqdm(total=n_units, initial=n_units - sum(len(t.units) for t in unit_tasks),
                       desc=f"sweep {len(tasks)} tasks", unit="unit", disable=not progress) as bar:
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1)
                     task = pending.pop(ready[0])
+                    key = f"model-{task.name}-{task_hash(task)}" if isinstance(task, ModelRef) else task.key
                     try:
                         records, images = ray.get(ready[0])
-                        n_computed += len(records)
+                        failed = False
                     except Exception as exc:  # after max_retries: record the failure, keep the rest
                         message = str(getattr(exc, "cause", None) or exc).strip().splitlines()
                         error = message[0] if message else type(exc).__name__
-                        records = _failed_records(plan, task, error, layer_hash[(task.model, task.layer)])
-                        images = {}
-                        failures[task.key] = error
-                        n_failed += len(records)
-                    store.add(task.key, records, images)
+                        records = _failed_records(plan, task, error, task_hash(task))
+                        images, failed = {}, True
+                        failures[key] = error
+                    if isinstance(task, ModelRef):
+                        store.add(key, records, images, models=True)
+                        bar.set_postfix_str(f"{task.name} sanity {'failed' if failed else 'done'}")
+                        continue
+                    n_failed += len(records) if failed else 0
+                    n_computed += 0 if failed else len(records)
+                    store.add(key, records, images)
                     bar.set_postfix_str(f"{task.model.name} {task.layer}")
                     bar.update(len(task.units))
     finally:
@@ -451,6 +498,6 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
         if started:
             ray.shutdown()
     seconds = time.perf_counter() - t0
-    return SweepSummary(str(out_dir), n_units, n_units - sum(len(t.units) for t in tasks), n_computed,
+    return SweepSummary(str(out_dir), n_units, n_units - sum(len(t.units) for t in unit_tasks), n_computed,
                         n_failed, len(tasks), seconds, n_computed / seconds if n_computed else 0.0,
                         workers or slots, address, failures)

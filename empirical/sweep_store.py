@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from theory.io import atomic_write_json, atomic_write_with
+from fvtrust.theory.io import atomic_write_json, atomic_write_with
 
 #: columns every record has, whatever was measured (measurement columns follow them).
 KEY_COLUMNS = ("model", "weights", "layer", "unit")
 META_COLUMNS = (*KEY_COLUMNS, "status", "error", "config_hash", "seed", "device", "worker",
                 "seconds", "finished", "versions")
 UNITS_FILE = "units.parquet"
+MODELS_FILE = "models.parquet"
 
 
 class StoreMismatch(ValueError):
@@ -78,18 +79,24 @@ class SweepStore:
 
     def clear(self) -> None:
         """Drop every record (images are overwritten as units are recomputed)."""
-        for path in self.parts.glob("*.parquet") if self.parts.exists() else []:
-            path.unlink()
+        for parts in (self.parts, self._parts(models=True)):
+            for path in parts.glob("*.parquet") if parts.exists() else []:
+                path.unlink()
         (self.root / UNITS_FILE).unlink(missing_ok=True)
+        (self.root / MODELS_FILE).unlink(missing_ok=True)
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every record of every part, oldest part first."""
+    def _parts(self, models: bool) -> Path:
+        return self.root / "model_parts" if models else self.parts
+
+    def records(self, models: bool = False) -> list[dict[str, Any]]:
+        """Every record of every part (unit records, or per-model ones), oldest part first."""
         import pyarrow.parquet as pq
 
         out: list[dict[str, Any]] = []
-        if not self.parts.exists():
+        parts = self._parts(models)
+        if not parts.exists():
             return out
-        for path in sorted(self.parts.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns):
+        for path in sorted(parts.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns):
             try:
                 out.extend(pq.read_table(path).to_pylist())
             except Exception as exc:  # a part is written by rename, so this is outside damage
@@ -97,22 +104,24 @@ class SweepStore:
                                     f"to recompute its units, or pass --force") from None
         return out
 
-    def latest(self) -> dict[tuple[str, str, str, int], dict[str, Any]]:
-        """Per unit, its newest ``ok`` record with this store's settings (else its newest)."""
+    def latest(self, models: bool = False) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+        """Per unit (or model), its newest ``ok`` record (else its newest)."""
         best: dict[tuple[str, str, str, int], dict[str, Any]] = {}
-        for record in self.records():
-            key = unit_key(record)
+        for record in self.records(models):
+            key = unit_key(record) if not models else (record["model"], record["weights"] or "", "", -1)
             old = best.get(key)
             if old is None or record["status"] == "ok" or old["status"] != "ok":
                 best[key] = record
         return best
 
-    def done(self, config_hashes: dict[tuple[str, str, str, int], str]) -> set[tuple[str, str, str, int]]:
-        """The units that finished with the settings they are asked for now."""
-        return {key for key, record in self.latest().items()
+    def done(self, config_hashes: dict[tuple[str, str, str, int], str],
+             models: bool = False) -> set[tuple[str, str, str, int]]:
+        """The units (or models) that finished with the settings they are asked for now."""
+        return {key for key, record in self.latest(models).items()
                 if record["status"] == "ok" and config_hashes.get(key) == record["config_hash"]}
 
-    def add(self, task: str, records: list[dict[str, Any]], images: dict[str, bytes]) -> Path:
+    def add(self, task: str, records: list[dict[str, Any]], images: dict[str, bytes],
+            models: bool = False) -> Path:
         """Write a task's images, then its records (the part last: a part on disk means its
         images are there too)."""
         import pyarrow as pa
@@ -122,12 +131,16 @@ class SweepStore:
         stamp = time.time()
         for record in records:
             record.setdefault("finished", stamp)
-        return _atomic_write_table(pa.Table.from_pylist(records), self.parts / f"{task}.parquet")
+        return _atomic_write_table(pa.Table.from_pylist(records), self._parts(models) / f"{task}.parquet")
 
     def consolidate(self) -> Path | None:
-        """Write ``units.parquet``: one row per unit, sorted by model, layer, unit."""
+        """Write ``units.parquet`` (one row per unit, sorted by model, layer, unit) and, when
+        models were measured, ``models.parquet`` (one row per model)."""
         import pyarrow as pa
 
+        model_rows = sorted(self.latest(models=True).values(), key=lambda r: (r["model"], r["weights"]))
+        if model_rows:
+            _atomic_write_table(pa.Table.from_pylist(model_rows), self.root / MODELS_FILE)
         rows = sorted(self.latest().values(), key=unit_key)
         if not rows:
             return None
@@ -153,8 +166,7 @@ def plot_sweep(table: Any, path_stem: str | Path) -> list[Path]:
     activating natural image, and the 2-AFC accuracy per reference condition, one point per
     unit (whatever of these the store measured)."""
     import numpy as np
-
-    from empirical.figures import plt, save_figure
+    from fvtrust.empirical.figures import plt, save_figure
 
     ok = table[table["status"] == "ok"]
     groups = list(ok.groupby(["model", "layer"], sort=False))

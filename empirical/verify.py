@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-
-from empirical.data import source_of
-from empirical.gates import Gate, batches
+from fvtrust.empirical.data import source_of
+from fvtrust.empirical.gates import Gate, batches
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
 

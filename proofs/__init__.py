@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from proofs.base import Proof, ProofReport, Step, run_proof
+from fvtrust.proofs.base import Proof, ProofReport, Step, run_proof
 
 #: Order of presentation: chance, engine, building blocks, then one theorem per class.
 MODULES = ["proposition1_chance", "indistinguishability", "tent", "closure", "all_functions",
@@ -17,7 +17,7 @@ MODULES = ["proposition1_chance", "indistinguishability", "tent", "closure", "al
 
 
 def all_proofs() -> list[Proof]:
-    return [import_module(f"proofs.{name}").PROOF_OBJECT for name in MODULES]
+    return [import_module(f"fvtrust.proofs.{name}").PROOF_OBJECT for name in MODULES]
 
 
 def run_all(progress: bool = False) -> list[ProofReport]:

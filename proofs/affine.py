@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
-from theory.classes import Affine
-from theory.decoders import AffineD1Decoder
-from theory.functions import AffineFunction
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
+from fvtrust.theory.classes import Affine
+from fvtrust.theory.decoders import AffineD1Decoder
+from fvtrust.theory.functions import AffineFunction
 
 STATEMENT = r"""(i) $d = 1$: for $f(x) = wx + c$ the decoder $D^*(\Phi)(x) = f_{\min} + R|x - x_{\min}|$
 is exact. (ii) $d \ge 2$: $\Phi$ reveals only the sign pattern of $w$ and $\sum_i |w_i| = R$; at any

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from proofs.base import Proof, Step, construction_steps, reals, z3_step
-from theory.classes import AllFunctions
+from fvtrust.proofs.base import Proof, Step, construction_steps, reals, z3_step
+from fvtrust.theory.classes import AllFunctions
 
 STATEMENT = r"""Let $F$ be all functions on a finite $G \subset [0,1]^d$ with $|G| \ge 3$. For
 every decoder $D$, every $\varepsilon \in (0, R/2)$ and every $z \in G$ that is not an

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
-
-from theory.symbolic import prove
+from fvtrust.theory.symbolic import prove
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def reals(names: str) -> tuple[sp.Symbol, ...]:
 def construction_steps(cls: object, pair: object, label: str) -> list[Step]:
     """Numeric steps on the real implementation: `pair.verify(cls)` and every standard
     decoder driven to error ≥ R/2 − ε on one member at z."""
-    from theory.decoders import standard_decoders
+    from fvtrust.theory.decoders import standard_decoders
 
     steps = [numeric_step(f"{label}: {claim}", ok, "checked on the implementation")
              for claim, ok in pair.verify(cls).items()]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from proofs.base import Proof, Step, numeric_step, reals, z3_step
-from theory.relu import affine_combination, maximum, minimum, random_relu_network
+from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
+from fvtrust.theory.relu import affine_combination, maximum, minimum, random_relu_network
 
 STATEMENT = r"""If $u, v$ are ReLU networks then so are $\sum_k c_k f_k + c_0$,
 $\max(u, v)$ and $\min(u, v)$; in particular

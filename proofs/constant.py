@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from proofs.base import Proof, Step, numeric_step
-from theory.classes import Constant
-from theory.decoders import ChanceDecoder
+from fvtrust.proofs.base import Proof, Step, numeric_step
+from fvtrust.theory.classes import Constant
+from fvtrust.theory.decoders import ChanceDecoder
 
 STATEMENT = r"""For constant units $f \equiv c$, $\Phi(f)$ shows $c$ and the decoder $D_0$ is exact."""
 

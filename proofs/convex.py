@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
-from theory.classes import Convex
-from theory.classes.convex import convex_by_rules
-from theory.functions import cube_symbols
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
+from fvtrust.theory.classes import Convex
+from fvtrust.theory.classes.convex import convex_by_rules
+from fvtrust.theory.functions import cube_symbols
 
 STATEMENT = r"""Let $F$ be the convex units on $[0,1]^d$. For every vertex $z$, with
 $b = \mathbf 1 - z$, $t(x) = \langle b - z, x - z\rangle/d$, $m = 3/10$, $a = z + m(b - z)$,

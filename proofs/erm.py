@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from proofs.base import Proof, Step, construction_steps, numeric_step
-from theory.classes import ERMNetworks
-from theory.classes.erm import LOSS_TOL, move_argmax
-from theory.domain import l1
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step
+from fvtrust.theory.classes import ERMNetworks
+from fvtrust.theory.classes.erm import LOSS_TOL, move_argmax
+from fvtrust.theory.domain import l1
 
 STATEMENT = r"""Let $\hat f$ be a ReLU network fitted to data $S$ (full-batch Adam on the squared loss),
 and let $F_S$ be the ReLU networks (any depth and width) whose training loss on $S$ is at most

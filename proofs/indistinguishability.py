@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from proofs.base import Proof, Step, numeric_step, reals, z3_step
+from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
 
 STATEMENT = r"""If $f, g \in F$ and $\Phi(f) = \Phi(g)$, then every decoder $D$ satisfies
 $\max(\|D(\Phi f) - f\|_\infty, \|D(\Phi g) - g\|_\infty) \ge \tfrac12\|f - g\|_\infty$.
@@ -20,8 +19,8 @@ function of $\Phi$ alone; the true answers differ for $f$ and $g$, so one is wro
 
 
 def check() -> list[Step]:
-    from theory.classes import Affine, Monotone
-    from theory.tasks import AFC_MARGIN, Task
+    from fvtrust.theory.classes import Affine, Monotone
+    from fvtrust.theory.tasks import AFC_MARGIN, Task
 
     p, y1, y2 = reals("p y1 y2")
     steps = [z3_step("max(|p-y1|, |p-y2|) >= |y1-y2|/2 for every p",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
-from theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from theory.classes.lipschitz import lp_worst_case, worst_case_error
-from theory.decoders import lipschitz_band
-from theory.minimax import minimax_errors
-from theory.tasks import Task
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
+from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
+from fvtrust.theory.classes.lipschitz import lp_worst_case, worst_case_error
+from fvtrust.theory.decoders import lipschitz_band
+from fvtrust.theory.minimax import minimax_errors
+from fvtrust.theory.tasks import Task
 
 STATEMENT = r"""Let $F_\kappa$ be the units on $[0,1]^d$ with $\ell_1$-Lipschitz constant $L$,
 $L d \le \kappa R$. Given $\Phi$, every consistent $f$ satisfies $\ell \le f \le u$ with

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
-from theory.classes import Monotone
-from theory.functions import cube_symbols
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
+from fvtrust.theory.classes import Monotone
+from fvtrust.theory.functions import cube_symbols
 
 STATEMENT = r"""Let $F$ be the coordinate-wise non-decreasing units on $[0,1]^d$. Every strictly
 monotone $f$ has $x_{\min} = 0$, $x_{\max} = \mathbf 1$, so $\Phi$ carries only $f(0), f(\mathbf 1)$.

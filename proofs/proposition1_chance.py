@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from proofs.base import Proof, Step, numeric_step, reals, z3_step
-from theory.classes import AllFunctions
-from theory.decoders import ChanceDecoder
-from theory.visualization import grid_visualization
+from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
+from fvtrust.theory.classes import AllFunctions
+from fvtrust.theory.decoders import ChanceDecoder
+from fvtrust.theory.visualization import grid_visualization
 
 STATEMENT = r"""For every $f : X \to \mathbb{R}$ with visualization
 $\Phi(f) = (x_{\min}, x_{\max}, f_{\min}, f_{\max})$, the decoder

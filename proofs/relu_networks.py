@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-
-from proofs.base import Proof, Step, construction_steps, numeric_step
-from theory.classes import ReLUNetworks
-from theory.classes.relu_networks import canonical_network
-from theory.domain import l1
-from theory.milp import network_extreme
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step
+from fvtrust.theory.classes import ReLUNetworks
+from fvtrust.theory.classes.relu_networks import canonical_network
+from fvtrust.theory.domain import l1
+from fvtrust.theory.milp import network_extreme
 
 STATEMENT = r"""Let $F$ be the ReLU networks on $[0,1]^d$. For every network $f \in F$ with range
 $R > 0$, every $\varepsilon \in (0, R/2)$ and every $z$ with $f_{\min} < f(z) < f_{\max}$ there are

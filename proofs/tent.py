@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from proofs.base import Proof, Step, numeric_step, reals, z3_step
-from theory.relu import tent_network
+from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
+from fvtrust.theory.relu import tent_network
 
 STATEMENT = r"""For $z \in [0,1]^d$ and $r > 0$ the network
 $\tau_{z,r}(x) = \mathrm{ReLU}\big(1 - \tfrac1r\sum_i [\mathrm{ReLU}(x_i - z_i) +

@@ -1,6 +1,5 @@
 import pytest
-
-from empirical.cli import main
+from fvtrust.empirical.cli import main
 
 
 def test_theory_command_writes_the_table(tmp_path, capsys):
@@ -22,7 +21,7 @@ def test_theory_refuses_a_sample_count_below_one(capsys):
 
 @pytest.mark.parametrize("text", ["3-1,2", "0-", "a,b", "1.5", "1,1"])
 def test_bad_units_name_the_option(text):
-    from empirical.cli import _parse_units
+    from fvtrust.empirical.cli import _parse_units
 
     with pytest.raises(ValueError, match="--units"):
         _parse_units(text)
@@ -43,7 +42,7 @@ def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys)
 
 
 def test_version_and_interrupt(monkeypatch, capsys):
-    import empirical.cli
+    import fvtrust.empirical.cli as cli_module
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -51,13 +50,13 @@ def test_version_and_interrupt(monkeypatch, capsys):
 
     def interrupted(args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(empirical.cli, "_cmd_theory", interrupted)
+    monkeypatch.setattr(cli_module, "_cmd_theory", interrupted)
     assert main(["theory"]) == 130
     assert "interrupted; rerun the same command to resume" in capsys.readouterr().err
 
 
 def test_every_option_of_every_subcommand_has_help_and_every_subcommand_an_example():
-    from empirical.cli import build_parser
+    from fvtrust.empirical.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

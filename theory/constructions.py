@@ -6,15 +6,14 @@ each class module holds its theorem's construction (and names its proof and test
 
 from __future__ import annotations
 
+from fvtrust.theory.classes import get_class
+from fvtrust.theory.classes.base import CounterexamplePair
+from fvtrust.theory.classes.erm import move_argmax
+from fvtrust.theory.classes.relu_networks import tent_pair
+from fvtrust.theory.functions import UnitFunction
+from fvtrust.theory.relu import affine_combination, bump, maximum, minimum, tent_network
+from fvtrust.theory.visualization import Visualization
 from numpy.typing import ArrayLike
-
-from theory.classes import get_class
-from theory.classes.base import CounterexamplePair
-from theory.classes.erm import move_argmax
-from theory.classes.relu_networks import tent_pair
-from theory.functions import UnitFunction
-from theory.relu import affine_combination, bump, maximum, minimum, tent_network
-from theory.visualization import Visualization
 
 
 def counterexample_pair(class_key: str, f: UnitFunction | Visualization, z: ArrayLike,

@@ -11,10 +11,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from fvtrust.theory.domain import Array, check_in_cube, l1
+from fvtrust.theory.visualization import Visualization
 from numpy.typing import ArrayLike
-
-from theory.domain import Array, check_in_cube, l1
-from theory.visualization import Visualization
 
 
 def _require_full(phi: Visualization, who: str) -> None:

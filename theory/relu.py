@@ -16,10 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from fvtrust.theory.domain import check_dimension, check_in_cube
+from fvtrust.theory.functions import ReLUNetwork, linear_layer
 from numpy.typing import ArrayLike
-
-from theory.domain import check_dimension, check_in_cube
-from theory.functions import ReLUNetwork, linear_layer
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W of shape (out, in), b of shape (out,))
 

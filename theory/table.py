@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from theory.classes import all_classes
-from theory.classes.base import FunctionClass
-from theory.decoders import standard_decoders
-from theory.tasks import (
+from fvtrust.theory.classes import all_classes
+from fvtrust.theory.classes.base import FunctionClass
+from fvtrust.theory.decoders import standard_decoders
+from fvtrust.theory.tasks import (
     CHANCE,
     Task,
     Witness,
@@ -102,7 +101,7 @@ class ResultsTable:
                 return "?~open"
             mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}"}[e.verdict]
             return f"{mark}~{e.score:.3f}"
-        from theory.io import latex_escape
+        from fvtrust.theory.io import latex_escape
 
         lines = [r"\begin{tabular}{l" + "c" * len(Task) + "}", r"\toprule",
                  "class & " + " & ".join(f"({t.value}) {latex_escape(t.title)}" for t in Task)
@@ -115,7 +114,7 @@ class ResultsTable:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write table.json, table.md and table.tex atomically; return the paths."""
-        from theory.io import atomic_write_text
+        from fvtrust.theory.io import atomic_write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

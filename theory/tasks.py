@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+from fvtrust.theory.decoders import Decoder
+from fvtrust.theory.domain import Array, check_in_cube, l1
+from fvtrust.theory.functions import UnitFunction
+from fvtrust.theory.visualization import Visualization
 from numpy.typing import ArrayLike
-
-from theory.decoders import Decoder
-from theory.domain import Array, check_in_cube, l1
-from theory.functions import UnitFunction
-from theory.visualization import Visualization
 
 #: γ: 2-AFC pairs count only if their true values differ by at least γ·R.
 AFC_MARGIN = 0.25

@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 import torch
+from fvtrust.theory.domain import Array, Grid, check_in_cube, vertices
+from fvtrust.theory.functions import ReLUNetwork, UnitFunction, cube_symbols
+from fvtrust.theory.symbolic import in_cube, prove
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
-
-from theory.domain import Array, Grid, check_in_cube, vertices
-from theory.functions import ReLUNetwork, UnitFunction, cube_symbols
-from theory.symbolic import in_cube, prove
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ def _value_and_grad(f: UnitFunction, x: Array) -> tuple[float, Array]:
 def visualize(f: UnitFunction, grid: Grid | None = None, **kwargs: Any) -> Visualization:
     """Φ(f) by the best available method: grid for tabulated units, else symbolic when a
     closed form exists and z3 certifies it, else numeric."""
-    from theory.functions import GridFunction
+    from fvtrust.theory.functions import GridFunction
 
     if isinstance(f, GridFunction):
         return grid_visualization(f, f.grid, **kwargs)

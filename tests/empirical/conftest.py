@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from empirical.models import load_model
+from fvtrust.empirical.models import load_model
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fvtrust.empirical.data import NaturalImages
+from fvtrust.empirical.models import Network
 from torch import nn
-
-from empirical.data import NaturalImages
-from empirical.models import Network
 
 SIZE = 16
 

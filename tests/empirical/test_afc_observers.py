@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from empirical.afc_observers import (
+from fvtrust.empirical.afc_observers import (
     OCCLUSION_OBSERVERS,
     REFERENCE_OBSERVERS,
     OcclusionPair,

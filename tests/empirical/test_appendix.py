@@ -4,9 +4,8 @@ import json
 import re
 
 import pytest
-
-from empirical.appendix import build_appendix
-from proofs import all_proofs
+from fvtrust.empirical.appendix import build_appendix
+from fvtrust.proofs import all_proofs
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +75,8 @@ def test_a_damaged_part_is_named_and_does_not_block_other_parts(appendix, tmp_pa
 
 
 def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, capsys):
-    from empirical import appendix as module
-    from empirical.cli import main
+    from fvtrust.empirical import appendix as module
+    from fvtrust.empirical.cli import main
 
     monkeypatch.setattr(module.shutil, "which", lambda name: None)  # no pdflatex here
     assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent),

@@ -1,8 +1,7 @@
 import json
 
 import pytest
-
-from empirical.cli import main
+from fvtrust.empirical.cli import main
 
 
 def test_render_command_writes_pngs_sheet_and_traces_and_resumes(tmp_path, capsys):
@@ -44,8 +43,7 @@ def test_two_jobs_into_one_out_merge_and_new_settings_leave_no_stale_pngs(tmp_pa
 
 def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
     import torch
-
-    from empirical.checkpoint import StageDamaged, Stages
+    from fvtrust.empirical.checkpoint import StageDamaged, Stages
 
     base = ["render", "--layer", "_blocks.5", "--units", "0", "--steps", "2", "--size", "32"]
     out = tmp_path / "r"
@@ -84,9 +82,8 @@ def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
 
 def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch, capsys):
     import torch
-
-    from empirical import fooling_experiment
-    from empirical.fooling_experiment import FoolingResult, fooling_verdict
+    from fvtrust.empirical import fooling_experiment
+    from fvtrust.empirical.fooling_experiment import FoolingResult, fooling_verdict
 
     def result(caught, manipulated, original):
         return FoolingResult({}, {}, {}, {}, None, None, {"visualizations_caught": caught}, {}, [], [], [],

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from empirical.clustered_stats import ClusteredEstimate, clustered_mean, hierarchical_bootstrap_ci
-from empirical.sanity import bootstrap_ci
+from fvtrust.empirical.clustered_stats import ClusteredEstimate, clustered_mean, hierarchical_bootstrap_ci
+from fvtrust.empirical.sanity import bootstrap_ci
 
 
 def _clustered_problem(seed: int, n_units: int = 12, n_trials: int = 20) -> list[np.ndarray]:

@@ -5,8 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-from empirical.corpus import (
+from fvtrust.empirical.corpus import (
     INSTALL_COMMAND,
     PHOTOS,
     CorpusNotInstalled,
@@ -15,9 +14,9 @@ from empirical.corpus import (
     corpus_sources,
     source_files,
 )
-from empirical.data import image_folder, natural_images, source_of, split_by_source
-from empirical.gate_data import augment_natural, gate_split
-from empirical.verify import check_not_calibration
+from fvtrust.empirical.data import image_folder, natural_images, source_of, split_by_source
+from fvtrust.empirical.gate_data import augment_natural, gate_split
+from fvtrust.empirical.verify import check_not_calibration
 
 
 def test_corpus_is_installed_and_diverse():

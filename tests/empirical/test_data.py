@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import torch
-
-from empirical.data import augmented_crop, bundled_images, image_folder, load_photo, split_indices
+from fvtrust.empirical.data import augmented_crop, bundled_images, image_folder, load_photo, split_indices
 
 
 def test_bundled_images_are_deterministic_and_in_range():

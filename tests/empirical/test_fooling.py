@@ -2,26 +2,26 @@
 
 import pytest
 import torch
-
-from empirical.data import predict, split_indices
-from empirical.fooling import (
+from fvtrust.empirical.data import predict, split_indices
+from fvtrust.empirical.fooling import (
     FoolingCircuit,
     PermutationDecoy,
     TemplateDecoy,
     calibrate_constants,
 )
-from empirical.fooling_experiment import pixel_similarity
-from empirical.gates import (
+from fvtrust.empirical.fooling_experiment import pixel_similarity
+from fvtrust.empirical.gates import (
     NearestCalibrationGate,
     check_gate_images,
     conformal_threshold,
     gate_accuracy,
     train_classifier_gate,
 )
-from empirical.models import forward_activations
-from empirical.objectives import channel, class_logit
-from empirical.render import render
-from empirical.silent import SilentConv, _conv_input, install_silent_units
+from fvtrust.empirical.models import forward_activations
+from fvtrust.empirical.objectives import channel, class_logit
+from fvtrust.empirical.render import render
+from fvtrust.empirical.silent import SilentConv, _conv_input, install_silent_units
+
 from tests.empirical.digits import SIZE, trained_digits_network
 
 
@@ -114,7 +114,7 @@ def test_conformal_threshold_is_the_right_order_statistic():
 
 
 def test_silent_units_on_the_bundled_network():
-    from empirical.silent_experiment import SilentConfig, run_silent
+    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
 
     result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=96))
     held = result.natural_heldout
@@ -148,9 +148,9 @@ def test_bad_input(digits, gate):
 def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
     import json
 
-    from empirical.cli import main
-    from empirical.corpus import corpus_crops
-    from empirical.images import save_png
+    from fvtrust.empirical.cli import main
+    from fvtrust.empirical.corpus import corpus_crops
+    from fvtrust.empirical.images import save_png
 
     # --verify-images: a directory of PNG files (crops of two scikit-image photos); the
     # overlap check compares file contents, and none of these files is a calibration file.
@@ -159,12 +159,16 @@ def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
         save_png(img, verify / f"crop{i}.png")
     args = ["fool", "--units", "417", "--steps", "16", "--size", "64", "--natural", "60",
             "--gate", "nearest", "--verify-images", str(verify), "--out", str(tmp_path)]
-    assert main(args) == 0
+    rc = main(args)
     result = json.loads((tmp_path / "fooling_target.json").read_text())
+    # At this toy scale the circuit may not fool: then the command says so and exits 1.
+    shown = sum(m > o for m, o in zip(result["observer_similarity_manipulated"],
+                                      result["observer_similarity_original"], strict=True))
+    assert rc == (0 if shown and result["gate"]["visualizations_caught"] > 0 else 1)
     assert result["natural_heldout"]["n_images"] > 0
     assert result["natural_verify"]["n_images"] == 6
     assert (tmp_path / "fooling_target.png").exists() and (tmp_path / "fooling_target.pdf").exists()
-    assert main(args) == 0  # resumed from the saved stages
+    assert main(args) == rc  # resumed from the saved stages
     assert "manipulated_renders" in json.loads(
         (tmp_path / "fooling_target.json").read_text())["reused_stages"]
     assert main(["silent", "--units", "0,1", "--steps", "8", "--size", "64", "--natural", "40",

@@ -4,9 +4,8 @@ permutation mode (every logit at stake), CPU. These tests fail if the gate flags
 
 import pytest
 import torch
-
-from empirical.fooling_experiment import FoolingConfig, run_fooling
-from empirical.gate_robustness import RenderSetting, gate_robustness
+from fvtrust.empirical.fooling_experiment import FoolingConfig, run_fooling
+from fvtrust.empirical.gate_robustness import RenderSetting, gate_robustness
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +49,13 @@ def test_gate_catches_the_circuits_own_renders_from_step_4(permuted):
 
 
 def test_gate_catches_render_settings_it_never_trained_on(permuted):
-    from empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
-    from empirical.models import load_model
-    from empirical.observer import Observer
+    from fvtrust.empirical.checkpoint import load_stage
+    from fvtrust.empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
+    from fvtrust.empirical.models import load_model
+    from fvtrust.empirical.observer import Observer
 
     config, _, out = permuted
-    gate = torch.load(next((out / ".stages").glob("feature_gate-*.pt")), weights_only=False)
+    gate = load_stage(next((out / ".stages").glob("feature_gate-*.pt")))
     model = load_model(config.model)
     decoy = PermutationDecoy(config.offset)
     circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(

@@ -1,9 +1,8 @@
 """Published human data (empirical/human_data.py): the numbers and their layer depths."""
 
 import pytest
-
-from empirical import human_data
-from empirical.models import load_model, relative_depths
+from fvtrust.empirical import human_data
+from fvtrust.empirical.models import load_model, relative_depths
 
 
 def test_per_layer_numbers_are_the_published_ones():

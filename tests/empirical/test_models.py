@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-
-from empirical.data import load_photo, predict, resize, resize_center_crop
-from empirical.models import (
+from fvtrust.empirical.data import load_photo, predict, resize, resize_center_crop
+from fvtrust.empirical.models import (
     LOGITS,
     capture,
     forward_activations,
@@ -80,14 +79,14 @@ def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
     (torch.full((1, 3, 8, 8), float("nan")), "NaN or infinite"),
 ])
 def test_images_on_another_scale_are_refused_by_name(lite0, images, message):
-    from empirical.models import forward_activations
+    from fvtrust.empirical.models import forward_activations
 
     with pytest.raises(ValueError, match=message):
         forward_activations(lite0, images, ["_blocks.0"])
 
 
 def test_a_module_reused_at_several_depths_is_not_a_layer(lite0):
-    from empirical.models import get_layer, layer_names, main_layers, reused_modules
+    from fvtrust.empirical.models import get_layer, layer_names, main_layers, reused_modules
 
     assert "_swish" in reused_modules(lite0)
     assert "_swish" not in layer_names(lite0) and "_swish" not in main_layers(lite0)

@@ -2,9 +2,13 @@
 
 import pytest
 import torch
-
-from empirical.models import forward_activations
-from empirical.occlusion import OcclusionGrid, extreme_occlusions, occlude_with_mean, occlusion_responses
+from fvtrust.empirical.models import forward_activations
+from fvtrust.empirical.occlusion import (
+    OcclusionGrid,
+    extreme_occlusions,
+    occlude_with_mean,
+    occlusion_responses,
+)
 
 
 @pytest.mark.parametrize("fraction, patch, positions", [(0.4, 90, 68), (0.5, 112, 57)])

@@ -5,10 +5,9 @@ import json
 
 import numpy as np
 import pytest
-
-from empirical.afc_figures import afc_table, per_layer_table, plot_afc
-from empirical.data import bundled_images, source_of, split_by_source
-from empirical.psychophysics import AFCConfig, run_afc
+from fvtrust.empirical.afc_figures import afc_table, per_layer_table, plot_afc
+from fvtrust.empirical.data import bundled_images, source_of, split_by_source
+from fvtrust.empirical.psychophysics import AFCConfig, run_afc
 
 TINY = {"layers": ["_blocks.5"], "units": [0, 1], "k": 2, "n_tasks": 3, "pool": 40, "steps": 2,
         "size": 64, "stride": 16}
@@ -100,7 +99,7 @@ def test_bad_afc_config(kwargs, message):
 
 
 def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
-    from empirical.cli import main
+    from fvtrust.empirical.cli import main
 
     args = ["afc", "--task", "occlusion", "--layers", "_blocks.5", "--units", "0-1", "--k", "2", "--n", "3",
             "--pool", "40", "--steps", "2", "--size", "64", "--stride", "16", "--out", str(tmp_path)]
@@ -114,8 +113,7 @@ def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
 
 def test_the_right_option_is_the_one_the_sign_points_to():
     import torch
-
-    from empirical.psychophysics import answer_signs, ordered_options, score
+    from fvtrust.empirical.psychophysics import answer_signs, ordered_options, score
 
     right, wrong = torch.tensor([[1, 1], [2, 2], [3, 3]]), torch.tensor([[9, 9], [8, 8], [7, 7]])
     flip = torch.tensor([False, True, False])

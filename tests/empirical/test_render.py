@@ -5,13 +5,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-
-from empirical.data import bundled_images
-from empirical.models import forward_activations
-from empirical.objectives import channel, class_logit, direction, diversity, neuron
-from empirical.param import FourierImage, PixelImage
-from empirical.render import render
-from empirical.transform import RandomTransform, TransformConfig
+from fvtrust.empirical.data import bundled_images
+from fvtrust.empirical.models import forward_activations
+from fvtrust.empirical.objectives import channel, class_logit, direction, diversity, neuron
+from fvtrust.empirical.param import FourierImage, PixelImage
+from fvtrust.empirical.render import render
+from fvtrust.empirical.transform import RandomTransform, TransformConfig
 
 LAYER = "_blocks.5"
 
@@ -123,7 +122,7 @@ def test_training_mode_is_rejected(lite0):
 
 @pytest.mark.parametrize("units", ["12", 1.0, [1, "2"], True])
 def test_units_must_be_ints(units):
-    from empirical.objectives import channel
+    from fvtrust.empirical.objectives import channel
 
     with pytest.raises(ValueError, match="units must be"):
         channel("_blocks.10", units)

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-
-from empirical.data import bundled_images
-from empirical.sanity import SanityConfig, class_scores, run_sanity, sanity_layers, select_classes
-from empirical.similarity import similarity_matrix
+from fvtrust.empirical.data import bundled_images
+from fvtrust.empirical.sanity import SanityConfig, class_scores, run_sanity, sanity_layers, select_classes
+from fvtrust.empirical.similarity import similarity_matrix
 
 
 @pytest.mark.parametrize("kind", ["spearman", "pearson", "cosine"])
@@ -45,7 +44,7 @@ def test_normalized_score_formula():
 
 @pytest.fixture(scope="module")
 def lite0_natural():
-    from empirical.models import load_model
+    from fvtrust.empirical.models import load_model
 
     model = load_model()
     natural = bundled_images(160, size=96, seed=5)

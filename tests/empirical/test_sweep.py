@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from empirical.cli import main
-from empirical.sweep import ClusterUnreachable, SweepPlan, check_address, run_sweep
-from empirical.sweep_store import StoreMismatch
+from fvtrust.empirical.cli import main
+from fvtrust.empirical.sweep import ClusterUnreachable, SweepPlan, check_address, run_sweep
+from fvtrust.empirical.sweep_store import StoreMismatch
 
 ray = pytest.importorskip("ray")
 
@@ -128,8 +127,8 @@ def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray
 def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tmp_path, monkeypatch):
     """The weights file vanishes after the plan was checked (as on a node without the file):
     that model's tasks fail after their retries; the other model's units land."""
-    from empirical import sweep
-    from empirical.models import load_model
+    from fvtrust.empirical import sweep
+    from fvtrust.empirical.models import load_model
 
     weights = tmp_path / "lite0.pt"
     torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
@@ -183,3 +182,15 @@ def test_an_existing_cluster_is_used_through_address(tmp_path):
         assert len(pd.read_parquet(out / "units.parquet")) == 4
     finally:
         subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+
+
+def test_the_sanity_check_runs_once_per_model(local_ray, tmp_path):
+    plan = SweepPlan(**{**SMALL, "size": 64}, units="0-1", measure=["render", "sanity"])
+    first = run_sweep(plan, tmp_path, progress=False)
+    assert (first.n_computed, first.n_failed, first.n_tasks) == (2, 0, 2)  # 1 unit task + 1 model task
+    models = pd.read_parquet(tmp_path / "models.parquet")
+    assert len(models) == 1 and models["status"].iloc[0] == "ok"
+    layers = list(models["sanity_layers"].iloc[0])
+    assert layers[-1] == "logits" and "_fc" not in layers  # the classifier's output once, as logits
+    assert len(models["sanity_score"].iloc[0]) == len(layers)
+    assert run_sweep(plan, tmp_path, progress=False).n_tasks == 0  # the model is done too

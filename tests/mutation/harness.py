@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.mutation.mutants import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ("theory", "empirical", "proofs", "tests", "pyproject.toml")
+COPY = ("fvtrust", "theory", "empirical", "proofs", "tests", "pyproject.toml")
 
 
 def run_mutant(m: Mutant) -> dict[str, object]:
@@ -55,7 +55,7 @@ def main() -> int:
     killed = sum(bool(r["killed"]) for r in results)
     summary = {"mutants": len(results), "killed": killed, "kill_ratio": killed / max(1, len(results)),
                "results": results}
-    from theory.io import atomic_write_json
+    from fvtrust.theory.io import atomic_write_json
 
     atomic_write_json(args.out, summary)
     ratio = 100 * summary["kill_ratio"]

@@ -48,7 +48,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "height = hi - lo - eps", "height = hi - lo", (T + "test_relu_networks.py",)),
     Mutant("relu-phi-on-the-grid", "theory/classes/relu_networks.py",
            "        return network_visualization(f)\n\n    def shares_visualization",
-           "        from theory.visualization import grid_visualization\n"
+           "        from fvtrust.theory.visualization import grid_visualization\n"
            "        return grid_visualization(f, self.grid)\n\n    def shares_visualization",
            (T + "test_relu_networks.py",)),
     Mutant("relu-ball-not-certified", "theory/classes/relu_networks.py",

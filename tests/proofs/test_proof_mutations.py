@@ -7,8 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from proofs import MODULES, all_proofs, run_proof
+from fvtrust.proofs import MODULES, all_proofs, run_proof
 
 
 def _swap_members(cls_type, monkeypatch):
@@ -22,14 +21,14 @@ def _swap_members(cls_type, monkeypatch):
 
 
 def _mutate(key: str, monkeypatch) -> None:
-    import proofs.closure
-    import proofs.lipschitz
-    import proofs.tent
-    import theory.classes.erm
-    import theory.classes.relu_networks
-    from theory.classes import Affine, AllFunctions, Convex, Monotone
-    from theory.decoders import ChanceDecoder
-    from theory.relu import bump, minimum, tent_network
+    from fvtrust.proofs import closure as proof_closure
+    from fvtrust.proofs import lipschitz as proof_lipschitz
+    from fvtrust.proofs import tent as proof_tent
+    from fvtrust.theory.classes import Affine, AllFunctions, Convex, Monotone
+    from fvtrust.theory.classes import erm as erm_class
+    from fvtrust.theory.classes import relu_networks as relu_class
+    from fvtrust.theory.decoders import ChanceDecoder
+    from fvtrust.theory.relu import bump, minimum, tent_network
 
     if key in ("proposition1_chance", "constant"):
         monkeypatch.setattr(ChanceDecoder, "predict", lambda self, phi, pts: np.full(len(pts), phi.v_max + 1))
@@ -41,20 +40,20 @@ def _mutate(key: str, monkeypatch) -> None:
             return dataclasses.replace(w, f_minus=w.f_plus)
         monkeypatch.setattr(Monotone, "witness", no_flip)
     elif key == "tent":
-        monkeypatch.setattr(proofs.tent, "tent_network", lambda z, r: tent_network(z, 1.1 * r))
+        monkeypatch.setattr(proof_tent, "tent_network", lambda z, r: tent_network(z, 1.1 * r))
     elif key == "closure":
-        monkeypatch.setattr(proofs.closure, "maximum", minimum)
+        monkeypatch.setattr(proof_closure, "maximum", minimum)
     elif key in ("all_functions", "monotone", "convex", "affine"):
         _swap_members({"all_functions": AllFunctions, "monotone": Monotone, "convex": Convex,
                        "affine": Affine}[key], monkeypatch)
     elif key == "relu_networks":
         # v0.1's bug: the base of the bump above f's true minimum clips f everywhere.
-        monkeypatch.setattr(theory.classes.relu_networks, "bump",
+        monkeypatch.setattr(relu_class, "bump",
                             lambda base, h, z, r: bump(base + 0.05 * abs(h), h, z, r))
     elif key == "erm":
-        monkeypatch.setattr(theory.classes.erm, "bump", lambda base, h, z, r: bump(base + 0.5 * h, h, z, r))
+        monkeypatch.setattr(erm_class, "bump", lambda base, h, z, r: bump(base + 0.5 * h, h, z, r))
     elif key == "lipschitz":
-        monkeypatch.setattr(proofs.lipschitz, "worst_case_error",
+        monkeypatch.setattr(proof_lipschitz, "worst_case_error",
                             lambda kappa, d, task: (min(0.5, (kappa - 1) / 2), True))
     else:  # a new proof module needs its mutation here
         raise AssertionError(f"no mutation for proof module {key!r}")

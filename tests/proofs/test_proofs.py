@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
-
-from proofs import MODULES, all_proofs, run_proof
-from proofs.base import z3_step
-from theory.symbolic import prove
+from fvtrust.proofs import MODULES, all_proofs, run_proof
+from fvtrust.proofs.base import z3_step
+from fvtrust.theory.symbolic import prove
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +36,8 @@ def test_a_false_claim_fails_with_a_counterexample():
 def test_construction_steps_fail_a_pair_whose_gap_is_too_small():
     import dataclasses
 
-    from proofs.base import construction_steps
-    from theory.classes import Monotone
+    from fvtrust.proofs.base import construction_steps
+    from fvtrust.theory.classes import Monotone
 
     cls = Monotone()
     loose = cls.counterexample_pair(cls.canonical_phi(), [0.5, 0.3], 0.2)  # gap 1 - 0.2

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from fvtrust.theory.classes.base import CounterexamplePair, FunctionClass
+from fvtrust.theory.decoders import TableDecoder, standard_decoders
 from hypothesis import strategies as st
-
-from theory.classes.base import CounterexamplePair, FunctionClass
-from theory.decoders import TableDecoder, standard_decoders
 
 #: ε as a fraction of R/2, drawn shrinkably.
 eps_fractions = st.integers(1, 99).map(lambda k: k / 100)

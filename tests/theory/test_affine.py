@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import Affine
+from fvtrust.theory.functions import AffineFunction
+from fvtrust.theory.tasks import LOCAL_RADIUS, local_error
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
-from theory.classes import Affine
-from theory.functions import AffineFunction
-from theory.tasks import LOCAL_RADIUS, local_error
 
 D1, D2 = Affine(1), Affine(2)
 

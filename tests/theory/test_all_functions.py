@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import AllFunctions
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, interior_grid_point
-from theory.classes import AllFunctions
 
 CLS = AllFunctions()
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from theory.classes import all_classes
-from theory.classes.affine import Affine
-from theory.classes.lipschitz import Lipschitz
-from theory.functions import AffineFunction, PointwiseFunction
+from fvtrust.theory.classes import all_classes
+from fvtrust.theory.classes.affine import Affine
+from fvtrust.theory.classes.lipschitz import Lipschitz
+from fvtrust.theory.functions import AffineFunction, PointwiseFunction
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -1,10 +1,9 @@
 """Constant units: theorem in theory/classes/constant.py, proof in proofs/constant.py."""
 
 import numpy as np
+from fvtrust.theory.classes import Constant
+from fvtrust.theory.functions import AffineFunction
 from hypothesis import given
-
-from theory.classes import Constant
-from theory.functions import AffineFunction
 
 CLS = Constant()
 

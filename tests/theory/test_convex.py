@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 import sympy as sp
+from fvtrust.theory.classes import Convex
+from fvtrust.theory.classes.convex import convex_by_rules
+from fvtrust.theory.functions import ExpressionFunction, cube_symbols
+from fvtrust.theory.visualization import grid_visualization
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
-from theory.classes import Convex
-from theory.classes.convex import convex_by_rules
-from theory.functions import ExpressionFunction, cube_symbols
-from theory.visualization import grid_visualization
 
 CLS = Convex()
 VERTICES = [np.array(v, dtype=float) for v in ((0, 0), (0, 1), (1, 0), (1, 1))]

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import AllFunctions
+from fvtrust.theory.decoders import AffineD1Decoder, ChanceDecoder, LipschitzBandDecoder, standard_decoders
+from fvtrust.theory.visualization import from_extremes
 from hypothesis import given
-
-from theory.classes import AllFunctions
-from theory.decoders import AffineD1Decoder, ChanceDecoder, LipschitzBandDecoder, standard_decoders
-from theory.visualization import from_extremes
 
 CLS = AllFunctions()
 

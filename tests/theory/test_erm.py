@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import ERMNetworks
+from fvtrust.theory.classes.erm import move_argmax
+from fvtrust.theory.domain import l1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.theory.nogo import assert_nogo, eps_fractions
-from theory.classes import ERMNetworks
-from theory.classes.erm import move_argmax
-from theory.domain import l1
 
 CLS = ERMNetworks()
 FITTED = [CLS.sample(seed) for seed in range(3)]  # fitting is the slow part: share it
@@ -60,8 +60,7 @@ def test_a_slightly_worse_fit_is_not_a_member():
     import copy
 
     import torch
-
-    from theory.functions import ReLUNetwork
+    from fvtrust.theory.functions import ReLUNetwork
 
     f = FITTED[0]
     candidates = []

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
+from fvtrust.theory.decoders import lipschitz_band
+from fvtrust.theory.domain import l1
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
-from theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from theory.decoders import lipschitz_band
-from theory.domain import l1
 
 LARGE, SMALL = Lipschitz(KAPPA_LARGE), Lipschitz(KAPPA_SMALL)
 
@@ -59,8 +59,8 @@ def test_kappa_below_one_is_rejected():
 
 @given(SMALL.strategy())
 def test_every_member_stays_within_the_closed_form_worst_case(f):
-    from theory.classes.lipschitz import worst_case_error
-    from theory.tasks import Task
+    from fvtrust.theory.classes.lipschitz import worst_case_error
+    from fvtrust.theory.tasks import Task
 
     phi = SMALL.visualize(f)
     if phi.range == 0:
@@ -71,8 +71,8 @@ def test_every_member_stays_within_the_closed_form_worst_case(f):
 
 @pytest.mark.parametrize("d, below, at", [(1, 1.99, 2.0), (2, 1.49, 1.5), (3, 1.49, 1.5)])
 def test_chance_threshold_both_sides(d, below, at):
-    from theory.classes.lipschitz import chance_threshold, worst_case_error
-    from theory.tasks import Task
+    from fvtrust.theory.classes.lipschitz import chance_threshold, worst_case_error
+    from fvtrust.theory.tasks import Task
 
     assert chance_threshold(d) == at
     assert worst_case_error(below, d, Task.SUP)[0] < 0.5 <= worst_case_error(at, d, Task.SUP)[0]
@@ -81,8 +81,8 @@ def test_chance_threshold_both_sides(d, below, at):
 
 def test_lp_over_every_phi_matches_the_closed_form_at_kappa_4_3():
     # On the 5-point grid the attaining Φ of κ − 1 (1 − 1/κ = 1/4) is a grid placement.
-    from theory.classes.lipschitz import lp_worst_case, worst_case_error
-    from theory.tasks import Task
+    from fvtrust.theory.classes.lipschitz import lp_worst_case, worst_case_error
+    from fvtrust.theory.tasks import Task
 
     lp, _ = lp_worst_case(4 / 3, 2, 5)
     assert worst_case_error(4 / 3, 2, Task.SUP)[0] == pytest.approx(1 / 3)
@@ -93,7 +93,7 @@ def test_lp_over_every_phi_matches_the_closed_form_at_kappa_4_3():
 
 def test_membership_counts_the_factor_d():
     # f = x0 on [0,1]^2: Lip = 1, R = 1, so Lip·d = 2. In the class for κ = 2, not for κ = 1.9.
-    from theory.functions import AffineFunction
+    from fvtrust.theory.functions import AffineFunction
 
     f = AffineFunction([1.0, 0.0], 0.0)
     assert Lipschitz(2.0).membership(f)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from theory.milp import interval_bounds, network_extreme
-from theory.relu import random_relu_network
+from fvtrust.theory.milp import interval_bounds, network_extreme
+from fvtrust.theory.relu import random_relu_network
 
 DENSE = np.stack(np.meshgrid(np.linspace(0, 1, 201), np.linspace(0, 1, 201)), -1).reshape(-1, 2)
 

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import Monotone
+from fvtrust.theory.functions import AffineFunction
+from fvtrust.theory.tasks import Task
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
-from theory.classes import Monotone
-from theory.functions import AffineFunction
-from theory.tasks import Task
 
 CLS = Monotone()
 interior = st.tuples(st.integers(1, 9), st.integers(0, 10)).map(lambda t: np.array(t) / 10)

@@ -1,12 +1,11 @@
 """Wrong claims must be refuted by the verifier with a concrete counterexample."""
 
 import numpy as np
-
-from theory.classes import Affine, Convex, Lipschitz
-from theory.decoders import InterpolatingDecoder, LipschitzBandDecoder, NearestExtremeDecoder
-from theory.minimax import refute_decoder
-from theory.table import compute_entry
-from theory.tasks import Task
+from fvtrust.theory.classes import Affine, Convex, Lipschitz
+from fvtrust.theory.decoders import InterpolatingDecoder, LipschitzBandDecoder, NearestExtremeDecoder
+from fvtrust.theory.minimax import refute_decoder
+from fvtrust.theory.table import compute_entry
+from fvtrust.theory.tasks import Task
 
 
 def test_claim_affine_d2_reliable_is_refuted():
@@ -21,7 +20,7 @@ def test_claim_affine_d2_reliable_is_refuted():
 
 def test_claim_decoder_beats_chance_on_convex_is_refuted():
     cls = Convex(n=5)
-    from theory.visualization import from_extremes
+    from fvtrust.theory.visualization import from_extremes
 
     phi = from_extremes([0.25, 0.25], [1, 1], 0.0, 1.0)
     for dec in (InterpolatingDecoder(), NearestExtremeDecoder()):

@@ -10,10 +10,9 @@ and independently by dense sampling (no sampled point may beat the certified ext
 import numpy as np
 import pytest
 import torch
-
-from theory.classes import ERMNetworks, ReLUNetworks
-from theory.classes.erm import FittedNetwork
-from theory.functions import ReLUNetwork
+from fvtrust.theory.classes import ERMNetworks, ReLUNetworks
+from fvtrust.theory.classes.erm import FittedNetwork
+from fvtrust.theory.functions import ReLUNetwork
 
 TRIALS = 200
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from fvtrust.theory.classes import ReLUNetworks
+from fvtrust.theory.classes.relu_networks import canonical_network
+from fvtrust.theory.functions import ReLUNetwork
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, strictly_inside_point
-from theory.classes import ReLUNetworks
-from theory.classes.relu_networks import canonical_network
-from theory.functions import ReLUNetwork
 
 CLS = ReLUNetworks()
 
@@ -38,7 +38,7 @@ def test_pair_is_unchanged_outside_the_tent():
 
 
 def test_degenerate_and_extreme_queries_are_refused_by_name():
-    from theory.relu import constant_network
+    from fvtrust.theory.relu import constant_network
 
     with pytest.raises(ValueError, match=r"constant on the cube \(R = 0.0\)"):
         CLS.counterexample_pair(constant_network(2, 0.3), [0.5, 0.5], 0.1)
@@ -50,7 +50,7 @@ def test_degenerate_and_extreme_queries_are_refused_by_name():
 def test_grid_extremes_would_clip_but_cube_extremes_do_not():
     # The reproducer: f = |x0 - .33| + |x1 - .33| has its true minimum 0 at (.33, .33),
     # between the 21-point grid's nodes. Built from the grid minimum the pair clipped f there.
-    from theory.relu import affine_combination, affine_network, maximum
+    from fvtrust.theory.relu import affine_combination, affine_network, maximum
 
     def absolute(w):
         lin = affine_network(w, -0.33)
@@ -72,7 +72,7 @@ def test_canonical_network_is_the_papers_f0():
 
 
 def test_non_network_is_rejected():
-    from theory.functions import AffineFunction
+    from fvtrust.theory.functions import AffineFunction
 
     with pytest.raises(ValueError, match="not a ReLU network"):
         CLS.counterexample_pair(AffineFunction([1.0, 0.0], 0.0), [0.5, 0.5], 0.1)
@@ -80,7 +80,7 @@ def test_non_network_is_rejected():
 
 
 def test_shares_visualization_rejects_a_network_with_another_extreme():
-    from theory.relu import affine_network
+    from fvtrust.theory.relu import affine_network
 
     f = canonical_network(2)
     phi = CLS.visualize(f)
@@ -94,7 +94,7 @@ def test_pair_keeps_a_plateau_of_maximizers_intact():
     # f = min(1, x0 + x1) has a whole plateau of maximizers; a tent ball reaching into it would
     # remove maximizers (Φ could then differ under another tie-breaking rule). The MILP
     # certificate shrinks the ball until f stays strictly inside its range on it.
-    from theory.relu import affine_network, constant_network, minimum
+    from fvtrust.theory.relu import affine_network, constant_network, minimum
 
     f = minimum(affine_network([1.0, 1.0], 0.0), constant_network(2, 1.0))
     phi = CLS.visualize(f)
@@ -107,7 +107,7 @@ def test_pair_keeps_a_plateau_of_maximizers_intact():
 
 
 def test_shares_visualization_needs_the_certificate_not_just_the_values_at_a_and_b():
-    from theory.relu import bump, maximum
+    from fvtrust.theory.relu import bump, maximum
 
     f = canonical_network(2)
     phi = CLS.visualize(f)

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from theory.table import compute_table
+from fvtrust.theory.table import compute_table
 
 #: Rows: class → verdicts for tasks A, B, C, D (I impossible, R reliable, ? no proof either
 #: way). From the brief; small-L Lipschitz 2-AFC has no proof yet.
@@ -39,8 +38,8 @@ def test_table_serializes(table, tmp_path):
 
 
 def test_reliable_entries_are_the_proven_closed_forms(table):
-    from theory.classes.lipschitz import worst_case_error
-    from theory.tasks import Task
+    from fvtrust.theory.classes.lipschitz import worst_case_error
+    from fvtrust.theory.tasks import Task
 
     for task in (Task.SUP, Task.QUERY, Task.LOCAL):
         e = table.entry("lipschitz_small", task)
@@ -59,10 +58,10 @@ def test_open_cells_never_show_a_sampled_score(table):
 
 
 def test_a_bound_above_chance_is_never_called_reliable():
-    from theory.classes import Constant
-    from theory.classes.base import ProvenBound
-    from theory.table import compute_entry
-    from theory.tasks import Task
+    from fvtrust.theory.classes import Constant
+    from fvtrust.theory.classes.base import ProvenBound
+    from fvtrust.theory.table import compute_entry
+    from fvtrust.theory.tasks import Task
 
     for score, verdict in ((0.6, "open"), (0.49, "reliable")):
         cls = Constant()
@@ -71,9 +70,9 @@ def test_a_bound_above_chance_is_never_called_reliable():
 
 
 def test_sampled_decoder_score_is_measured_not_assumed():
-    from theory.classes import KAPPA_SMALL, Lipschitz
-    from theory.table import decoder_score
-    from theory.tasks import Task
+    from fvtrust.theory.classes import KAPPA_SMALL, Lipschitz
+    from fvtrust.theory.table import decoder_score
+    from fvtrust.theory.tasks import Task
 
     sampled, _ = decoder_score(Lipschitz(KAPPA_SMALL), Task.QUERY, 4)
     assert 0.01 < sampled <= 0.2 + 1e-9  # positive (the decoder cannot read f) and within the proof

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from fvtrust.theory.classes import all_classes
+from fvtrust.theory.decoders import ChanceDecoder, TableDecoder, standard_decoders
+from fvtrust.theory.tasks import Task, afc_accuracy, normalized
 from hypothesis import given
 from hypothesis import strategies as st
-
-from theory.classes import all_classes
-from theory.decoders import ChanceDecoder, TableDecoder, standard_decoders
-from theory.tasks import Task, afc_accuracy, normalized
 
 CLASSES = {c.key: c for c in all_classes()}
 IMPOSSIBLE = [("relu", t) for t in Task] + [("monotone", Task.AFC), ("convex", Task.LOCAL)]
@@ -29,8 +28,8 @@ def test_arbitrary_decoders_cannot_beat_a_witness(p):
 
 
 def test_afc_accuracy_counts_only_pairs_with_margin():
-    from theory.functions import AffineFunction
-    from theory.visualization import from_extremes
+    from fvtrust.theory.functions import AffineFunction
+    from fvtrust.theory.visualization import from_extremes
 
     f = AffineFunction([1.0], 0.0)
     phi = from_extremes([0.0], [1.0], 0.0, 1.0)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from theory.classes.affine import Affine
-from theory.classes.all_functions import AllFunctions
-from theory.classes.base import CounterexamplePair, FunctionClass, Membership
-from theory.classes.constant import Constant
-from theory.classes.convex import Convex
-from theory.classes.erm import ERMNetworks, FittedNetwork
-from theory.classes.lipschitz import Lipschitz
-from theory.classes.monotone import Monotone
-from theory.classes.relu_networks import ReLUNetworks
+from fvtrust.theory.classes.affine import Affine
+from fvtrust.theory.classes.all_functions import AllFunctions
+from fvtrust.theory.classes.base import CounterexamplePair, FunctionClass, Membership
+from fvtrust.theory.classes.constant import Constant
+from fvtrust.theory.classes.convex import Convex
+from fvtrust.theory.classes.erm import ERMNetworks, FittedNetwork
+from fvtrust.theory.classes.lipschitz import Lipschitz
+from fvtrust.theory.classes.monotone import Monotone
+from fvtrust.theory.classes.relu_networks import ReLUNetworks
 
 #: κ for the two Lipschitz rows: small (reliable) and large (impossible).
 KAPPA_SMALL, KAPPA_LARGE = 1.2, 20.0

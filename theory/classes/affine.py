@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sps
-from numpy.typing import ArrayLike
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
@@ -26,13 +24,14 @@ from theory.classes.base import (
     check_eps,
     ensure_query,
 )
-from theory.classes.lipschitz import worst_case_error
-from theory.decoders import AffineD1Decoder, Decoder, LipschitzBandDecoder
-from theory.domain import Grid
-from theory.functions import AffineFunction, UnitFunction
-from theory.minimax import LinearConstraints
-from theory.tasks import Task, Witness
-from theory.visualization import Visualization, grid_visualization
+from fvtrust.theory.classes.lipschitz import worst_case_error
+from fvtrust.theory.decoders import AffineD1Decoder, Decoder, LipschitzBandDecoder
+from fvtrust.theory.domain import Grid
+from fvtrust.theory.functions import AffineFunction, UnitFunction
+from fvtrust.theory.minimax import LinearConstraints
+from fvtrust.theory.tasks import Task, Witness
+from fvtrust.theory.visualization import Visualization, grid_visualization
+from numpy.typing import ArrayLike
 
 
 def affine_visualization(f: AffineFunction) -> Visualization:

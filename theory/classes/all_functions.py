@@ -11,20 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
     Membership,
     check_eps,
     ensure_query,
 )
-from theory.domain import Grid
-from theory.functions import GridFunction, UnitFunction
-from theory.minimax import LinearConstraints
-from theory.tasks import LOCAL_RADIUS, Task, Witness
-from theory.visualization import Visualization, grid_visualization
+from fvtrust.theory.domain import Grid
+from fvtrust.theory.functions import GridFunction, UnitFunction
+from fvtrust.theory.minimax import LinearConstraints
+from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
+from fvtrust.theory.visualization import Visualization, grid_visualization
+from numpy.typing import ArrayLike
 
 
 class AllFunctions(FunctionClass):

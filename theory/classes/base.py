@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from fvtrust.theory.decoders import Decoder
+from fvtrust.theory.domain import Array, Grid, check_in_cube, l1
+from fvtrust.theory.functions import UnitFunction
+from fvtrust.theory.minimax import LinearConstraints, difference_range, value_range
+from fvtrust.theory.tasks import AFC_MARGIN, LOCAL_RADIUS, Task, Witness
+from fvtrust.theory.visualization import Visualization, from_extremes, grid_visualization
 from numpy.typing import ArrayLike
-
-from theory.decoders import Decoder
-from theory.domain import Array, Grid, check_in_cube, l1
-from theory.functions import UnitFunction
-from theory.minimax import LinearConstraints, difference_range, value_range
-from theory.tasks import AFC_MARGIN, LOCAL_RADIUS, Task, Witness
-from theory.visualization import Visualization, from_extremes, grid_visualization
 
 #: Membership tolerance for float64 checks (documented per class where it is used).
 MEMBERSHIP_TOL = 1e-9
@@ -208,9 +207,8 @@ def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
     """z3, over the reals on [0, 1]^d: g's closed form takes phi's values at phi's points, lies
     between them everywhere, and reaches them nowhere else (exact arithmetic)."""
     import sympy as sp
-
-    from theory.functions import cube_symbols
-    from theory.symbolic import in_cube, prove
+    from fvtrust.theory.functions import cube_symbols
+    from fvtrust.theory.symbolic import in_cube, prove
 
     xs = cube_symbols(g.d)
     # Exact rational arithmetic throughout: the coefficients, the points and the values.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
-from theory.domain import Array, Grid
-from theory.functions import UnitFunction, cube_symbols
+from fvtrust.theory.domain import Array, Grid
+from fvtrust.theory.functions import UnitFunction, cube_symbols
 
 
 def rational(v: float) -> sp.Rational:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from theory.classes.base import MEMBERSHIP_TOL, FunctionClass, Membership, ProvenBound
-from theory.decoders import ChanceDecoder, Decoder
-from theory.domain import Grid
-from theory.functions import AffineFunction, UnitFunction
-from theory.minimax import LinearConstraints, difference_rows
-from theory.tasks import Task
-from theory.visualization import Visualization
+from fvtrust.theory.classes.base import MEMBERSHIP_TOL, FunctionClass, Membership, ProvenBound
+from fvtrust.theory.decoders import ChanceDecoder, Decoder
+from fvtrust.theory.domain import Grid
+from fvtrust.theory.functions import AffineFunction, UnitFunction
+from fvtrust.theory.minimax import LinearConstraints, difference_rows
+from fvtrust.theory.tasks import Task
+from fvtrust.theory.visualization import Visualization
 
 
 class Constant(FunctionClass):

@@ -17,10 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
-from numpy.typing import ArrayLike
-from scipy.optimize import linprog
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
@@ -28,12 +25,14 @@ from theory.classes.base import (
     check_eps,
     ensure_query,
 )
-from theory.classes.closed_form import random_pairs, rational
-from theory.domain import Array, Grid
-from theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
-from theory.minimax import LinearConstraints
-from theory.tasks import Task, Witness
-from theory.visualization import Visualization, from_extremes
+from fvtrust.theory.classes.closed_form import random_pairs, rational
+from fvtrust.theory.domain import Array, Grid
+from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
+from fvtrust.theory.minimax import LinearConstraints
+from fvtrust.theory.tasks import Task, Witness
+from fvtrust.theory.visualization import Visualization, from_extremes
+from numpy.typing import ArrayLike
+from scipy.optimize import linprog
 
 #: m: where along z → b the minimum sits (any m < 1/2 works; 3/10 keeps a on the grid).
 MIN_POSITION = sp.Rational(3, 10)

@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from fvtrust.theory.classes.base import CounterexamplePair, FunctionClass, Membership, ensure_query
+from fvtrust.theory.classes.relu_networks import CubeNetworkPhi, tent_pair, tent_witness
+from fvtrust.theory.domain import Array, check_in_cube, l1
+from fvtrust.theory.functions import ReLUNetwork, UnitFunction
+from fvtrust.theory.relu import bump, maximum, random_relu_network
+from fvtrust.theory.tasks import Task, Witness
+from fvtrust.theory.visualization import Visualization
 from numpy.typing import ArrayLike
-
-from theory.classes.base import CounterexamplePair, FunctionClass, Membership, ensure_query
-from theory.classes.relu_networks import CubeNetworkPhi, tent_pair, tent_witness
-from theory.domain import Array, check_in_cube, l1
-from theory.functions import ReLUNetwork, UnitFunction
-from theory.relu import bump, maximum, random_relu_network
-from theory.tasks import Task, Witness
-from theory.visualization import Visualization
 
 #: Members may exceed the reference training loss by this much (float64 round-off).
 LOSS_TOL = 1e-10

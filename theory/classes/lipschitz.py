@@ -26,9 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
-from numpy.typing import ArrayLike
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
@@ -38,13 +36,14 @@ from theory.classes.base import (
     diagonal_phi,
     ensure_query,
 )
-from theory.classes.closed_form import grid_neighbour_slopes, l1_expr, rational
-from theory.decoders import Decoder, LipschitzBandDecoder
-from theory.domain import Grid, l1
-from theory.functions import ExpressionFunction, UnitFunction, cube_symbols
-from theory.minimax import LinearConstraints, difference_rows
-from theory.tasks import LOCAL_RADIUS, Task, Witness
-from theory.visualization import Visualization, from_extremes
+from fvtrust.theory.classes.closed_form import grid_neighbour_slopes, l1_expr, rational
+from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
+from fvtrust.theory.domain import Grid, l1
+from fvtrust.theory.functions import ExpressionFunction, UnitFunction, cube_symbols
+from fvtrust.theory.minimax import LinearConstraints, difference_rows
+from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
+from fvtrust.theory.visualization import Visualization, from_extremes
+from numpy.typing import ArrayLike
 
 
 def chance_threshold(d: int) -> float:
@@ -81,7 +80,7 @@ def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tupl
     every placement of x_min ≠ x_max on the n-point grid that some member can have
     (‖x_min − x_max‖₁ ≥ d/κ), at every grid query of `task` (A/B: all; D: within ρ of x_max).
     Returns the worst value and the Φ attaining it. A cross-check of :func:`worst_case_error`."""
-    from theory.minimax import minimax_errors, value_range
+    from fvtrust.theory.minimax import minimax_errors, value_range
 
     cls = Lipschitz(kappa, d=d, n=n)
     pts = cls.grid.points

@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from numpy.typing import ArrayLike
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
@@ -26,12 +24,13 @@ from theory.classes.base import (
     diagonal_phi,
     ensure_query,
 )
-from theory.classes.closed_form import grid_neighbour_slopes, random_pairs, rational
-from theory.domain import Grid
-from theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
-from theory.minimax import LinearConstraints, difference_rows
-from theory.tasks import Task, Witness
-from theory.visualization import Visualization, from_extremes
+from fvtrust.theory.classes.closed_form import grid_neighbour_slopes, random_pairs, rational
+from fvtrust.theory.domain import Grid
+from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
+from fvtrust.theory.minimax import LinearConstraints, difference_rows
+from fvtrust.theory.tasks import Task, Witness
+from fvtrust.theory.visualization import Visualization, from_extremes
+from numpy.typing import ArrayLike
 
 
 class Monotone(FunctionClass):

@@ -20,21 +20,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
-
-from theory.classes.base import (
+from fvtrust.theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
     Membership,
     check_eps,
     ensure_query,
 )
-from theory.domain import Array, l1
-from theory.functions import ReLUNetwork, UnitFunction
-from theory.milp import network_extreme, network_extremes
-from theory.relu import affine_network, bump, maximum, minimum, random_relu_network
-from theory.tasks import LOCAL_RADIUS, Task, Witness
-from theory.visualization import Visualization
+from fvtrust.theory.domain import Array, l1
+from fvtrust.theory.functions import ReLUNetwork, UnitFunction
+from fvtrust.theory.milp import network_extreme, network_extremes
+from fvtrust.theory.relu import affine_network, bump, maximum, minimum, random_relu_network
+from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
+from fvtrust.theory.visualization import Visualization
+from numpy.typing import ArrayLike
 
 
 def network_visualization(f: ReLUNetwork, time_limit: float | None = 60.0) -> Visualization:
