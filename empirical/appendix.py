@@ -75,8 +75,9 @@ tex_escape = latex_escape
 
 
 def _figure(stem: str, caption: str) -> str:
+    # Bounded in both directions: a one-unit, three-row figure is tall and would be "too large".
     return ("\\begin{figure}[h]\n\\centering\n"
-            f"\\includegraphics[width=0.95\\linewidth]{{{stem}.pdf}}\n"
+            f"\\includegraphics[width=0.95\\linewidth,height=0.7\\textheight,keepaspectratio]{{{stem}.pdf}}\n"
             f"\\caption{{{caption}}}\n\\end{{figure}}\n")
 
 

@@ -157,6 +157,14 @@ REGISTRY: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
+def class_names() -> list[str]:
+    """The 1,000 ImageNet class names in the networks' logit order (torchvision's list, no
+    download)."""
+    import torchvision.models as tvm
+
+    return list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/"auto" → CUDA when available, else CPU; otherwise the named device."""
     if device in (None, "auto"):

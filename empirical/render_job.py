@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fvtrust.empirical.images import contact_sheet, save_png
-from fvtrust.empirical.models import LOGITS, get_layer, layer_channels, load_model
+from fvtrust.empirical.models import LOGITS, class_names, get_layer, layer_channels, load_model
 from fvtrust.empirical.objectives import channel
 from fvtrust.empirical.render import render
 from fvtrust.theory.io import atomic_write_json
@@ -121,7 +121,12 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
                 atomic_write_json(record_path, record)  # after every batch: resumable
             bar.update(len(chunk))
     images = [_load_png(out / f"unit_{u:04d}.png") for u in job.units]
-    save_png(contact_sheet(torch.stack(images), labels=[f"unit {u}" for u in job.units]),
+    labels = [f"unit {u}" for u in job.units]
+    if job.layer == LOGITS:  # class visualizations: say which class
+        names = class_names()
+        labels = [f"{u} {names[u]}" if u < len(names) else f"unit {u}" for u in job.units]
+    width = max(1, job.size // 6)  # the label font is about 6 px per character
+    save_png(contact_sheet(torch.stack(images), labels=[lab[:width] for lab in labels]),
              out / "contact_sheet.png")
     return record_path
 

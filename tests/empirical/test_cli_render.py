@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from fvtrust.empirical.cli import main
 
@@ -97,3 +98,16 @@ def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch
                         lambda config, out, **kw: (result(0.0, [0.2], [0.3]), images))
     assert main(["fool", "--units", "417", "--out", str(tmp_path)]) == 1
     assert "did not fool" in capsys.readouterr().err
+
+
+def test_contact_sheets_name_units_and_classes(tmp_path):
+    from fvtrust.empirical.models import class_names
+    from PIL import Image
+
+    assert class_names()[285] == "Egyptian cat" and len(class_names()) == 1000
+    assert main(["render", "--layer", "logits", "--units", "285", "--steps", "1", "--size", "64",
+                 "--out", str(tmp_path)]) == 0
+    sheet = Image.open(tmp_path / "contact_sheet.png")
+    assert sheet.size == (64 + 4, 64 + 12 + 4)  # a 12 px label strip above the image
+    strip = np.asarray(sheet)[2:14, 2:66]
+    assert (strip < 128).any()  # the label is written there
