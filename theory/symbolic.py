@@ -118,3 +118,75 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
 def in_cube(symbols: Iterable[sp.Symbol]) -> list[sp.Basic]:
     """The assumptions 0 ≤ x_i ≤ 1."""
     return [c for s in symbols for c in (s >= 0, s <= 1)]
+
+
+def _z3_rational(value: Any) -> sp.Rational:
+    text = str(value)
+    if "oo" in text or "epsilon" in text or "?" in text:
+        raise ValueError(f"z3 returned a non-rational optimum {text}")
+    return sp.Rational(text)
+
+
+def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
+                   timeout_ms: int = 3_000) -> tuple[sp.Rational, sp.Rational] | None:
+    """(max, min) of a piecewise-linear closed form over [0, 1]^d, exactly (z3's optimizer
+    over linear real arithmetic; Max, Min and Abs become if-then-else); None when z3 does not
+    finish within `timeout_ms` (the caller then falls back to what it can check)."""
+    z3 = require_z3()
+    symbols = list(symbols)
+    env = {v: z3.Real(str(v)) for v in symbols}
+    term = to_z3(expr, env)
+    out = []
+    for maximize in (True, False):
+        opt = z3.Optimize()
+        opt.set("timeout", timeout_ms)
+        for c in in_cube(symbols):
+            opt.add(to_z3(c, env))
+        handle = opt.maximize(term) if maximize else opt.minimize(term)
+        if opt.check() != z3.sat:
+            return None
+        try:
+            out.append(_z3_rational(opt.upper(handle) if maximize else opt.lower(handle)))
+        except ValueError:  # an optimum z3 could only bound (it stopped early)
+            return None
+    return out[0], out[1]
+
+
+def lipschitz_l1(expr: sp.Expr, symbols: Iterable[sp.Symbol], bound: sp.Expr,
+                 timeout_ms: int = 3_000) -> Verdict:
+    """Prove f(x) − f(y) ≤ bound·‖x − y‖₁ for every x, y in [0, 1]^d (so |f(x) − f(y)| too,
+    by symmetry): the exact ℓ1-Lipschitz test of a closed form on the whole cube."""
+    xs = list(symbols)
+    ys = [sp.Symbol(f"_y{i}") for i in range(len(xs))]
+    other = sp.sympify(expr).subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
+    distance = sum((sp.Abs(x - y) for x, y in zip(xs, ys, strict=True)), sp.Integer(0))
+    return prove(sp.Le(expr - other, bound * distance), [*xs, *ys], in_cube(xs) + in_cube(ys),
+                 timeout_ms=timeout_ms)
+
+
+def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], timeout_ms: int = 3_000) -> Verdict:
+    """Prove f((x + y)/2) ≤ (f(x) + f(y))/2 for every x, y in [0, 1]^d: for a continuous f
+    (every closed form here) that is convexity on the whole cube, and it stays linear
+    arithmetic, which z3 decides."""
+    xs = list(symbols)
+    ys = [sp.Symbol(f"_y{i}") for i in range(len(xs))]
+    expr = sp.sympify(expr)
+    at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
+    at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
+    return prove(sp.Le(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
+                 timeout_ms=timeout_ms)
+
+
+def is_piecewise_linear(expr: sp.Expr, symbols: Iterable[sp.Symbol]) -> bool:
+    """True when `expr` is built from affine terms with +, constant ·, Max, Min and Abs only:
+    then every check above stays in linear real arithmetic, which z3 decides quickly."""
+    symbols = set(symbols)
+    expr = sp.sympify(expr)
+    if not (expr.free_symbols & symbols) or expr.is_Symbol:
+        return True
+    if isinstance(expr, sp.Add | sp.Max | sp.Min | sp.Abs):
+        return all(is_piecewise_linear(a, symbols) for a in expr.args)
+    if isinstance(expr, sp.Mul):
+        varying = [a for a in expr.args if a.free_symbols & symbols]
+        return len(varying) == 1 and is_piecewise_linear(varying[0], symbols)
+    return False

@@ -99,3 +99,44 @@ def test_membership_counts_the_factor_d():
     assert Lipschitz(2.0).membership(f)
     verdict = Lipschitz(1.9).membership(f)
     assert not verdict and "exceeds" in verdict.reason
+
+
+def _ridge(t):
+    """a·s for s = x0 + x1 ≤ t, a·(2t − s) beyond: peak a·t on the line s = t, ℓ1-Lipschitz a."""
+    import sympy as sp
+    from fvtrust.theory.functions import ExpressionFunction, cube_symbols
+
+    x0, x1 = cube_symbols(2)
+    s = x0 + x1
+    return ExpressionFunction(sp.Min(s, 2 * t - s), 2, "ridge")
+
+
+def test_a_maximal_slope_member_with_an_off_grid_peak_is_a_member():
+    """t = 5/3: Lip·d = 2 = κ·R exactly for κ = 1.2 with R = 5/3, a peak between the grid lines
+    (grid sums 1.6 and 1.7 give at most 1.6333): the grid's range is too small, the cube's is exact."""
+    import sympy as sp
+    from fvtrust.theory.functions import PointwiseFunction
+
+    f = _ridge(sp.Rational(5, 3))
+    cls = Lipschitz(1.2)
+    assert cls.membership(f), cls.membership(f).reason
+    on_grid_only = PointwiseFunction(f, 2)  # no closed form: the grid check, which cannot see the peak
+    assert not cls.membership(on_grid_only)
+    assert not Lipschitz(1.19).membership(f)  # and the exact check is tight: a hair less κ fails
+
+
+def test_a_steep_off_grid_spike_is_not_a_member():
+    """x0 + x1 (a member for κ = 1.2: Lip·d = 2 ≤ 2.4) plus a narrow cone of slope 1 at
+    (0.33, 0.33) that no grid point touches: Lip doubles, so it is not a member; the grid
+    check alone would accept it."""
+    import sympy as sp
+    from fvtrust.theory.functions import ExpressionFunction, PointwiseFunction, cube_symbols
+
+    x0, x1 = cube_symbols(2)
+    p = sp.Rational(33, 100)
+    spike = sp.Max(0, sp.Rational(4, 100) - sp.Abs(x0 - p) - sp.Abs(x1 - p))
+    g = ExpressionFunction(x0 + x1 + spike, 2, "spiked")
+    cls = Lipschitz(1.2)
+    verdict = cls.membership(g)
+    assert not verdict and "on the cube" in verdict.reason
+    assert cls.membership(PointwiseFunction(g, 2))  # what a grid-only check would say

@@ -89,8 +89,24 @@ class Convex(FunctionClass):
                          st.lists(plane, min_size=1, max_size=3).map(tuple))
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Exact discrete convexity on the grid (an LP: subgradients exist at every grid
-        point, slack 1e-9) and midpoint convexity on 2,000 seeded random pairs."""
+        """Closed forms are judged on the whole cube: convex by the disciplined-convex rules
+        (a proof), or, when piecewise linear, by z3 proving midpoint convexity for every pair
+        of points (convexity, for continuous f). Otherwise: exact discrete convexity on the
+        grid (an LP: subgradients exist at every grid point, slack 1e-9) and midpoint convexity
+        on 2,000 seeded random pairs — evidence off the grid, not a proof."""
+        if f.expression is not None and not isinstance(f, GridFunction):
+            from fvtrust.theory.symbolic import is_piecewise_linear, midpoint_convex
+
+            xs = cube_symbols(self.d)
+            if convex_by_rules(f.expression, xs):
+                return Membership(True)
+            if is_piecewise_linear(f.expression, xs):
+                verdict = midpoint_convex(f.expression, xs)
+                if verdict.proved:
+                    return Membership(True)
+                if verdict.counterexample is not None:  # refuted (not merely out of time)
+                    return Membership(False, f"on the cube, midpoint convexity fails at "
+                                             f"{verdict.counterexample}")
         if not isinstance(f, GridFunction):  # a tabulated unit lives on the grid alone
             x, y = random_pairs(self.d)
             excess = f((x + y) / 2) - (f(x) + f(y)) / 2

@@ -41,6 +41,7 @@ from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
 from fvtrust.theory.functions import ExpressionFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
+from fvtrust.theory.symbolic import is_piecewise_linear
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 from numpy.typing import ArrayLike
@@ -170,8 +171,15 @@ class Lipschitz(FunctionClass):
                          st.lists(cone, min_size=0, max_size=3).map(tuple))
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Grid check (exact for grid functions: ℓ1 paths on a grid are edge paths):
-        max edge slope · d ≤ κ · (grid range), tolerance 1e-9."""
+        """Exact on the cube for piecewise-linear closed forms: z3 finds the true range R and proves
+        |f(x) − f(y)| ≤ (κR/d + 1e-9)·‖x − y‖₁ for all x, y in [0, 1]^d — so members whose
+        extremes or steepest pieces lie off the grid are judged correctly. Units without a
+        closed form get the grid check (exact for grid functions, since ℓ1 paths on a grid are
+        edge paths): max edge slope · d ≤ κ · (grid range), tolerance 1e-9."""
+        if f.expression is not None and is_piecewise_linear(f.expression, cube_symbols(self.d)):
+            verdict = self._cube_membership(f)
+            if verdict is not None:
+                return verdict  # else z3 ran out of time: the grid check below decides
         slopes = np.abs(grid_neighbour_slopes(f, self.grid))
         R = float(np.ptp(f(self.grid.points)))
         lip = float(slopes.max(initial=0.0))
@@ -179,6 +187,26 @@ class Lipschitz(FunctionClass):
             return Membership(False, f"Lipschitz constant {lip:.6g} exceeds κR/d = "
                                      f"{self.kappa * R / self.d:.6g} (κ={self.kappa:g}, R={R:.6g})")
         return Membership(True)
+
+    def _cube_membership(self, f: UnitFunction) -> Membership | None:
+        """The exact verdict, or None when z3 does not decide within its time limit."""
+        from fvtrust.theory.symbolic import exact_extremes, lipschitz_l1
+
+        xs = cube_symbols(self.d)
+        extremes = exact_extremes(f.expression, xs)
+        if extremes is None:
+            return None
+        R = extremes[0] - extremes[1]
+        bound = rational(self.kappa) * R / self.d + rational(MEMBERSHIP_TOL)
+        verdict = lipschitz_l1(f.expression, xs, bound)
+        if verdict.proved:
+            return Membership(True)
+        if verdict.counterexample is None:
+            return None  # unknown, not refuted
+        where = f" (z3: {verdict.counterexample})"
+        return Membership(False, f"on the cube, |f(x) − f(y)| exceeds κR/d·‖x − y‖₁ = "
+                                 f"{float(bound):.6g}·‖x − y‖₁ (κ={self.kappa:g}, exact R={float(R):.6g})"
+                                 f"{where}")
 
     def canonical_phi(self) -> Visualization:
         return diagonal_phi(self.d)
