@@ -5,10 +5,10 @@ config, a task that fails for good, an existing cluster reached with --address."
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -163,27 +163,6 @@ def test_cli_sweeps_all_units_of_a_layer(local_ray, tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray command comes with the ray wheel")
-def test_an_existing_cluster_is_used_through_address(tmp_path):
-    """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
-    if ray.is_initialized():
-        ray.shutdown()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"],
-                   check=True, capture_output=True, env=env)
-    try:
-        out = tmp_path / "sweep"
-        assert main(["sweep", "--address", f"127.0.0.1:{port}", "--layers", "_blocks.2", "--units", "0-3",
-                     "--steps", "4", "--size", "32", "--pool", "40", "--k", "3", "--chunk", "2",
-                     "--measure", "render", "--out", str(out)]) == 0
-        assert len(pd.read_parquet(out / "units.parquet")) == 4
-    finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
-
-
 def test_the_sanity_check_runs_once_per_model(local_ray, tmp_path):
     plan = SweepPlan(**{**SMALL, "size": 64}, units="0-1", measure=["render", "sanity"])
     first = run_sweep(plan, tmp_path, progress=False)
@@ -194,3 +173,24 @@ def test_the_sanity_check_runs_once_per_model(local_ray, tmp_path):
     assert layers[-1] == "logits" and "_fc" not in layers  # the classifier's output once, as logits
     assert len(models["sanity_score"].iloc[0]) == len(layers)
     assert run_sweep(plan, tmp_path, progress=False).n_tasks == 0  # the model is done too
+
+
+def test_an_existing_cluster_is_used_through_address(tmp_path):
+    """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
+    if ray.is_initialized():
+        ray.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = str(Path(sys.executable).parent / "ray")  # the command the ray wheel installs
+    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false"], check=True, capture_output=True, env=env)
+    try:
+        out = tmp_path / "sweep"
+        assert main(["sweep", "--address", f"127.0.0.1:{port}", "--layers", "_blocks.2", "--units", "0-3",
+                     "--steps", "4", "--size", "32", "--pool", "40", "--k", "3", "--chunk", "2",
+                     "--measure", "render", "--out", str(out)]) == 0
+        assert len(pd.read_parquet(out / "units.parquet")) == 4
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
