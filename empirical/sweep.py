@@ -13,7 +13,8 @@ Measurements per unit (each a set of columns of the unit's record):
 * ``render``: the max and min feature visualization (final objective = spatial-mean act.);
 * ``exemplars``: the K most and K least activating natural images (ids and activations);
 * ``afc_references`` / ``afc_occlusion``: the machine observer's 2-AFC accuracy per
-  reference condition (natural, synthetic, random), as in :func:`~empirical.psychophysics.run_afc`.
+  reference condition (natural, synthetic, random), equal to
+  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own.
 
 and per model: ``sanity``, the layerwise sanity check of class visualizations
 (:func:`~empirical.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
@@ -306,13 +307,15 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
             continue
         from fvtrust.empirical.psychophysics import afc_observer, afc_pool, run_afc
 
-        config = _afc_config(plan, ref, layer, units, afc_task)
-        observer = _cached(("observer", config.observer, config.size, dev),
-                           lambda c=config: afc_observer(c, dev))
-        pool = _cached(("afc_pool", plan.images, plan.pool, plan.size, plan.seed),
-                       lambda c=config: afc_pool(c))
-        result = run_afc(config, device=dev, progress=False, model=model, observer=observer, pool=pool)
         for u, rec in zip(units, records, strict=True):
+            # One unit per run: its trials and references are drawn exactly as by
+            # run_afc(units=[u]), whatever chunk the unit landed in (same command, same numbers).
+            config = _afc_config(plan, ref, layer, [u], afc_task)
+            observer = _cached(("observer", config.observer, config.size, dev),
+                               lambda c=config: afc_observer(c, dev))
+            pool = _cached(("afc_pool", plan.images, plan.pool, plan.size, plan.seed),
+                           lambda c=config: afc_pool(c))
+            result = run_afc(config, device=dev, progress=False, model=model, observer=observer, pool=pool)
             for cond in ("natural", "synthetic", "random"):
                 rec[f"{measurement}_{cond}"] = result.per_unit["mis"][cond][f"{layer}:{u}"]
     seconds = (time.perf_counter() - t0) / len(units)

@@ -175,6 +175,27 @@ def test_the_sanity_check_runs_once_per_model(local_ray, tmp_path):
     assert run_sweep(plan, tmp_path, progress=False).n_tasks == 0  # the model is done too
 
 
+def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
+    plan = SweepPlan(**{**SMALL, "size": 64}, units="0-1", chunk=2, afc_trials=5,
+                     measure=["afc_references", "afc_occlusion"])
+    summary = run_sweep(plan, tmp_path, progress=False)
+    assert (summary.n_computed, summary.n_failed) == (2, 0)
+    table = pd.read_parquet(tmp_path / "units.parquet")
+    for task in ("references", "occlusion"):
+        for condition in ("natural", "synthetic", "random"):
+            values = table[f"afc_{task}_{condition}"]
+            assert values.between(0, 1).all() and values.notna().all(), (task, condition)
+            # 5 trials per unit: accuracies are multiples of 1/10 (a tie scores 1/2)
+            assert ((values * 10).round(9) % 1 == 0).all()
+    # The same numbers as the single-process API for that unit alone (so chunking cannot matter).
+    from fvtrust.empirical.psychophysics import AFCConfig, run_afc
+
+    alone = run_afc(AFCConfig(task="occlusion", layers=["_blocks.2"], units=[1], observers=["mis"], k=3,
+                              n_tasks=5, pool=40, size=64, steps=6), progress=False)
+    for condition in ("natural", "synthetic", "random"):
+        assert table[f"afc_occlusion_{condition}"].iloc[1] == alone.per_unit["mis"][condition]["_blocks.2:1"]
+
+
 def test_an_existing_cluster_is_used_through_address(tmp_path):
     """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
     if ray.is_initialized():
