@@ -275,7 +275,9 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
             "worker_model_loads": _WORKER_LOADS["models"], "versions": _versions()}
     records = [{**base, "unit": u} for u in units]
     images: dict[str, bytes] = {}
-    folder = Path("images") / ref.name / layer
+    # The same network with other weights gets its own folder (its own PNGs).
+    tag = ref.name if ref.weights is None else f"{ref.name}-{config_hash(ref.weights)}"
+    folder = Path("images") / tag / layer
     if "render" in plan.measure:
         from fvtrust.empirical.objectives import channel
         from fvtrust.empirical.render import render
@@ -385,9 +387,8 @@ def check_address(address: str, timeout: float = 5.0) -> None:
             pass
     except OSError as exc:
         raise ClusterUnreachable(f"--address {address!r}: no Ray cluster answers there "
-                                 f"({exc.strerror or exc}); "
-                              f"start one with `ray start --head` or leave out --address for a "
-                              f"local one") from None
+                                 f"({exc.strerror or exc}); start one with `ray start --head` or "
+                                 f"leave out --address for a local one") from None
 
 
 def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:

@@ -149,6 +149,19 @@ def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tm
     assert failed["error"].str.contains("lite0.pt").all()
 
 
+def test_the_same_network_with_other_weights_keeps_its_own_images(local_ray, tmp_path):
+    from fvtrust.empirical.models import load_model
+
+    weights = tmp_path / "copy.pt"
+    torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
+    plan = SweepPlan(**{**SMALL, "models": ["efficientnet_lite0", f"efficientnet_lite0={weights}"]},
+                     units="0", measure=["render"])
+    assert run_sweep(plan, tmp_path / "store", progress=False).n_computed == 2
+    table = pd.read_parquet(tmp_path / "store" / "units.parquet")
+    assert len(set(table["render_max_png"])) == 2  # two records, two files
+    assert all((tmp_path / "store" / p).is_file() for p in table["render_max_png"])
+
+
 def test_cli_sweeps_all_units_of_a_layer(local_ray, tmp_path, capsys):
     out = tmp_path / "sweep"
     args = ["sweep", "--layers", "_blocks.0", "--units", "all", "--steps", "4", "--size", "32",
