@@ -158,7 +158,7 @@ def _cmd_afc(args: argparse.Namespace) -> int:
                        images=args.images, query_selection=args.query_selection,
                        quantile=args.quantile, patch=args.patch, stride=args.stride,
                        alpha=args.alpha, seed=args.seed)
-    result = run_afc(config, args.out, device=args.device, force=args.force)
+    result = run_afc(config, args.out, device=args.device, force=args.force, shared_dir=args.renders)
     out = Path(args.out)
     data = result.to_json()
     atomic_write_json(out / f"afc_{args.task}.json", data)
@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a directory of natural images (ImageFolder/ImageNet layout or any tree); "
                         "default: crops of the photo corpus")
     p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
+    p.add_argument("--renders", default=None, metavar="DIR",
+                   help="where the synthetic references are kept, shared by both tasks (the "
+                        "occlusion run reuses the references run's renders); default: --out")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
     p.set_defaults(func=_cmd_afc)
 

@@ -111,6 +111,19 @@ def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
     assert "unknown observer(s) ['bogus']" in capsys.readouterr().err
 
 
+def test_the_two_tasks_share_their_synthetic_references_across_output_folders(tmp_path):
+    import json
+
+    from fvtrust.empirical.cli import main
+
+    common = ["--layers", "_blocks.5", "--units", "0", "--k", "2", "--n", "3", "--pool", "40",
+              "--steps", "2", "--size", "64", "--stride", "16", "--renders", str(tmp_path / "renders")]
+    assert main(["afc", "--task", "references", *common, "--out", str(tmp_path / "ref")]) == 0
+    assert main(["afc", "--task", "occlusion", *common, "--out", str(tmp_path / "occ")]) == 0
+    reused = json.loads((tmp_path / "occ" / "afc_occlusion.json").read_text())["reused_stages"]
+    assert any(name.startswith("synthetic-") for name in reused)  # rendered once, by the first run
+
+
 def test_the_right_option_is_the_one_the_sign_points_to():
     import torch
     from fvtrust.empirical.psychophysics import answer_signs, ordered_options, score
