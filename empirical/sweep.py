@@ -209,13 +209,18 @@ def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
     return out
 
 
+def store_key(ref: ModelRef, layer: str = "", unit: int = -1) -> tuple[str, str, str, int]:
+    """How the store names a unit (a model's own record: layer "" and unit -1)."""
+    return (ref.name, ref.weights or "", layer, unit)
+
+
 def split_tasks(targets: dict[tuple[ModelRef, str], list[int]], chunk: int,
                 skip: Set[tuple[str, str, str, int]] | None = None) -> list[SweepTask]:
     """Tasks of at most `chunk` units each, leaving out the units in `skip`."""
     skip = skip or set()
     tasks = []
     for (ref, layer), units in targets.items():
-        todo = [u for u in units if (ref.name, ref.weights or "", layer, u) not in skip]
+        todo = [u for u in units if store_key(ref, layer, u) not in skip]
         tasks.extend(SweepTask(ref, layer, tuple(todo[i:i + chunk])) for i in range(0, len(todo), chunk))
     return tasks
 
@@ -251,6 +256,24 @@ def _worker_model(ref: ModelRef, device: str) -> Any:
     return _cached(("model", ref, device), build)
 
 
+def _worker_pool(plan: SweepPlan) -> Any:
+    """The natural images of the exemplars and the 2-AFC trials: one pool, loaded once per
+    worker (the same images :func:`~empirical.psychophysics.afc_pool` draws)."""
+    from fvtrust.empirical.data import natural_images
+
+    return _cached(("pool", plan.images, plan.pool, plan.size, plan.seed),
+                   lambda: natural_images(plan.images, plan.pool, plan.size, seed=plan.seed + 17))
+
+
+def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str | None,
+                 error: str | None = None) -> dict[str, Any]:
+    """The columns every record has: which unit's settings, where it ran, and how it ended."""
+    return {"model": ref.name, "weights": ref.weights or "", "status": "ok" if error is None else "failed",
+            "error": error, "config_hash": config_hash, "seed": plan.seed, "device": device,
+            "worker": None if error is not None else f"{socket.gethostname()}:{os.getpid()}",
+            "versions": _versions()}
+
+
 def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
     from fvtrust.empirical.psychophysics import AFCConfig
 
@@ -269,10 +292,8 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     t0 = time.perf_counter()
     ref, layer, units = task.model, task.layer, list(task.units)
     model = _worker_model(ref, dev)
-    base = {"model": ref.name, "weights": ref.weights or "", "layer": layer, "status": "ok",
-            "error": None, "config_hash": unit_hash or plan.unit_config_hash(ref, layer), "seed": plan.seed,
-            "device": dev, "worker": f"{socket.gethostname()}:{os.getpid()}",
-            "worker_model_loads": _WORKER_LOADS["models"], "versions": _versions()}
+    base = {**_record_meta(plan, ref, unit_hash or plan.unit_config_hash(ref, layer), dev),
+            "layer": layer, "worker_model_loads": _WORKER_LOADS["models"]}
     records = [{**base, "unit": u} for u in units]
     images: dict[str, bytes] = {}
     # The same network with other weights gets its own folder (its own PNGs).
@@ -291,11 +312,9 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
                 rec[f"render_{side}_png"] = str(path)
                 rec[f"render_{side}_activation"] = float(sign * result.trace[-1, i])
     if "exemplars" in plan.measure:
-        from fvtrust.empirical.data import natural_images
         from fvtrust.empirical.psychophysics import layer_responses
 
-        pool = _cached(("pool", plan.images, plan.pool, plan.size, plan.seed),
-                       lambda: natural_images(plan.images, plan.pool, plan.size, seed=plan.seed + 17))
+        pool = _worker_pool(plan)
         responses = _cached(("responses", ref, layer, dev, plan.images, plan.pool, plan.size, plan.seed),
                             lambda: layer_responses(model, layer, pool.images))
         for u, rec in zip(units, records, strict=True):
@@ -307,7 +326,7 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     for measurement, afc_task in (("afc_references", "references"), ("afc_occlusion", "occlusion")):
         if measurement not in plan.measure:
             continue
-        from fvtrust.empirical.psychophysics import afc_observer, afc_pool, run_afc
+        from fvtrust.empirical.psychophysics import afc_observer, run_afc
 
         for u, rec in zip(units, records, strict=True):
             # One unit per run: its trials and references are drawn exactly as by
@@ -315,9 +334,8 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
             config = _afc_config(plan, ref, layer, [u], afc_task)
             observer = _cached(("observer", config.observer, config.size, dev),
                                lambda c=config: afc_observer(c, dev))
-            pool = _cached(("afc_pool", plan.images, plan.pool, plan.size, plan.seed),
-                           lambda c=config: afc_pool(c))
-            result = run_afc(config, device=dev, progress=False, model=model, observer=observer, pool=pool)
+            result = run_afc(config, device=dev, progress=False, model=model, observer=observer,
+                             pool=_worker_pool(plan))
             for cond in ("natural", "synthetic", "random"):
                 rec[f"{measurement}_{cond}"] = result.per_unit["mis"][cond][f"{layer}:{u}"]
     seconds = (time.perf_counter() - t0) / len(units)
@@ -340,10 +358,9 @@ def measure_model(plan: SweepPlan, ref: ModelRef, device: str = "auto",
     natural = (natural_images(plan.images, config.n_natural, config.size, seed=config.seed)
                if plan.images is not None else None)  # None: the bundled photos, as `fvtrust sanity`
     result = run_sanity(config, device=dev, natural=natural, model=_worker_model(ref, dev))
-    return {"model": ref.name, "weights": ref.weights or "", "status": "ok", "error": None,
-            "config_hash": model_hash or plan.model_config_hash(ref), "seed": plan.seed, "device": dev,
-            "worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.perf_counter() - t0,
-            "versions": _versions(), "sanity_layers": result.layers, "sanity_score": result.score_mean,
+    return {**_record_meta(plan, ref, model_hash or plan.model_config_hash(ref), dev),
+            "seconds": time.perf_counter() - t0, "sanity_layers": result.layers,
+            "sanity_score": result.score_mean,
             "sanity_ci_low": [c[0] for c in result.score_ci],
             "sanity_ci_high": [c[1] for c in result.score_ci], "sanity_classes": result.classes}
 
@@ -357,14 +374,9 @@ def _versions() -> str:
 def _failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
                     unit_hash: str) -> list[dict]:
     if isinstance(task, ModelRef):
-        return [{"model": task.name, "weights": task.weights or "", "status": "failed", "error": error,
-                 "config_hash": unit_hash, "seed": plan.seed, "device": None, "worker": None,
-                 "seconds": None, "versions": _versions()}]
-    return [{"model": task.model.name, "weights": task.model.weights or "", "layer": task.layer,
-             "unit": u, "status": "failed", "error": error,
-             "config_hash": unit_hash, "seed": plan.seed,
-             "device": None, "worker": None, "seconds": None, "versions": _versions()}
-            for u in task.units]
+        return [{**_record_meta(plan, task, unit_hash, None, error), "seconds": None}]
+    meta = _record_meta(plan, task.model, unit_hash, None, error)
+    return [{**meta, "layer": task.layer, "unit": u, "seconds": None} for u in task.units]
 
 
 # ---------------------------------------------------------------------------- driver side
@@ -447,14 +459,13 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
     layer_hash = {(ref, layer): plan.unit_config_hash(ref, layer) for ref, layer in targets}
     model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
-    hashes = {(ref.name, ref.weights or "", layer, u): layer_hash[(ref, layer)]
+    hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]
               for (ref, layer), units in targets.items() for u in units}
     done = store.done(hashes)
     tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
     if any(m in plan.measure for m in MODEL_MEASUREMENTS):
-        finished = store.done({(ref.name, ref.weights or "", "", -1): h for ref, h in model_hash.items()},
-                              models=True)
-        tasks += [ref for ref in plan.model_refs if (ref.name, ref.weights or "", "", -1) not in finished]
+        finished = store.done({store_key(ref): h for ref, h in model_hash.items()}, models=True)
+        tasks += [ref for ref in plan.model_refs if store_key(ref) not in finished]
     unit_tasks = [t for t in tasks if isinstance(t, SweepTask)]
     n_units = len(hashes)
     failures: dict[str, str] = {}

@@ -34,7 +34,8 @@ class StoreMismatch(ValueError):
 
 
 def unit_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
-    return (record["model"], record["weights"] or "", record["layer"], int(record["unit"]))
+    """(model, weights, layer, unit); a model's own record has no layer or unit: "" and -1."""
+    return (record["model"], record["weights"] or "", record.get("layer", ""), int(record.get("unit", -1)))
 
 
 def _atomic_write_table(table: Any, path: Path) -> Path:
@@ -108,7 +109,7 @@ class SweepStore:
         """Per unit (or model), its newest ``ok`` record (else its newest)."""
         best: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         for record in self.records(models):
-            key = unit_key(record) if not models else (record["model"], record["weights"] or "", "", -1)
+            key = unit_key(record)
             old = best.get(key)
             if old is None or record["status"] == "ok" or old["status"] != "ok":
                 best[key] = record
