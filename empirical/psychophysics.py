@@ -175,6 +175,12 @@ def afc_observer(config: AFCConfig, device: str | torch.device = "cpu") -> Obser
     return Observer(config.observer, size=max(config.size, 96), device=device)
 
 
+def pool_responses(model: Network, layer: str, pool: NaturalImages) -> torch.Tensor:
+    """(N, C) responses of the pool at `layer`, computed as :func:`run_afc` computes them (on
+    the BatchNorm-folded copy it scores with)."""
+    return layer_responses(fuse_for_rendering(model, keep=[layer]), layer, pool.images)
+
+
 def afc_pool(config: AFCConfig) -> NaturalImages:
     """The natural images (references and queries) a run of `config` draws from."""
     return natural_images(config.images, config.pool, config.size, seed=config.seed + 17)
@@ -196,12 +202,15 @@ def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarr
 def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = "cpu",
             force: bool = False, shared_dir: str | Path | None = None,
             progress: bool = True, model: Network | None = None, observer: Observer | None = None,
-            pool: NaturalImages | None = None) -> AFCResult:
+            pool: NaturalImages | None = None,
+            responses: dict[str, torch.Tensor] | None = None) -> AFCResult:
     """Every observer in every reference condition for every unit of every layer.
 
     `shared_dir` holds the synthetic references so the two tasks render them once
     (default: `out_dir`). `model`, `observer` and `pool` may be passed in already built (a
-    sweep worker keeps them across tasks); by default they are built from `config`."""
+    sweep worker keeps them across tasks); by default they are built from `config`.
+    `responses` (layer → :func:`pool_responses` of that layer) saves the pool's forward
+    pass when the caller already made it."""
     from tqdm import tqdm
 
     stages = Stages(out_dir, config, force)
@@ -258,11 +267,12 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         cost = {"images": 0, "seconds": 0.0}
         synth = cache_stages.run(f"synthetic-{config_hash(config.render_settings(layer))}",
                                  lambda: synthetic(layer))
-        responses = layer_responses(scorer, layer, pool.images)
+        acts = (responses[layer] if responses and layer in responses
+                else layer_responses(scorer, layer, pool.images))
         occlusion_cache: dict[int, torch.Tensor] = {}
         for i, unit in enumerate(config.units):
             bar.set_postfix_str(f"{layer} unit {unit}")
-            act = responses[:, unit]
+            act = acts[:, unit]
             ref_order = ref_idx[np.argsort(-act[ref_idx].numpy(), kind="stable")]
             query_order = query_idx[np.argsort(-act[query_idx].numpy(), kind="stable")]
             refs = {"natural": pool_refs(ref_order[:k], ref_order[-k:]),

@@ -326,7 +326,11 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     for measurement, afc_task in (("afc_references", "references"), ("afc_occlusion", "occlusion")):
         if measurement not in plan.measure:
             continue
-        from fvtrust.empirical.psychophysics import afc_observer, run_afc
+        from fvtrust.empirical.psychophysics import afc_observer, pool_responses, run_afc
+
+        # The pool's forward pass is the same for every unit of the layer: once per worker.
+        responses = _cached(("afc_responses", ref, layer, dev, plan.images, plan.pool, plan.size, plan.seed),
+                            lambda: pool_responses(model, layer, _worker_pool(plan)))
 
         for u, rec in zip(units, records, strict=True):
             # One unit per run: its trials and references are drawn exactly as by
@@ -335,7 +339,7 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
             observer = _cached(("observer", config.observer, config.size, dev),
                                lambda c=config: afc_observer(c, dev))
             result = run_afc(config, device=dev, progress=False, model=model, observer=observer,
-                             pool=_worker_pool(plan))
+                             pool=_worker_pool(plan), responses={layer: responses})
             for cond in ("natural", "synthetic", "random"):
                 rec[f"{measurement}_{cond}"] = result.per_unit["mis"][cond][f"{layer}:{u}"]
     seconds = (time.perf_counter() - t0) / len(units)
