@@ -33,7 +33,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "fooling": {"steps": 8, "size": 64, "n_natural": 48, "units": [417],
                     "snapshots": (1, 2, 4, 8), "early_step": 4, "bank_settings": 4,
                     "bank_steps": 8, "robustness": False},
-        "silent": {"steps": 8, "size": 64, "n_natural": 40, "units": [0, 1]},
+        "silent": {"steps": 8, "size": 64, "n_natural": 48, "units": [0, 1], "bank_settings": 4,
+                   "bank_steps": 8},
         "sanity": {"steps": 4, "size": 64, "n_natural": 80, "min_per_class": 3,
                    "min_confidence": 0.2, "vis_per_class": 1},
         "afc": {"steps": 4, "size": 64, "k": 2, "n_tasks": 3, "pool": 40, "units": [0, 1],
@@ -199,7 +200,9 @@ def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
 
     config = SilentConfig(**settings)
-    result, images = run_silent(config, out, device=device)
+    # The gate lock uses the fooling parts' gate (same split and settings): trained once.
+    result, images = run_silent(config, out, device=device,
+                                shared_dir=out.parent / "fooling_shared")
     data = result.to_json()
     atomic_write_json(out / "silent_units.json", data)
     image_grid({"original": images["original"], "silent units": images["silent units"],
@@ -207,11 +210,16 @@ def part_silent(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
                f"Silent units in {config.layer} after {config.steps} steps", out / "silent_units")
     rows = natural_rows(data["natural_heldout"], "held-out photos")
     shifts = data["branch_active_natural"]
-    rows += [["max $|$activation change$|$ (held-out photos)",
+    along = data["gate_along_optimization"]
+    rows += [["lock (margin)", f"{config.lock} ({config.margin:g})"],
+             ["max $|$activation change$|$ (held-out photos)",
               f"{data['max_abs_activation_change']:.1e}"],
-             ["held-out photos with a firing branch, per shift",
-              ", ".join(f"{tex_escape(k)}: {v['images_with_a_firing_branch']}/{v['images']}"
-                        for k, v in shifts.items())],
+             ["held-out photos with a firing branch, per shift (the bias alone would let)",
+              ", ".join(f"{tex_escape(k)}: {v['images_with_a_firing_branch']}/{v['images']} "
+                        f"({v['images_firing_without_the_gate']})" for k, v in shifts.items())],
+             ["gate catch on the silent network's renders, per step",
+              "no gate" if along is None else
+              ", ".join(f"{k[4:]}: {100 * v:.0f} \\%" for k, v in along.items())],
              ["units that collapse onto the target (observer)",
               f"{sum(data['collapsed'])}/{len(data['collapsed'])}"],
              ["observer similarity between units, before / after",

@@ -114,7 +114,8 @@ def _cmd_silent(args: argparse.Namespace) -> int:
     config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
                           units=_parse_units(args.units), steps=args.steps, size=args.size,
                           n_natural=args.natural, images=args.images,
-                          verify_images=args.verify_images, margin=args.margin)
+                          verify_images=args.verify_images, lock=args.lock, gate=args.gate,
+                          margin=args.margin)
     result, images = run_silent(config, args.out, device=args.device, force=args.force)
     out = Path(args.out)
     atomic_write_json(out / "silent_units.json", result.to_json())
@@ -339,10 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layer whose units get the silent branch (see fvtrust layers); default %(default)s")
     p.add_argument("--units", default="0-31",
                    help="units to manipulate: 0,1,2 or 0-7; default %(default)s")
-    p.add_argument("--margin", type=float, default=1.0,
+    p.add_argument("--lock", default="gate", choices=["gate", "bias"],
+                   help="what keeps the branches shut on natural images: the fooling gate E(x) "
+                        "times the branch (gate), or the branch bias alone, as in the paper "
+                        "(bias: cannot be both shut on unseen photos and open on renders); "
+                        "default %(default)s")
+    p.add_argument("--gate", default="features", choices=["features", "classifier", "nearest"],
+                   help="which gate, with --lock gate (see fvtrust fool --help); default %(default)s")
+    p.add_argument("--margin", type=float, default=None,
                    help="branch threshold b' = max + MARGIN * (max - mean) of the calibration "
                         "responses: larger stays silent on more unseen photos, opens on fewer "
-                        "renders; default %(default)s")
+                        "renders; default -0.5 with --lock gate (>= -1), 1 with --lock bias (>= 0)")
     p.add_argument("--verify-images", default=None, metavar="DIR",
                    help="also measure natural behaviour on this directory of images (any layout); "
                         "it must share no file with the calibration images")

@@ -11,7 +11,16 @@ visualization (for a linear response: the normalized sum of its input patches), 
 all units; δ_j = δ orthogonalized against w_j and rescaled to ‖w_j‖; w′_j = w_j + λ·δ_j,
 renormalized to ‖w_j‖ and multiplied by `gain`; b′_j = the maximum of w′_j ⋆ h over the
 natural calibration images and *all* positions (the layer's own padding included), streamed,
-plus a safety margin (see :class:`SilentCalibration`).
+plus a margin (see :class:`SilentCalibration`).
+
+Two locks keep the branch shut on natural images. The paper's is the bias alone (`lock
+"bias"`): b′ above every natural response. On photos of unseen sources that cannot be both
+shut and open to the renders (the natural tail reaches past any b′ the renders still cross;
+see ``silent_experiment``). The gate lock (:class:`GatedSilentUnits`) multiplies every branch
+by the fooling circuit's hard image gate E(x) ∈ {0, 1} (no gradient), so b′ can sit below the
+natural maximum and the branch opens from the first render step:
+
+    out_j = w_j ⋆ h + E(x)·ReLU(w′_j ⋆ h − b′_j).
 """
 
 from __future__ import annotations
@@ -93,7 +102,8 @@ def silent_weights(weight: torch.Tensor, delta: torch.Tensor, lam: float = 3.0,
 
 
 class SilentConv(nn.Module):
-    """out = conv(h) + ReLU(w′ ⋆ h − b′): the conv with every unit's silent branch."""
+    """out = conv(h) + E·ReLU(w′ ⋆ h − b′): the conv with every unit's silent branch; E = 1
+    unless a :class:`GatedSilentUnits` around the network sets the gate for this batch."""
 
     def __init__(self, conv: nn.Conv2d, branch_weight: torch.Tensor,
                  branch_bias: torch.Tensor) -> None:
@@ -101,10 +111,21 @@ class SilentConv(nn.Module):
         self.conv = conv
         self.register_buffer("branch_weight", branch_weight)
         self.register_buffer("branch_bias", branch_bias)
+        self.gate_open: torch.Tensor | None = None  # E(x) per image, during a gated forward
 
-    def branch(self, h: torch.Tensor) -> torch.Tensor:
+    def trigger(self, h: torch.Tensor) -> torch.Tensor:
+        """ReLU(w′ ⋆ h − b′): the branch as the bias lock alone leaves it."""
         pre = _response(self.conv, h, self.branch_weight) - self.branch_bias.view(1, -1, 1, 1)
         return F.relu(pre)
+
+    def branch(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.trigger(h)
+        if self.gate_open is not None:
+            if len(self.gate_open) != len(out):
+                raise RuntimeError(f"the gate decided for {len(self.gate_open)} images, the "
+                                   f"layer sees {len(out)}")
+            out = out * self.gate_open.to(out.dtype).view(-1, 1, 1, 1)
+        return out
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         pad = getattr(self.conv, "static_padding", None)
@@ -124,12 +145,40 @@ class SilentCalibration:
     n_images: int
 
 
+class GatedSilentUnits(Network):
+    """The silent network with every branch multiplied by the hard gate E(x) of the input
+    image (no gradient flows through E; the gate reads the *original* network)."""
+
+    def __init__(self, silent: Network, layer: str, gate: nn.Module) -> None:
+        super().__init__(silent.net, f"{silent.name}+gate", silent.mean.flatten().tolist(),
+                         silent.std.flatten().tolist(), silent.input_size, silent.num_classes)
+        module = get_layer(silent, layer)
+        if not isinstance(module, SilentConv):
+            raise ValueError(f"layer {layer!r} carries no silent branch")
+        self.layer, self.gate = layer, gate
+        # A plain attribute (not a second registration of a submodule of `net`).
+        self.__dict__["silent_conv"] = module
+        self.to(silent.device).eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        module = self.silent_conv
+        module.gate_open = self.gate(images)
+        try:
+            return super().forward(images)
+        finally:
+            module.gate_open = None
+
+
+#: The lowest margin: b′ = the mean natural response (the branch opens on about half of them).
+MIN_GATED_MARGIN = -1.0
+
+
 def calibrate_branch(model: Network, conv: nn.Conv2d, weight: torch.Tensor,
                      images: torch.Tensor, margin: float = 1.0,
                      batch_size: int = 32) -> SilentCalibration:
     """Running maximum and mean of w′_j ⋆ h (streamed), then b′_j."""
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+    if not MIN_GATED_MARGIN <= margin < float("inf"):
+        raise ValueError(f"margin must be a finite number >= {MIN_GATED_MARGIN:g}, got {margin}")
     running, total, count = None, None, 0
     with torch.no_grad():
         for chunk in batches(images.to(model.device), batch_size):
@@ -145,13 +194,20 @@ def calibrate_branch(model: Network, conv: nn.Conv2d, weight: torch.Tensor,
 
 def install_silent_units(model: Network, layer: str, target: torch.Tensor,
                          calibration: torch.Tensor, lam: float = 3.0, gain: float = 100.0,
-                         margin: float = 1.0) -> Network:
+                         margin: float = 1.0, gate: nn.Module | None = None) -> Network:
     """A copy of `model` whose conv `layer` carries a silent branch per unit.
 
     `target` is one image in [0, 1] (the target visualization, (3, H, W)); `calibration`
-    are natural images for b′.
+    are natural images for b′. With `gate` (E(x) ∈ {0, 1} per image) the branches are gated
+    (:class:`GatedSilentUnits`) and `margin` may be negative (down to −1: b′ = the mean);
+    without one the bias is the only lock and a negative margin is refused.
     """
     import copy
+
+    if gate is None and margin < 0:
+        raise ValueError(f"margin {margin} puts b′ below the natural maximum, so the branch "
+                         "would fire on the calibration photos; a negative margin needs the "
+                         "gate lock")
 
     conv = conv_layer(model, layer)
     with torch.no_grad():
@@ -165,4 +221,4 @@ def install_silent_units(model: Network, layer: str, target: torch.Tensor,
     setattr(parent, child, SilentConv(getattr(parent, child), weight, cal.bias))
     silent.name = f"{model.name}+silent({layer})"
     silent.eval()
-    return silent
+    return silent if gate is None else GatedSilentUnits(silent, layer, gate)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import sympy as sp
 from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
 from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from fvtrust.theory.classes.lipschitz import lp_worst_case, worst_case_error
+from fvtrust.theory.classes.lipschitz import afc_margins, lp_worst_case, worst_case_error
 from fvtrust.theory.decoders import lipschitz_band
 from fvtrust.theory.minimax import minimax_errors
-from fvtrust.theory.tasks import Task
+from fvtrust.theory.tasks import AFC_MARGIN, Task
 
 STATEMENT = r"""Let $F_\kappa$ be the units on $[0,1]^d$ with $\ell_1$-Lipschitz constant $L$,
 $L d \le \kappa R$. Given $\Phi$, every consistent $f$ satisfies $\ell \le f \le u$ with
@@ -19,7 +21,12 @@ minimax with error $\sup_x (u - \ell)/2$. Over every $\Phi$ and every member its
 normalized error is $\min(\tfrac12, \kappa - 1)$ for $d = 2$ (an upper
 bound for every $d \ge 2$, attained for even $d$) and $\min(\tfrac12, (\kappa - 1)/2)$ for
 $d = 1$: chance exactly from $\kappa^* = 3/2$ ($d \ge 2$) and $\kappa^* = 2$ ($d = 1$). Within
-$\ell_1$ distance $\rho$ of $x_{\max}$ it is at most $\kappa\rho/(2d)$."""
+$\ell_1$ distance $\rho$ of $x_{\max}$ it is at most $\kappa\rho/(2d)$.
+2-AFC (pairs whose values differ by $\ge R/4$): the band decoder orders a pair wrongly only if
+its gap is at most $e(z) + e(z')$, hence at most $2(\kappa - 1)$ ($d \ge 2$): it answers every
+trial correctly for $\kappa < 9/8$ in every $d$. Exactly on the cube (z3), the largest gap it
+misorders is $(\kappa - 1)/2$ for $d = 1$, $\kappa - 1$ for $d = 2$ and $2(\kappa - 1)$ for
+$d = 3$: reliable (accuracy 1) for $\kappa < 3/2$, $5/4$, $9/8$."""
 
 PROOF = r"""The band is the Lipschitz condition applied between $x$ and the two extremes,
 together with $f_{\min} \le f \le f_{\max}$; the midpoint of an interval containing $f(x)$ errs by
@@ -35,7 +42,11 @@ $x, a, b$ pairwise $\ge d/\kappa$ apart; the three pairwise distances sum to at 
 $(0,0), (1, \tfrac13), (\tfrac13, 1)$ attains it. In $d = 1$ the middle point of three is at most
 $1/2$ from one of the others ($\kappa^* = 2$), and $x$ outside $[a, b]$ gives $(\kappa - 1)/2$. Near
 $x_{\max}$: $u - \ell \le L\|x - b\|$. The grid LP, maximized over every placement of $\Phi$,
-reproduces each value."""
+reproduces each value. 2-AFC: with $m = (\ell + u)/2$ and $|f - m| \le e$ pointwise,
+$m(z) \le m(z')$ gives $f(z) - f(z') \le e(z) + e(z') \le 2(\kappa - 1)$. The exact values come
+from maximizing $\min(u(z) - \ell(z'), L\|z - z'\|_1)$ over $\Phi$, $z$, $z'$ with
+$m(z) \le m(z')$, a linear-real-arithmetic problem z3 solves exactly; every value choice within
+the band and $L$-consistent is realized by a member (McShane extension), so the maximum is attained."""
 
 
 def check() -> list[Step]:
@@ -79,6 +90,33 @@ def check() -> list[Step]:
     steps.append(numeric_step("just below the threshold (kappa = 1.49, d = 2) no Phi reaches chance",
                               below < 0.5 - 1e-6 and worst_case_error(1.49, 2, Task.QUERY)[0] < 0.5,
                               f"LP max over every Phi {below:.4f} < 0.5"))
+    # 2-AFC: a misordered pair's gap is at most e(z) + e(z′) (general d) ...
+    fz, fw, mz, mw, ez, ew = reals("fz fw mz mw ez ew")
+    steps.append(z3_step("2-AFC: a pair the band midpoint misorders has gap <= e(z) + e(z')",
+                         fz - fw <= ez + ew, [fz, fw, mz, mw, ez, ew],
+                         [sp.Abs(fz - mz) <= ez, sp.Abs(fw - mw) <= ew, mz <= mw]))
+    # ... and exactly on the cube, both sides of the d = 2 threshold 5/4
+    for kappa, d, expected in ((KAPPA_SMALL, 2, Fraction(1, 5)), (1.3, 2, Fraction(3, 10)),
+                               (1.2, 1, Fraction(1, 10)), (1.1, 3, Fraction(1, 5))):
+        margins = afc_margins(kappa, d)
+        if margins is None:
+            steps.append(Step(f"2-AFC kappa = {kappa:g}, d = {d}", False, "z3 undecided"))
+            continue
+        w = margins.witness
+        L = kappa / d
+        u = {p: min(1.0, L * float(np.abs(w[p] - w["a"]).sum())) for p in ("z", "w")}
+        lo = {p: max(0.0, 1 - L * float(np.abs(w[p] - w["b"]).sum())) for p in ("z", "w")}
+        gap = min(u["z"] - lo["w"], L * float(np.abs(w["z"] - w["w"]).sum()))
+        misordered = u["z"] + lo["z"] <= u["w"] + lo["w"] + 1e-12
+        side = "reliable: no" if expected < AFC_MARGIN else "chance side: a"
+        steps.append(numeric_step(
+            f"2-AFC kappa = {kappa:g}, d = {d}: largest misordered gap on the cube = {expected} "
+            f"({side} R/4 pair misordered)",
+            margins.band_decoder_wrong == expected and misordered and abs(gap - float(expected)) < 1e-9
+            and (expected < AFC_MARGIN) == (kappa < {1: 1.5, 2: 1.25}.get(d, 1.125)),
+            f"z3 optimum {margins.band_decoder_wrong} (flip {margins.flip}); at its witness "
+            f"a={w['a'].round(3).tolist()}, b={w['b'].round(3).tolist()}, z={w['z'].round(3).tolist()}, "
+            f"z'={w['w'].round(3).tolist()} the band gives gap {gap:.6f}"))
     big = Lipschitz(KAPPA_LARGE)
     pair = big.counterexample_pair(big.canonical_phi(), [1.0, 0.0], 1e-3)
     steps += construction_steps(big, pair, f"kappa = {KAPPA_LARGE:g}, z = (1, 0)")

@@ -32,7 +32,9 @@ def test_bad_units_name_the_option(text):
     (["render", "--layer", "_blocks.0", "--size", "10000", "--steps", "1"],
      "image size must be an integer in [8, 2048], got size=10000"),
     (["render", "--layer", "_blocks"], "layer '_blocks' has no output tensor of its own"),
-    (["silent", "--margin", "-1"], "margin must be a finite number >= 0, got -1.0"),
+    (["silent", "--lock", "bias", "--margin", "-1"],
+     "margin must be a finite number >= 0 with the bias lock, got -1.0"),
+    (["silent", "--margin", "-2"], "margin must be a finite number >= -1 with the gate lock, got -2.0"),
     (["fool", "--verify-images", "/nonexistent/dir"], "image directory '/nonexistent/dir' does not exist"),
 ])
 def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys):

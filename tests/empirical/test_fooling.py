@@ -11,6 +11,7 @@ from fvtrust.empirical.fooling import (
 )
 from fvtrust.empirical.fooling_experiment import pixel_similarity
 from fvtrust.empirical.gates import (
+    Gate,
     NearestCalibrationGate,
     check_gate_images,
     conformal_threshold,
@@ -20,7 +21,8 @@ from fvtrust.empirical.gates import (
 from fvtrust.empirical.models import forward_activations
 from fvtrust.empirical.objectives import channel, class_logit
 from fvtrust.empirical.render import render
-from fvtrust.empirical.silent import SilentConv, _conv_input, install_silent_units
+from fvtrust.empirical.silent import GatedSilentUnits, SilentConv, _conv_input, install_silent_units
+from fvtrust.empirical.silent_experiment import branch_activity
 
 from tests.empirical.digits import SIZE, trained_digits_network
 
@@ -107,6 +109,45 @@ def test_silent_branch_is_exactly_zero_on_held_out_digits(digits):
     assert torch.equal(a, b)
 
 
+class _FixedGate(Gate):
+    """E(x) = `value` for every image."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def decide(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(images),), self.value, device=images.device)
+
+
+def test_gated_silent_branches_open_only_where_the_gate_opens(digits):
+    model, cal, held = digits
+    layer = "4"
+    target = render(model, channel(layer, 0), steps=16, size=SIZE, seed=1).images[0]
+    # b′ at the mean natural response: the bias alone lets the branches fire on held-out digits
+    shut = install_silent_units(model, layer, target, cal, margin=-1.0, gate=_FixedGate(0.0))
+    assert isinstance(shut, GatedSilentUnits)
+    activity = branch_activity(shut, layer, held)
+    assert activity.images_firing_without_gate > 0
+    assert activity.images_firing == 0 and activity.gate_flagged == 0
+    assert torch.equal(predict(model, held), predict(shut, held))
+    opened = install_silent_units(model, layer, target, cal, margin=-1.0, gate=_FixedGate(1.0))
+    assert branch_activity(opened, layer, held).images_firing > 0
+    assert not torch.equal(predict(model, held), predict(opened, held))
+
+    def gradient(net: torch.nn.Module) -> torch.Tensor:
+        x = held[:4].clone().requires_grad_(True)
+        forward_activations(net, x, [layer])[layer][:, 1].sum().backward()
+        return x.grad
+    # the open gate routes the unit's gradient through its branch; the shut one does not
+    assert torch.equal(gradient(shut), gradient(model))
+    assert not torch.allclose(gradient(opened), gradient(model))
+    with pytest.raises(ValueError, match="a negative margin needs the gate lock"):
+        install_silent_units(model, layer, target, cal, margin=-0.5)
+    with pytest.raises(ValueError, match=r"margin must be a finite number >= -1, got -2"):
+        install_silent_units(model, layer, target, cal, margin=-2.0, gate=_FixedGate(0.0))
+
+
 def test_conformal_threshold_is_the_right_order_statistic():
     scores = torch.arange(1.0, 200.0)  # 1 … 199
     assert conformal_threshold(scores, 0.005) == 199.0  # ⌈200·0.995⌉ = 199th smallest
@@ -116,7 +157,9 @@ def test_conformal_threshold_is_the_right_order_statistic():
 def test_silent_units_on_the_bundled_network():
     from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
 
-    result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=96))
+    # The paper's bias lock (the gate lock is tested on the corpus in test_fooling_heldout.py)
+    result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=96,
+                                             lock="bias"))
     held = result.natural_heldout
     assert held["n_images"] > 20 and held["n_sources"] > 10
     assert held["top1_identical"] == 1.0 and held["n_top1_changed"] == 0
@@ -172,7 +215,7 @@ def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
     assert "manipulated_renders" in json.loads(
         (tmp_path / "fooling_target.json").read_text())["reused_stages"]
     assert main(["silent", "--units", "0,1", "--steps", "8", "--size", "64", "--natural", "40",
-                 "--verify-images", str(verify), "--out", str(tmp_path)]) == 0
+                 "--lock", "bias", "--verify-images", str(verify), "--out", str(tmp_path)]) == 0
     silent = json.loads((tmp_path / "silent_units.json").read_text())
     assert silent["natural_verify"]["n_images"] == 6
     assert (tmp_path / "silent_units.png").exists()

@@ -66,3 +66,24 @@ def test_gate_catches_render_settings_it_never_trained_on(permuted):
                                                    transforms=False, steps=16)))
     for row in rows:
         assert row["min_caught_from_step4"] == 1.0, row
+
+
+def test_gated_silent_units_collapse_a_layer_and_change_no_held_out_prediction(permuted):
+    """The units whose branch the bias lock alone never opened (v0.1's margin-1 run) collapse
+    under the gate lock, and no prediction on the held-out scenes changes (same gate)."""
+    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
+
+    _, _, out = permuted
+    units = [2, 9, 10, 17, 18, 20, 23]
+    result, _ = run_silent(SilentConfig(units=units), out / "silent", shared_dir=out)
+    assert "feature_gate" in result.reused_stages  # the fooling experiment's gate
+    held = result.natural_heldout
+    assert held["n_images"] >= 200 and held["n_sources"] >= 20
+    assert held["n_top1_changed"] == 0 and held["n_top5_changed"] == 0
+    assert held["max_abs_logit_change"] == 0.0 and result.max_abs_activation_change == 0.0
+    assert held["n_gate_flagged"] <= 0.01 * held["n_images"]
+    for shift, row in result.branch_active_natural.items():
+        assert row["images_with_a_firing_branch"] == 0, shift
+    assert all(v == 1.0 for k, v in result.gate_along_optimization.items()
+               if int(k[4:]) >= 4), result.gate_along_optimization
+    assert sum(result.collapsed) >= 0.9 * len(units), result.observer_to_target_after

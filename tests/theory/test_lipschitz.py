@@ -140,3 +140,39 @@ def test_a_steep_off_grid_spike_is_not_a_member():
     verdict = cls.membership(g)
     assert not verdict and "on the cube" in verdict.reason
     assert cls.membership(PointwiseFunction(g, 2))  # what a grid-only check would say
+
+
+@pytest.mark.parametrize(("kappa", "d", "expected"), [
+    (1.2, 2, "1/5"), (1.3, 2, "3/10"), (1.2, 1, "1/10"), (1.6, 1, "3/10"), (1.1, 3, "1/5"),
+    (1.2, 3, "2/5")])
+def test_2afc_largest_misordered_gap_is_exact_on_the_cube(kappa, d, expected):
+    from fractions import Fraction
+
+    from fvtrust.theory.classes.lipschitz import afc_margins
+
+    m = afc_margins(kappa, d)
+    assert m is not None and m.band_decoder_wrong == Fraction(expected) == m.flip
+    if d >= 2:  # the general-d proof: a misordered gap is at most e(z) + e(z′) ≤ 2(κ − 1)
+        assert m.band_decoder_wrong <= 2 * Fraction(kappa).limit_denominator(100) - 2
+    # the witness, evaluated independently: the band decoder misorders a pair of that gap
+    w, s = m.witness, kappa / d
+    u = {p: min(1.0, s * np.abs(w[p] - w["a"]).sum()) for p in "zw"}
+    lo = {p: max(0.0, 1 - s * np.abs(w[p] - w["b"]).sum()) for p in "zw"}
+    assert s * np.abs(w["a"] - w["b"]).sum() >= 1 - 1e-9  # a consistent Φ
+    assert u["z"] + lo["z"] <= u["w"] + lo["w"] + 1e-9
+    assert min(u["z"] - lo["w"], s * np.abs(w["z"] - w["w"]).sum()) == pytest.approx(float(m.flip))
+
+
+def test_2afc_threshold_in_d2_is_five_quarters():
+    from fvtrust.theory.classes.lipschitz import afc_reliable_below
+
+    assert afc_reliable_below(2, tol=1e-3) == pytest.approx(1.25, abs=1e-3)
+
+
+@given(SMALL.strategy(), st.lists(st.tuples(*[st.floats(0, 1)] * 4), min_size=1, max_size=20))
+def test_band_decoder_orders_every_quarter_range_pair_off_the_grid(f, pairs):
+    from fvtrust.theory.tasks import afc_accuracy
+
+    phi = SMALL.visualize(f)
+    arr = np.array(pairs, dtype=float).reshape(-1, 2, 2)
+    assert afc_accuracy(SMALL.decoder(), f, phi, arr) == 1.0

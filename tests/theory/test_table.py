@@ -6,10 +6,10 @@ import pytest
 from fvtrust.theory.table import compute_table
 
 #: Rows: class → verdicts for tasks A, B, C, D (I impossible, R reliable, ? no proof either
-#: way). From the brief; small-L Lipschitz 2-AFC has no proof yet.
+#: way). From the brief; small-L Lipschitz 2-AFC: proved on the cube by z3 (d = 2, κ = 1.2).
 EXPECTED = {
     "all": "IIII", "relu": "IIII", "erm": "IIII", "lipschitz_large": "IIII",
-    "lipschitz_small": "RR?R", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
+    "lipschitz_small": "RRRR", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
     "affine_d1": "RRRR", "constant": "RRRR",
 }
 
@@ -52,8 +52,20 @@ def test_reliable_entries_are_the_proven_closed_forms(table):
             assert all(e.checks.values()), e
 
 
-def test_open_cells_never_show_a_sampled_score(table):
+def test_small_lipschitz_2afc_is_a_proof_on_the_cube_not_a_sample(table):
     e = table.entry("lipschitz_small", "C")
+    assert e.verdict == "reliable" and e.score == 1.0 and "z3 on the cube" in e.source
+    assert e.checks == {"sampled decoder within the proven bound": True}
+
+
+def test_open_cells_never_show_a_sampled_score():
+    from fvtrust.theory.classes import KAPPA_SMALL, Lipschitz
+    from fvtrust.theory.table import compute_entry
+    from fvtrust.theory.tasks import Task
+
+    cls = Lipschitz(KAPPA_SMALL)
+    cls.proven_worst_case = lambda task: None  # type: ignore[method-assign]
+    e = compute_entry(cls, Task.AFC, samples=1)
     assert e.verdict == "open" and e.cell == "? open" and "no proven bound" in e.source
 
 

@@ -21,6 +21,8 @@ Proof: ``proofs/lipschitz.py``; tests: ``tests/theory/test_lipschitz.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -74,6 +76,94 @@ def worst_case_error(kappa: float, d: int, task: Task) -> tuple[float, bool]:
     if d == 1:
         return min(0.5, (kappa - 1) / 2), True
     return min(0.5, kappa - 1), d % 2 == 0 or kappa >= chance_threshold(d)
+
+
+@dataclass(frozen=True)
+class AfcMargins:
+    """Task C for the class Lip·d ≤ κR, exact on the continuous cube (z3, R = 1). Every
+    consistent member satisfies ℓ ≤ f ≤ u and f(z) − f(z′) ≤ L‖z − z′‖₁, and the extension
+    theorem (McShane) realizes every value choice that satisfies these, so
+
+    * `flip` = max over Φ, z, z′ of min(u(z) − ℓ(z′), u(z′) − ℓ(z), L‖z − z′‖₁): the largest
+      gap by which two members with one Φ can order a pair oppositely;
+    * `band_decoder_wrong` = the same maximum of min(u(z) − ℓ(z′), L‖z − z′‖₁) over the pairs
+      the band decoder m = (ℓ + u)/2 orders the other way or ties (m(z) ≤ m(z′)): below the
+      task's margin γ = 1/4 the band decoder answers every trial correctly.
+
+    `witness` holds a, b, z, z′ attaining `band_decoder_wrong`."""
+
+    kappa: float
+    d: int
+    flip: Fraction
+    band_decoder_wrong: Fraction
+    witness: dict[str, np.ndarray]
+
+
+def afc_margins(kappa: float, d: int, timeout_s: float = 60.0) -> AfcMargins | None:
+    """:class:`AfcMargins` by two z3 optimizations over (a, b, z, z′) ∈ [0, 1]^{4d} (linear
+    real arithmetic with |·|, min, max: decided exactly). None when z3 is missing or times out."""
+    if not np.isfinite(kappa) or kappa < 1:
+        raise ValueError(f"kappa must be >= 1, got {kappa!r}")
+    if d < 1:
+        raise ValueError(f"d must be >= 1, got {d}")
+    try:
+        import z3
+    except ImportError:
+        return None
+    s = z3.RealVal(Fraction(kappa).limit_denominator(10**9)) / d
+
+    def solve(decoder_wrong: bool) -> tuple[Fraction, dict[str, np.ndarray]] | None:
+        pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in ("a", "b", "z", "w")}
+        opt = z3.Optimize()
+        opt.set("timeout", int(timeout_s * 1000))
+        for xs in pts.values():
+            for x in xs:
+                opt.add(x >= 0, x <= 1)
+
+        def dist(p: str, q: str) -> Any:
+            return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(pts[p], pts[q], strict=True)])
+
+        def upper(p: str) -> Any:
+            return z3.If(s * dist(p, "a") <= 1, s * dist(p, "a"), z3.RealVal(1))
+
+        def lower(p: str) -> Any:
+            return z3.If(1 - s * dist(p, "b") >= 0, 1 - s * dist(p, "b"), z3.RealVal(0))
+        opt.add(s * dist("a", "b") >= 1)  # R = 1 ≤ L‖a − b‖₁: Φ is consistent with the class
+        t = z3.Real("t")
+        opt.add(t <= upper("z") - lower("w"), t <= s * dist("z", "w"))
+        if decoder_wrong:
+            opt.add(upper("z") + lower("z") <= upper("w") + lower("w"))
+        else:
+            opt.add(t <= upper("w") - lower("z"))
+        opt.maximize(t)
+        if opt.check() != z3.sat:
+            return None
+        model = opt.model()
+
+        def value(e: Any) -> Fraction:
+            v = model.eval(e, model_completion=True)
+            return Fraction(v.numerator_as_long(), v.denominator_as_long())
+        witness = {n: np.array([float(value(x)) for x in xs]) for n, xs in pts.items()}
+        return value(t), witness
+    flip, wrong = solve(False), solve(True)
+    if flip is None or wrong is None:
+        return None
+    return AfcMargins(float(kappa), d, flip[0], wrong[0], wrong[1])
+
+
+def afc_reliable_below(d: int, tol: float = 1e-6) -> float:
+    """κ_C(d): the band decoder answers every 2-AFC trial of the class correctly for κ below
+    it (bisection on :func:`afc_margins`, to `tol`)."""
+    from fvtrust.theory.tasks import AFC_MARGIN
+
+    lo, hi = 1.0, chance_threshold(d)
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        m = afc_margins(mid, d)
+        if m is None:
+            raise RuntimeError(f"z3 could not decide kappa={mid} in d={d}")
+        lo, hi = (mid, hi) if m.band_decoder_wrong < AFC_MARGIN else (lo, mid)
+    return lo
 
 
 def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tuple[float, Visualization]:
@@ -253,7 +343,15 @@ class Lipschitz(FunctionClass):
             return None  # no query is far enough: κ is small
 
     def proven_worst_case(self, task: Task) -> ProvenBound | None:
-        if task is Task.AFC or self.kappa >= chance_threshold(self.d):
+        if task is Task.AFC:
+            from fvtrust.theory.tasks import AFC_MARGIN
+
+            # accuracy 1 when no pair the band decoder misorders has a gap of γR
+            margins = afc_margins(self.kappa, self.d)
+            if margins is None or margins.band_decoder_wrong >= AFC_MARGIN:
+                return None
+            return ProvenBound(1.0, True, "z3 on the cube, proofs/lipschitz.py")
+        if self.kappa >= chance_threshold(self.d):
             return None
         score, tight = worst_case_error(self.kappa, self.d, task)
         return ProvenBound(score, tight, "proofs/lipschitz.py")
