@@ -92,3 +92,18 @@ def construction_steps(cls: object, pair: object, label: str) -> list[Step]:
     steps.append(numeric_step(f"{label}: every standard decoder errs >= R/2 - eps",
                               worst >= floor - 1e-9, f"min over decoders {worst:.6f} >= {floor:.6f}"))
     return steps
+
+
+def witness_steps(cls: object, witness: object, label: str) -> list[Step]:
+    """Numeric steps on a table witness as implemented: both members in the class and the
+    same Φ (on the cube for closed forms), every standard decoder held to the bound, and the
+    bound at chance."""
+    from fvtrust.theory.table import verify_witness
+    from fvtrust.theory.tasks import Task
+
+    steps = [numeric_step(f"{label}: {claim}", ok, "checked on the implementation")
+             for claim, ok in verify_witness(cls, witness).items()]
+    bound = witness.lower_bound()
+    at_chance = bound <= 0.5 if witness.task is Task.AFC else bound >= 0.5 - 2e-3
+    steps.append(numeric_step(f"{label}: the bound is chance", at_chance, f"bound {bound:.6f}"))
+    return steps

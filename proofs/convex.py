@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sympy as sp
-from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
+from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, witness_steps, z3_step
 from fvtrust.theory.classes import Convex
 from fvtrust.theory.classes.convex import convex_by_rules
 from fvtrust.theory.functions import cube_symbols
+from fvtrust.theory.tasks import Task
 
 STATEMENT = r"""Let $F$ be the convex units on $[0,1]^d$. For every vertex $z$, with
 $b = \mathbf 1 - z$, $t(x) = \langle b - z, x - z\rangle/d$, $m = 3/10$, $a = z + m(b - z)$,
@@ -49,7 +50,10 @@ def _implemented_steps(z: list[float], eps: float) -> list[Step]:
 
 
 def check() -> list[Step]:
-    return _implemented_steps([0.0, 0.0], 1e-3) + _implemented_steps([1.0, 0.0], 1e-3)
+    cls = Convex()
+    local = cls.explicit_witness(Task.LOCAL, 1e-3)
+    return (_implemented_steps([0.0, 0.0], 1e-3) + _implemented_steps([1.0, 0.0], 1e-3)
+            + witness_steps(cls, local, f"task D, z = {local.queries[0].tolist()} near x_max"))
 
 
 PROOF_OBJECT = Proof("convex", "Theorem", "Convex units: impossible", STATEMENT, PROOF,

@@ -6,7 +6,15 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
-from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, reals, z3_step
+from fvtrust.proofs.base import (
+    Proof,
+    Step,
+    construction_steps,
+    numeric_step,
+    reals,
+    witness_steps,
+    z3_step,
+)
 from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
 from fvtrust.theory.classes.lipschitz import afc_margins, lp_worst_case, worst_case_error
 from fvtrust.theory.decoders import lipschitz_band
@@ -118,6 +126,8 @@ def check() -> list[Step]:
             f"a={w['a'].round(3).tolist()}, b={w['b'].round(3).tolist()}, z={w['z'].round(3).tolist()}, "
             f"z'={w['w'].round(3).tolist()} the band gives gap {gap:.6f}"))
     big = Lipschitz(KAPPA_LARGE)
+    steps += witness_steps(big, big.explicit_witness(Task.AFC, 1e-3),
+                           f"kappa = {KAPPA_LARGE:g}, 2-AFC tents at (1, 0) and (0, 1)")
     pair = big.counterexample_pair(big.canonical_phi(), [1.0, 0.0], 1e-3)
     steps += construction_steps(big, pair, f"kappa = {KAPPA_LARGE:g}, z = (1, 0)")
     return steps

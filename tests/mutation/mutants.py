@@ -99,4 +99,13 @@ MUTANTS: tuple[Mutant, ...] = (
            "reused = frozenset(n for n, c in calls.items() if c > 1)",
            "reused = frozenset(n for n, c in calls.items() if c > 2)",
            (E + "test_models.py", E + "test_human_data.py")),
+    Mutant("silent-gate-ignored", "empirical/silent.py",
+           "out = out * self.gate_open.to(out.dtype).view(-1, 1, 1, 1)", "out = out",
+           (E + "test_fooling.py::test_gated_silent_branches_open_only_where_the_gate_opens",)),
+    Mutant("afc-margins-without-lipschitz", "theory/classes/lipschitz.py",
+           'opt.add(t <= upper("z") - lower("w"), t <= s * dist("z", "w"))',
+           'opt.add(t <= upper("z") - lower("w"))', (T + "test_lipschitz.py",)),
+    Mutant("convex-local-ramp-not-flat", "theory/classes/convex.py",
+           "n = [sp.Integer(1)] * (d - 1) + [eta]", "n = [sp.Integer(1)] * d",
+           (T + "test_convex.py",)),
 )

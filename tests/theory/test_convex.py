@@ -60,3 +60,21 @@ def test_a_narrow_off_grid_dent_is_found_on_the_cube():
     assert CLS.membership(PointwiseFunction(dented, 2))  # the evidence-only path misses it
     smooth = ExpressionFunction(sp.Abs(x0 - sp.Rational(1, 2)) + sp.Max(x1, 1 - 2 * x1), 2)
     assert CLS.membership(smooth)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.05])
+def test_local_pair_near_x_max_is_verified_on_the_cube(eps):
+    from fvtrust.theory.classes.convex import local_pair
+    from fvtrust.theory.domain import l1
+    from fvtrust.theory.tasks import LOCAL_RADIUS
+
+    cls = CLS
+    phi = cls.canonical_phi()
+    plus, minus, z = local_pair(phi, eps)
+    assert float(l1(z, phi.x_max)) <= LOCAL_RADIUS + 1e-12
+    for f in (plus, minus):
+        assert cls.membership(f) and cls.shares_visualization(f, phi)  # z3 on the cube
+    assert plus(z[None])[0] - minus(z[None])[0] >= phi.range - 2 * eps - 1e-12
+    with pytest.raises(ValueError, match="needs d >= 2"):
+        local_pair(Convex(d=1).canonical_phi(), eps)
+

@@ -176,3 +176,21 @@ def test_band_decoder_orders_every_quarter_range_pair_off_the_grid(f, pairs):
     phi = SMALL.visualize(f)
     arr = np.array(pairs, dtype=float).reshape(-1, 2, 2)
     assert afc_accuracy(SMALL.decoder(), f, phi, arr) == 1.0
+
+
+def test_large_L_2afc_pair_is_closed_form_and_verified_on_the_cube():
+    from fvtrust.theory.classes.lipschitz import afc_pair
+    from fvtrust.theory.table import verify_witness
+    from fvtrust.theory.tasks import AFC_MARGIN, Task
+
+    w = LARGE.explicit_witness(Task.AFC, 1e-3)
+    assert w is not None and w.f_plus.expression is not None and w.f_minus.expression is not None
+    assert all(verify_witness(LARGE, w).values()) and w.lower_bound() == 0.5
+    z, z2 = w.queries
+    gap_plus = w.f_plus(z[None])[0] - w.f_plus(z2[None])[0]
+    gap_minus = w.f_minus(z2[None])[0] - w.f_minus(z[None])[0]
+    assert min(gap_plus, gap_minus) >= AFC_MARGIN * w.R
+    # small κ: the tents of radius R/L would reach the extremes — no pair, and the table proves C
+    assert SMALL.explicit_witness(Task.AFC, 1e-3) is None
+    with pytest.raises(ValueError, match="closer than R/L"):
+        afc_pair(w.phi, LARGE.lipschitz_constant(w.phi), 1e-3, [1.0, 0.0], [0.98, 0.0])

@@ -7,6 +7,10 @@ g±(x) = max((t − m)/(1 − m), c±·(m − t)/m) + μ‖x − a‖₂²
 are convex with unique argmin a and unique argmax b (m < 1/2), equal Φ, and
 g₊(z) − g₋(z) = 1 − ε′ ≥ (range)·(1 − 2ε′) after rescaling to [f_min, f_max].
 (In d = 1 this is the brief's pair with x_min = m, x_max = 1 reflected.)
+Near x_max (task D, d ≥ 2; :func:`local_pair`): with z = b − ρe_d, two ramps through b,
+r₋(x) = ⟨x − z, 1⟩/⟨b − z, 1⟩ (0 at z) and r₊(x) = 1 − ⟨b − x, n⟩/⟨b − a, n⟩ with
+n = (1, …, 1, η) (nearly flat along b − z), give f± = max(μ‖x − a‖₂², r±): convex, unique argmin
+a and argmax b, f₊(z) − f₋(z) ≥ 1 − 2ε′.
 Proof: ``proofs/convex.py``; tests: ``tests/theory/test_convex.py``.
 """
 
@@ -33,6 +37,38 @@ from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 from numpy.typing import ArrayLike
 from scipy.optimize import linprog
+
+
+def local_pair(phi: Visualization, eps: float) -> tuple[ExpressionFunction, ExpressionFunction, Array]:
+    """(f₊, f₋, z): convex members with Φ = phi (x_max = 1, the all-ones vertex; x_min = a
+    with a < 1 coordinate-wise; d ≥ 2) whose values at z = x_max − ρe_d differ by ≥ R − 2ε,
+    where ρ = LOCAL_RADIUS (see the module docstring)."""
+    from fvtrust.theory.tasks import LOCAL_RADIUS
+
+    d = phi.d
+    a_f, b_f = np.asarray(phi.x_min, float), np.asarray(phi.x_max, float)
+    if d < 2 or not np.all(b_f == 1) or not np.all(a_f < 1):
+        raise ValueError("the local pair needs d >= 2, x_max = (1, …, 1) and x_min < x_max")
+    R = phi.range
+    e = rational(check_eps(eps, R) / R)
+    xs = cube_symbols(d)
+    a = [rational(v) for v in a_f]
+    rho = rational(LOCAL_RADIUS)
+    z = [sp.Integer(1)] * (d - 1) + [1 - rho]
+    dist2 = sum(((zi - ai) ** 2 for zi, ai in zip(z, a, strict=True)), sp.Integer(0))
+    mu = e / (2 * sum(((1 - ai) ** 2 for ai in a), dist2))  # μ‖z − a‖² ≤ ε′/2, μ‖b − a‖² < 1
+    quad = mu * sum(((x - ai) ** 2 for x, ai in zip(xs, a, strict=True)), sp.Integer(0))
+    down = sum((x - zi for x, zi in zip(xs, z, strict=True)), sp.Integer(0)) / rho
+    # r₊(z) = 1 − ρη/⟨b − a, n⟩ ≥ 1 − ε′/2 for η = ε′·min_i(1 − a_i)/(2ρ)
+    eta = e * min(1 - ai for ai in a) / (2 * rho)
+    n = [sp.Integer(1)] * (d - 1) + [eta]
+    span = sum(((1 - ai) * ni for ai, ni in zip(a, n, strict=True)), sp.Integer(0))
+    up = 1 - sum(((1 - x) * ni for x, ni in zip(xs, n, strict=True)), sp.Integer(0)) / span
+    lo, scale = rational(phi.v_min), rational(R)
+    plus = ExpressionFunction(lo + scale * sp.Max(quad, up), d, "f+")
+    minus = ExpressionFunction(lo + scale * sp.Max(quad, down), d, "f-")
+    return plus, minus, np.array([float(v) for v in z])
+
 
 #: m: where along z → b the minimum sits (any m < 1/2 works; 3/10 keeps a on the grid).
 MIN_POSITION = sp.Rational(3, 10)
@@ -175,7 +211,10 @@ class Convex(FunctionClass):
 
     def explicit_witness(self, task: Task, eps: float) -> Witness | None:
         if task is Task.LOCAL:
-            return None  # the LP builds the steep-near-x_max pair
+            if self.d < 2:
+                return None  # d = 1: the LP on the grid
+            plus, minus, zq = local_pair(self.canonical_phi(), eps)
+            return Witness(task, plus, minus, self.canonical_phi(), (zq,), "construction")
         z = np.zeros(self.d)
         pair = self.counterexample_pair(self.canonical_phi(), z, eps)
         if task is Task.AFC:

@@ -210,6 +210,33 @@ def band_pair(phi: Visualization, L: float, eps: float) -> tuple[ExpressionFunct
     return ExpressionFunction(plus, d, "f+"), ExpressionFunction(minus, d, "f-")
 
 
+def afc_pair(phi: Visualization, L: float, eps: float, z: ArrayLike,
+             z2: ArrayLike) -> tuple[ExpressionFunction, ExpressionFunction]:
+    """Two members with Φ that order (z, z′) oppositely by nearly R (task C, large L): the low
+    envelope g = max(f_min + δ‖x − a‖₁, f_max − L‖x − b‖₁) with a tent of height R − ε and
+    ℓ1 radius r = R/L raised at z (f₊) or at z′ (f₋):
+    f± = max(g, f_min + (R − ε)·max(0, 1 − ‖x − q±‖₁/r)). Lipschitz L (max of L-Lipschitz
+    pieces), unique argmin a and argmax b (the tents stay below f_max and away from a, b)."""
+    z, z2 = ensure_query(z, phi.d), ensure_query(z2, phi.d)
+    R = phi.range
+    r = R / L
+    for name, q in (("z", z), ("z'", z2)):
+        if min(float(l1(q, phi.x_min)), float(l1(q, phi.x_max))) <= r:
+            raise ValueError(f"query {name}={q.tolist()} is within R/L = {r:g} of an extreme")
+    if float(l1(z, z2)) < r:
+        raise ValueError(f"the queries are closer than R/L = {r:g}: one tent would lift both")
+    d = phi.d
+    delta = rational(eps) / d
+    lo, hi, lip = rational(phi.v_min), rational(phi.v_max), rational(L)
+    low = sp.Max(lo + delta * l1_expr(phi.x_min), hi - lip * l1_expr(phi.x_max))
+    height, radius = rational(R) - rational(eps), rational(r)
+
+    def lifted(q: np.ndarray, name: str) -> ExpressionFunction:
+        tent = sp.Max(0, 1 - l1_expr(q) / radius)
+        return ExpressionFunction(sp.Max(low, lo + height * tent), d, name)
+    return lifted(z, "f+"), lifted(z2, "f-")
+
+
 class Lipschitz(FunctionClass):
     """Units with ℓ1-Lipschitz constant L ≤ κ·R/d (scale-free; κ ≥ 1)."""
 
@@ -331,7 +358,14 @@ class Lipschitz(FunctionClass):
     def explicit_witness(self, task: Task, eps: float) -> Witness | None:
         phi = self.canonical_phi()
         if task is Task.AFC:
-            return None  # the envelopes never swap order: the LP finds the flip
+            # tents at two far corners; for small κ they reach the extremes (None: no pair)
+            z, z2 = np.zeros(self.d), np.ones(self.d)
+            z[0], z2[0] = 1.0, 0.0
+            try:
+                plus, minus = afc_pair(phi, self.lipschitz_constant(phi), eps, z, z2)
+            except ValueError:
+                return None
+            return Witness(task, plus, minus, phi, (z, z2), "construction")
         z = np.ones(self.d)
         if task is Task.LOCAL:
             z[0] -= 0.1
