@@ -94,18 +94,29 @@ def _tabular(header: list[str], rows: list[list[str]]) -> str:
 
 def part_theory(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
     from fvtrust.theory.table import compute_table
+    from fvtrust.theory.variants import compute_variant_table
 
     table = compute_table(samples=settings["samples"], progress=True)
     table.write(out)
+    variants = compute_variant_table(table, samples=settings["samples"])
+    variants.write(out)
     text = ("Every entry is computed by \\texttt{fvtrust theory}. \\ding{55} impossible: a pair of "
             "class members with equal $\\Phi$, verified on the continuous cube (ReLU and ERM "
-            "networks: exact MILP extremes with a certified gap $\\eta$), or by the exact grid LP for "
-            "polyhedral classes, forces every decoder to the score shown. \\ding{51} reliable: the "
+            "networks: exact MILP extremes with a certified gap $\\eta$; closed forms: z3), "
+            "forces every decoder to the score shown. \\ding{51} reliable: the "
             "class decoder's proven worst case over every $\\Phi$ and member, cross-checked by the "
             "grid LP maximized over all placements of $\\Phi$. ? open: no proof either way. Scores "
             "are normalized errors, accuracies for 2-AFC; chance $=0.5$.\n\n"
-            "\\begin{center}\\scriptsize\n" + table.to_latex() + "\n\\end{center}\n")
-    return PartOutput(json.loads(table.to_json()), [], text)
+            "\\begin{center}\\scriptsize\n" + table.to_latex() + "\n\\end{center}\n"
+            "\n\\noindent The same classes under the $\\Phi$ variants: max-only "
+            "($x_{\\max}$, $f(x_{\\max})$) and approximate extremes (any $\\hat x$ within "
+            f"$\\eta R$ of the extremes, $\\eta = {variants.eta:g}$). Impossible cells carry over "
+            "(the same pair); scores are normalized by each member's own range "
+            "(\\texttt{theory/variants.py}; the proof ``$\\Phi$ variants'' below).\n\n"
+            "\\begin{center}\\scriptsize\n" + variants.to_latex() + "\n\\end{center}\n")
+    results = json.loads(table.to_json())
+    results["variants"] = json.loads(variants.to_json())
+    return PartOutput(results, [], text)
 
 
 def part_proofs(out: Path, settings: dict[str, Any], device: str) -> PartOutput:

@@ -11,14 +11,19 @@ from pathlib import Path
 
 def _cmd_theory(args: argparse.Namespace) -> int:
     from fvtrust.theory.table import compute_table
+    from fvtrust.theory.variants import compute_variant_table
 
     table = compute_table(eps=args.eps, samples=args.samples, progress=True)
     print(table.to_markdown())
-    paths = table.write(args.out)
+    variants = compute_variant_table(table, eps=args.eps, samples=args.samples)
+    print("\nThe same classes under the Φ variants (max-only, approximate extremes):\n")
+    print(variants.to_markdown())
+    paths = table.write(args.out) + variants.write(args.out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     # Open cells (no proof either way) are reported as such; a construction that fails its
     # own verification is an error.
-    broken = [f"{e.class_key}/{e.task}" for e in table.entries if e.checks and not all(e.checks.values())]
+    cells = [*table.entries, *(e for es in variants.entries.values() for e in es)]
+    broken = [f"{e.class_key}/{e.task}" for e in cells if e.checks and not all(e.checks.values())]
     if broken:
         print(f"fvtrust: error: constructions failed their checks: {', '.join(broken)}", file=sys.stderr)
     return 1 if broken else 0

@@ -13,7 +13,7 @@ from fvtrust.proofs.base import Proof, ProofReport, Step, run_proof
 
 #: Order of presentation: chance, engine, building blocks, then one theorem per class.
 MODULES = ["proposition1_chance", "indistinguishability", "tent", "closure", "all_functions",
-           "relu_networks", "erm", "lipschitz", "monotone", "convex", "affine", "constant"]
+           "relu_networks", "erm", "lipschitz", "monotone", "convex", "affine", "constant", "variants"]
 
 
 def all_proofs() -> list[Proof]:

@@ -55,6 +55,12 @@ def _mutate(key: str, monkeypatch) -> None:
     elif key == "lipschitz":
         monkeypatch.setattr(proof_lipschitz, "worst_case_error",
                             lambda kappa, d, task: (min(0.5, (kappa - 1) / 2), True))
+    elif key == "variants":
+        # the scale pair with equal slopes: no gap between its members
+        from fvtrust.proofs import variants as proof_variants
+        from fvtrust.theory.variants import scale_pair
+
+        monkeypatch.setattr(proof_variants, "scale_pair", lambda d, z, eps: scale_pair(d, z, 1.0))
     else:  # a new proof module needs its mutation here
         raise AssertionError(f"no mutation for proof module {key!r}")
 
