@@ -113,7 +113,8 @@ def part_theory(out: Path, settings: dict[str, Any], device: str) -> PartOutput:
             f"$\\eta R$ of the extremes, $\\eta = {variants.eta:g}$). Impossible cells carry over "
             "(the same pair); scores are normalized by each member's own range "
             "(\\texttt{theory/variants.py}; the proof ``$\\Phi$ variants'' below).\n\n"
-            "\\begin{center}\\scriptsize\n" + variants.to_latex() + "\n\\end{center}\n")
+            "\\begin{center}\\scriptsize\\setlength{\\tabcolsep}{2pt}\n" + variants.to_latex()
+            + "\n\\end{center}\n")
     results = json.loads(table.to_json())
     results["variants"] = json.loads(variants.to_json())
     return PartOutput(results, [], text)
