@@ -16,7 +16,7 @@ from fvtrust.proofs.base import (
     z3_step,
 )
 from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from fvtrust.theory.classes.lipschitz import afc_margins, lp_worst_case, worst_case_error
+from fvtrust.theory.classes.lipschitz import afc_margins, lp_afc_flip, lp_worst_case, worst_case_error
 from fvtrust.theory.decoders import lipschitz_band
 from fvtrust.theory.minimax import minimax_errors
 from fvtrust.theory.tasks import AFC_MARGIN, Task
@@ -125,6 +125,14 @@ def check() -> list[Step]:
             f"z3 optimum {margins.band_decoder_wrong} (flip {margins.flip}); at its witness "
             f"a={w['a'].round(3).tolist()}, b={w['b'].round(3).tolist()}, z={w['z'].round(3).tolist()}, "
             f"z'={w['w'].round(3).tolist()} the band gives gap {gap:.6f}"))
+    # the grid LP cross-check: every Φ placement and query pair on the 4-point grid (which
+    # holds z3's optimizer for κ = 1.2) reaches the same flip, never more
+    lp_flip, lp_phi, (zq, zq2) = lp_afc_flip(KAPPA_SMALL, 2, 4)
+    steps.append(numeric_step(
+        f"2-AFC kappa = {KAPPA_SMALL:g}, d = 2: grid LP flip over every Phi and pair (4-grid) = z3's 1/5",
+        abs(lp_flip - 0.2) < 1e-9,
+        f"LP {lp_flip:.6f} at x_min={lp_phi.x_min.round(3).tolist()}, "
+        f"x_max={lp_phi.x_max.round(3).tolist()}, z={zq.round(3).tolist()}, z'={zq2.round(3).tolist()}"))
     big = Lipschitz(KAPPA_LARGE)
     steps += witness_steps(big, big.explicit_witness(Task.AFC, 1e-3),
                            f"kappa = {KAPPA_LARGE:g}, 2-AFC tents at (1, 0) and (0, 1)")

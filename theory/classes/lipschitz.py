@@ -82,7 +82,8 @@ def worst_case_error(kappa: float, d: int, task: Task) -> tuple[float, bool]:
 class AfcMargins:
     """Task C for the class Lip·d ≤ κR, exact on the continuous cube (z3, R = 1). Every
     consistent member satisfies ℓ ≤ f ≤ u and f(z) − f(z′) ≤ L‖z − z′‖₁, and the extension
-    theorem (McShane) realizes every value choice that satisfies these, so
+    theorem (McShane) realizes every value choice that satisfies these (up to making the
+    extremes unique, which costs an arbitrarily small slack), so
 
     * `flip` = max over Φ, z, z′ of min(u(z) − ℓ(z′), u(z′) − ℓ(z), L‖z − z′‖₁): the largest
       gap by which two members with one Φ can order a pair oppositely;
@@ -164,6 +165,33 @@ def afc_reliable_below(d: int, tol: float = 1e-6) -> float:
             raise RuntimeError(f"z3 could not decide kappa={mid} in d={d}")
         lo, hi = (mid, hi) if m.band_decoder_wrong < AFC_MARGIN else (lo, mid)
     return lo
+
+
+def lp_afc_flip(kappa: float, d: int, n: int) -> tuple[float, Visualization, tuple[Any, Any]]:
+    """The exact grid LP cross-check of :attr:`AfcMargins.flip`: over every placement of Φ
+    on the n-point grid (R = 1) and every pair of grid queries, the largest t such that one
+    member has f(z) − f(z′) ≥ t and another f(z′) − f(z) ≥ t. Returns (t, Φ, (z, z′))."""
+    from fvtrust.theory.minimax import difference_range
+
+    cls = Lipschitz(kappa, d=d, n=n)
+    pts = cls.grid.points
+    canonical = np.flatnonzero(np.all(pts <= 0.5 + 1e-12, axis=1) & np.all(np.diff(pts, axis=1) >= 0, axis=1))
+    best, best_phi, best_pair = -1.0, None, (None, None)
+    for i in canonical:
+        for j in range(len(pts)):
+            if i == j or float(l1(pts[i], pts[j])) < d / kappa - 1e-12:
+                continue
+            phi = from_extremes(pts[i], pts[j], 0.0, 1.0)
+            cons = cls.grid_constraints(cls.grid, phi)
+            for p in range(len(pts)):
+                for q in range(p + 1, len(pts)):
+                    rng = difference_range(cons, cls.grid, phi, pts[p], pts[q])
+                    t = min(rng.high, -rng.low)
+                    if t > best:
+                        best, best_phi, best_pair = t, phi, (pts[p], pts[q])
+    if best_phi is None:
+        raise ValueError(f"no Φ on a {n}-point grid is consistent with kappa={kappa} in d={d}")
+    return best, best_phi, best_pair
 
 
 def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tuple[float, Visualization]:
@@ -384,7 +412,7 @@ class Lipschitz(FunctionClass):
             margins = afc_margins(self.kappa, self.d)
             if margins is None or margins.band_decoder_wrong >= AFC_MARGIN:
                 return None
-            return ProvenBound(1.0, True, "z3 on the cube, proofs/lipschitz.py")
+            return ProvenBound(1.0, True, "z3 on the cube, grid-LP cross-check: proofs/lipschitz.py")
         if self.kappa >= chance_threshold(self.d):
             return None
         score, tight = worst_case_error(self.kappa, self.d, task)
