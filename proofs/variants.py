@@ -12,6 +12,7 @@ from fvtrust.theory.variants import (
     ApproxBandDecoder,
     SecantDecoder,
     Variant,
+    max_only_afc_pair,
     sampled_score,
     scale_pair,
 )
@@ -23,7 +24,9 @@ under both. (ii) Max-only, affine units and $L$-Lipschitz units: predicting $f$ 
 $x_{\max}$ is impossible (normalized error $\to 1$); near $x_{\max}$ the decoder $f(x_{\max})$ errs
 by at most $\rho$ (affine) or $\kappa\rho/d$ (Lipschitz). (iii) $\Phi_\eta$, affine units in
 $d = 1$: exact. (iv) $\Phi_\eta$, $L d \le \kappa R$, $d \ge 2$: the band decoder from the shown
-points errs by at most $\kappa/(1 - 2\eta) - 1$ (normalized)."""
+points errs by at most $\kappa/(1 - 2\eta) - 1$ (normalized); near $x_{\max}$, $f(\hat x_{\max})$
+errs by at most $\max(\eta, \rho)$ (affine) or $\max(\eta, \kappa\rho/d)$ (Lipschitz).
+(v) Max-only, $\kappa = 1.2$, $d = 2$: 2-AFC is at chance."""
 
 PROOF = r"""(i) $\Phi_{\max}$ is a function of $\Phi$, and the exact extremes are an admissible
 $\Phi_\eta$ answer, so a pair with equal $\Phi$ is shown identically. (ii) $f_s = f_{\max} -
@@ -38,7 +41,13 @@ f(\hat x_{\min}) \ge (1 - 2\eta)R > 0$, so two distinct points of the line are s
 $|f_{\max} - f(\hat x_{\max})|, |f_{\min} - f(\hat x_{\min})| \le \hat\eta\hat R$; the band from the
 shown points contains $f$ and, since
 $\|\hat x_{\min} - \hat x_{\max}\|_1 \ge \hat R/L \ge (1 - 2\eta)d/\kappa$, its half-width over
-$\hat R \le R$ is at most $\kappa' - 1$ as in the Lipschitz theorem."""
+$\hat R \le R$ is at most $\kappa' - 1$ as in the Lipschitz theorem. Near $x_{\max}$,
+$f(\hat x_{\max}) - f(z) = (f(\hat x_{\max}) - f_{\max}) + (f_{\max} - f(z)) \in
+[-\eta R, f_{\max} - f(z)]$ and (ii) bounds the last term. (v) Without $x_{\min}$, two members may
+put their minima at different points $a_1, a_2$; z3 maximizes
+$\min(u_{a_1}(z) - \ell_b(z'), u_{a_2}(z') - \ell_b(z), L\|z - z'\|_1)$ exactly (2/5, e.g. at
+$b = (1, 1)$, $a_1 = (0, \tfrac13)$, $a_2 = (\tfrac13, 0)$, $z = (1, 0)$, $z' = (0, 1)$), and the tilted upper
+envelopes from $a_1$ and $a_2$ realize it up to $2\varepsilon$."""
 
 
 def check() -> list[Step]:
@@ -68,6 +77,17 @@ def check() -> list[Step]:
         bound = pair.lower_bound()
         steps.append(numeric_step(f"{cls.key}: the scale pair forces normalized error >= 1/2",
                                   bound >= 0.5, f"(1 - eps)/(1 + eps) = {bound:.6f}"))
+    # (v) max-only 2-AFC, small L: the z3-optimal flip, as implemented members
+    pair = max_only_afc_pair(Lipschitz(KAPPA_SMALL))
+    if pair is None:
+        steps.append(Step("(v) max-only 2-AFC flip pair (kappa = 1.2)", False, "no pair"))
+    else:
+        for claim, ok in pair.verify(Lipschitz(KAPPA_SMALL)).items():
+            steps.append(numeric_step(f"(v) max-only 2-AFC pair: {claim}", ok,
+                                      "checked on the implementation"))
+        steps.append(numeric_step("(v) each member orders (z, z') its own way by >= R/4",
+                                  pair.flip() >= 0.25, f"flip {pair.flip():.6f} (z3 optimum 2/5, "
+                                  f"less the tilt); z={pair.z.tolist()}, z'={pair.z2.tolist()}"))
     # (iii), (iv) on the implemented decoders: sampled members, random admissible answers
     cls = Lipschitz(KAPPA_SMALL)
     worst = sampled_score(cls, Task.SUP, Variant.APPROX, ApproxBandDecoder(KAPPA_SMALL, TABLE_ETA), 20)

@@ -25,7 +25,10 @@ cell stays impossible, with the same verified pair. The other cells have their o
   L̂ = κR̂/((1 − 2η)d), f_max ≤ f(x̂_max) + η̂R̂ and f_min ≥ f(x̂_min) − η̂R̂ (η̂ = η/(1 − 2η)), the
   band from the shown points with L̂ and that slack contains f; as for Φ its normalized
   half-width is at most κ′ − 1, κ′ = κ/(1 − 2η), because ‖x̂_min − x̂_max‖₁ ≥ R̂/L ≥ (1 − 2η)d/κ
-  (:class:`ApproxBandDecoder`; tasks A, B, D).
+  (:class:`ApproxBandDecoder`; tasks A, B).
+* Φ_η near x_max (D), affine (d ≥ 2) and Lipschitz units: f(x̂_max) − f(z) lies in
+  [−ηR, f_max − f(z)], so p ≡ f(x̂_max) errs by at most max(η, ρ) (affine) or max(η, κρ/d)
+  (Lipschitz), normalized.
 
 Every other cell is open. Each reliable cell is cross-checked like the main table: the
 decoder's worst score on sampled members, with admissible Φ_η answers drawn at random.
@@ -37,7 +40,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fvtrust.theory.classes import all_classes
@@ -133,16 +138,28 @@ class ScalePair:
         gap = abs(float(self.f_one(self.z[None])[0] - self.f_eps(self.z[None])[0]))
         return gap / (self.phi_one.range + self.phi_eps.range)
 
+    source = ("scale pair f_max - s||x - x_max||_1/d, s = 1 and eps (normalized by each "
+              "member's own range; on the cube: z3)")
+
+    def at_chance(self) -> bool:
+        return self.lower_bound() >= 0.5
+
     def verify(self, cls: FunctionClass) -> dict[str, bool]:
-        same_max = bool(np.array_equal(self.phi_one.x_max, self.phi_eps.x_max)
-                        and self.phi_one.v_max == self.phi_eps.v_max)
-        return {
-            "f_1 in class": bool(cls.membership(self.f_one)),
-            "f_eps in class": bool(cls.membership(self.f_eps)),
-            "same max-only visualization (on the cube: z3)": same_max and all(
-                cube_certified_extremes(f, phi) for f, phi in
-                ((self.f_one, self.phi_one), (self.f_eps, self.phi_eps))),
-        }
+        return max_only_checks(cls, ((self.f_one, self.phi_one), (self.f_eps, self.phi_eps)))
+
+
+def max_only_checks(cls: FunctionClass,
+                    members: tuple[tuple[ExpressionFunction, Visualization], ...]) -> dict[str, bool]:
+    """Each member in the class, and one max-only view: each member's full Φ certified on
+    the cube by z3 (unique argmin and argmax), with the same x_max and f(x_max)."""
+    (f1, p1), (f2, p2) = members
+    same = bool(np.array_equal(p1.x_max, p2.x_max) and p1.v_max == p2.v_max)
+    return {
+        f"{f1.name} in class": bool(cls.membership(f1)),
+        f"{f2.name} in class": bool(cls.membership(f2)),
+        "same max-only visualization (on the cube: z3)": same and all(
+            cube_certified_extremes(f, p) for f, p in members),
+    }
 
 
 def scale_pair(d: int, z: Array, eps: float) -> ScalePair:
@@ -157,6 +174,93 @@ def scale_pair(d: int, z: Array, eps: float) -> ScalePair:
     return ScalePair(f1, fe, p1, pe, np.asarray(z, dtype=float), eps)
 
 
+@dataclass(frozen=True)
+class MaxOnlyFlip:
+    """Two members with one Φ_max (their minima elsewhere) ordering (z, z′) oppositely, each
+    by ≥ AFC_MARGIN of its own range: every 2-AFC decoder is at chance."""
+
+    f_one: ExpressionFunction
+    f_two: ExpressionFunction
+    phi_one: Visualization
+    phi_two: Visualization
+    z: Array
+    z2: Array
+    source = ("two members with one max-only view, minima at different points (z3 on the "
+              "cube: optimum of the flip, then the tilted upper envelopes)")
+
+    def flip(self) -> float:
+        """min((f₁(z) − f₁(z′))/R₁, (f₂(z′) − f₂(z))/R₂)."""
+        z, z2 = self.z[None], self.z2[None]
+        return min(float(self.f_one(z)[0] - self.f_one(z2)[0]) / self.phi_one.range,
+                   float(self.f_two(z2)[0] - self.f_two(z)[0]) / self.phi_two.range)
+
+    def lower_bound(self) -> float:
+        from fvtrust.theory.tasks import AFC_MARGIN
+
+        return 0.5 if self.flip() >= AFC_MARGIN - 1e-12 else 1.0
+
+    def at_chance(self) -> bool:
+        return self.lower_bound() <= 0.5
+
+    def verify(self, cls: FunctionClass) -> dict[str, bool]:
+        return max_only_checks(cls, ((self.f_one, self.phi_one), (self.f_two, self.phi_two)))
+
+
+def max_only_afc_pair(cls: Lipschitz, eps: float = TABLE_EPS) -> MaxOnlyFlip | None:
+    """Maximize the max-only 2-AFC flip exactly with z3 over x_max = b, two minima a₁, a₂ and a
+    pair (z, z′) (R = 1): min(u_{a₁}(z) − ℓ_b(z′), u_{a₂}(z′) − ℓ_b(z), L‖z − z′‖₁); when it
+    reaches AFC_MARGIN, the members are the tilted upper envelopes
+    min(1 − δ‖x − b‖₁, L‖x − a_i‖₁) (:func:`~theory.classes.lipschitz.band_pair`). None: z3
+    missing or undecided, or the flip stays below the margin."""
+    from fvtrust.theory.classes.lipschitz import band_pair
+    from fvtrust.theory.tasks import AFC_MARGIN
+
+    try:
+        import z3
+    except ImportError:
+        return None
+    d = cls.d
+    s = z3.RealVal(Fraction(cls.kappa).limit_denominator(10**9)) / d
+    pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in ("a1", "a2", "b", "z", "w")}
+    opt = z3.Optimize()
+    opt.set("timeout", 60_000)
+    for xs in pts.values():
+        for x in xs:
+            opt.add(x >= 0, x <= 1)
+
+    def dist(p: str, q: str) -> Any:
+        return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(pts[p], pts[q], strict=True)])
+
+    def upper(p: str, a: str) -> Any:
+        return z3.If(s * dist(p, a) <= 1, s * dist(p, a), z3.RealVal(1))
+
+    def lower(p: str) -> Any:
+        return z3.If(1 - s * dist(p, "b") >= 0, 1 - s * dist(p, "b"), z3.RealVal(0))
+    opt.add(s * dist("a1", "b") >= 1, s * dist("a2", "b") >= 1)
+    t = z3.Real("t")
+    opt.add(t <= upper("z", "a1") - lower("w"), t <= upper("w", "a2") - lower("z"),
+            t <= s * dist("z", "w"))
+    opt.maximize(t)
+    if opt.check() != z3.sat:
+        return None
+    model = opt.model()
+
+    def value(e: Any) -> float:
+        v = model.eval(e, model_completion=True)
+        return v.numerator_as_long() / v.denominator_as_long()
+    if value(t) < AFC_MARGIN + 2 * eps:  # the tilt costs up to 2ε of the flip
+        return None
+    at = {n: np.array([value(x) for x in xs]) for n, xs in pts.items()}
+    L = cls.kappa / d
+    members = []
+    for key, name in (("a1", "f_1"), ("a2", "f_2")):
+        phi = from_extremes(at[key], at["b"], 0.0, 1.0)
+        plus, _ = band_pair(phi, L, eps)
+        members.append((ExpressionFunction(plus.expression, d, name), phi))
+    (f1, p1), (f2, p2) = members
+    return MaxOnlyFlip(f1, f2, p1, p2, at["z"], at["w"])
+
+
 # -- per-class arguments ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class VariantArgument:
@@ -165,7 +269,7 @@ class VariantArgument:
 
     bound: ProvenBound | None = None
     decoder: Decoder | None = None
-    pair: ScalePair | None = None
+    pair: ScalePair | MaxOnlyFlip | None = None
 
 
 def variant_argument(cls: FunctionClass, task: Task, variant: Variant,
@@ -181,6 +285,10 @@ def variant_argument(cls: FunctionClass, task: Task, variant: Variant,
         if affine_d1:
             return VariantArgument(ProvenBound(1.0 if task is Task.AFC else 0.0, True, doc),
                                    SecantDecoder())
+        if task is Task.LOCAL and isinstance(cls, Affine | Lipschitz):
+            # f(x̂_max) − f(z) = (f(x̂_max) − f_max) + (f_max − f(z)) ∈ [−ηR, (near-max bound)·R]
+            near = cls.kappa * LOCAL_RADIUS / cls.d if isinstance(cls, Lipschitz) else LOCAL_RADIUS
+            return VariantArgument(ProvenBound(max(eta, near), False, doc), MaxValueDecoder())
         if isinstance(cls, Lipschitz) and cls.d >= 2 and task is not Task.AFC:
             bound = min(0.5 + eta / (1 - 2 * eta), cls.kappa / (1 - 2 * eta) - 1)
             return VariantArgument(ProvenBound(bound, False, doc), ApproxBandDecoder(cls.kappa, eta))
@@ -195,6 +303,9 @@ def variant_argument(cls: FunctionClass, task: Task, variant: Variant,
             return VariantArgument(ProvenBound(bound, affine_d1, doc), MaxValueDecoder())
         if affine_d1:
             return VariantArgument(ProvenBound(1.0, True, doc), NearerToMaxDecoder())
+        if isinstance(cls, Lipschitz):
+            pair = max_only_afc_pair(cls, eps)
+            return None if pair is None else VariantArgument(pair=pair)
     return None
 
 
@@ -264,11 +375,9 @@ def variant_entry(cls: FunctionClass, task: Task, variant: Variant, base: TableE
                           "no proof either way")
     if arg.pair is not None:
         checks = arg.pair.verify(cls)
-        bound = arg.pair.lower_bound()
-        verdict = "impossible" if bound >= 0.5 and all(checks.values()) else "open"
-        return TableEntry(cls.key, task.value, verdict, bound, CHANCE[task],
-                          "scale pair f_max - s||x - x_max||_1/d, s = 1 and eps (normalized by "
-                          "each member's own range; on the cube: z3)", checks)
+        verdict = "impossible" if arg.pair.at_chance() and all(checks.values()) else "open"
+        return TableEntry(cls.key, task.value, verdict, arg.pair.lower_bound(), CHANCE[task],
+                          arg.pair.source, checks)
     assert arg.bound is not None and arg.decoder is not None
     sampled = sampled_score(cls, task, variant, arg.decoder, samples, eta)
     within = sampled >= arg.bound.score - 1e-9 if task is Task.AFC else sampled <= arg.bound.score + 1e-9

@@ -29,11 +29,11 @@ def table():
 def test_patterns(table):
     assert table.pattern(Variant.MAX_ONLY) == {
         "all": "IIII", "relu": "IIII", "erm": "IIII", "lipschitz_large": "IIII",
-        "lipschitz_small": "II?R", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
+        "lipschitz_small": "IIIR", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
         "affine_d1": "IIRR", "constant": "RRRR"}
     assert table.pattern(Variant.APPROX) == {
         "all": "IIII", "relu": "IIII", "erm": "IIII", "lipschitz_large": "IIII",
-        "lipschitz_small": "RR?R", "monotone": "IIII", "convex": "IIII", "affine": "III?",
+        "lipschitz_small": "RR?R", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
         "affine_d1": "RRRR", "constant": "RRRR"}
 
 
@@ -49,6 +49,8 @@ def test_reliable_cells_are_proven_and_cross_checked(table):
     e = table.entry(Variant.APPROX, "lipschitz_small", "A")
     assert e.score == pytest.approx(KAPPA_SMALL / (1 - 2 * TABLE_ETA) - 1) and "proven bound" in e.source
     assert table.entry(Variant.MAX_ONLY, "lipschitz_small", "D").score == pytest.approx(0.06)
+    assert table.entry(Variant.APPROX, "lipschitz_small", "D").score == pytest.approx(0.06)
+    assert table.entry(Variant.APPROX, "affine", "D").score == pytest.approx(LOCAL_RADIUS)
     assert table.entry(Variant.MAX_ONLY, "affine_d1", "D").score == pytest.approx(LOCAL_RADIUS)
     for v in Variant:
         for e in table.entries[v.value]:
@@ -123,8 +125,38 @@ def test_eta_must_be_below_one_half():
         compute_variant_table(eta=0.5)
 
 
+def test_max_only_2afc_flip_pair_for_small_L_is_verified_on_the_cube():
+    from fvtrust.theory.tasks import AFC_MARGIN
+    from fvtrust.theory.variants import max_only_afc_pair
+
+    pair = max_only_afc_pair(SMALL)
+    assert pair is not None and all(pair.verify(SMALL).values())
+    assert pair.flip() >= AFC_MARGIN and pair.lower_bound() == 0.5
+    # the two members differ only where the decoder cannot look: their minima
+    assert not np.array_equal(pair.phi_one.x_min, pair.phi_two.x_min)
+    assert pair.phi_one.max_only().same_as(pair.phi_two.max_only())
+    assert max_only_afc_pair(Lipschitz(1.1)) is None  # flip below the margin: no pair, no claim
+
+
 def test_open_cells_show_no_score_and_the_table_is_written(table, tmp_path):
-    e = table.entry(Variant.MAX_ONLY, "lipschitz_small", Task.AFC)
+    e = table.entry(Variant.APPROX, "lipschitz_small", Task.AFC)
     assert e.verdict == "open" and e.cell == "? open" and e.source == "no proof either way"
     paths = table.write(tmp_path)
     assert "lipschitz_small" in paths[0].read_text() and "? open" in paths[1].read_text()
+
+
+@given(st.sampled_from([SMALL, Affine(d=2)]).flatmap(lambda c: st.tuples(st.just(c), c.strategy())),
+       st.integers(0, 2**31 - 1))
+def test_approximate_max_value_near_x_max_meets_its_bound(cls_and_f, seed):
+    cls, f = cls_and_f
+    phi = cls.visualize(f)
+    rng = np.random.default_rng(seed)
+    pts = rng.random((3000, cls.d))
+    values = f(pts)
+    admissible = np.flatnonzero(values >= phi.v_max - TABLE_ETA * phi.range)
+    shown = [phi.v_max] + ([float(values[rng.choice(admissible)])] if len(admissible) else [])
+    near = pts[np.abs(pts - phi.x_max).sum(1) <= LOCAL_RADIUS]
+    near_bound = KAPPA_SMALL * LOCAL_RADIUS / cls.d if cls is SMALL else LOCAL_RADIUS
+    for v in shown:
+        err = np.abs(v - f(near)) if len(near) else np.zeros(1)
+        assert err.max() <= max(TABLE_ETA, near_bound) * phi.range + 1e-9
