@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import sympy as sp
 from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
 from fvtrust.theory.classes import KAPPA_SMALL, Affine, Lipschitz
+from fvtrust.theory.classes.lipschitz import afc_margins
 from fvtrust.theory.tasks import Task
 from fvtrust.theory.variants import (
     TABLE_ETA,
@@ -26,7 +29,8 @@ by at most $\rho$ (affine) or $\kappa\rho/d$ (Lipschitz). (iii) $\Phi_\eta$, aff
 $d = 1$: exact. (iv) $\Phi_\eta$, $L d \le \kappa R$, $d \ge 2$: the band decoder from the shown
 points errs by at most $\kappa/(1 - 2\eta) - 1$ (normalized); near $x_{\max}$, $f(\hat x_{\max})$
 errs by at most $\max(\eta, \rho)$ (affine) or $\max(\eta, \kappa\rho/d)$ (Lipschitz).
-(v) Max-only, $\kappa = 1.2$, $d = 2$: 2-AFC is at chance."""
+(v) Max-only, $\kappa = 1.2$, $d = 2$: 2-AFC is at chance. (vi) $\Phi_\eta$, $\kappa = 1.2$,
+$\eta = 0.01$, $d = 2$: the band decoder of (iv) answers every 2-AFC trial correctly."""
 
 PROOF = r"""(i) $\Phi_{\max}$ is a function of $\Phi$, and the exact extremes are an admissible
 $\Phi_\eta$ answer, so a pair with equal $\Phi$ is shown identically. (ii) $f_s = f_{\max} -
@@ -47,7 +51,10 @@ $f(\hat x_{\max}) - f(z) = (f(\hat x_{\max}) - f_{\max}) + (f_{\max} - f(z)) \in
 put their minima at different points $a_1, a_2$; z3 maximizes
 $\min(u_{a_1}(z) - \ell_b(z'), u_{a_2}(z') - \ell_b(z), L\|z - z'\|_1)$ exactly (2/5, e.g. at
 $b = (1, 1)$, $a_1 = (0, \tfrac13)$, $a_2 = (\tfrac13, 0)$, $z = (1, 0)$, $z' = (0, 1)$), and the tilted upper
-envelopes from $a_1$ and $a_2$ realize it up to $2\varepsilon$."""
+envelopes from $a_1$ and $a_2$ realize it up to $2\varepsilon$. (vi) With $\hat R = 1$:
+$f(z) - f(z') \le \min(\hat u(z) - \hat\ell(z'), \hat L\|z - z'\|_1)$ for the band of (iv), and z3
+maximizes this over every shown view and pair with $\hat m(z) \le \hat m(z')$ exactly: $11/49 < 1/4$,
+while a trial needs a gap of $R/4 \ge \hat R/4$."""
 
 
 def check() -> list[Step]:
@@ -88,6 +95,15 @@ def check() -> list[Step]:
         steps.append(numeric_step("(v) each member orders (z, z') its own way by >= R/4",
                                   pair.flip() >= 0.25, f"flip {pair.flip():.6f} (z3 optimum 2/5, "
                                   f"less the tilt); z={pair.z.tolist()}, z'={pair.z2.tolist()}"))
+    # (vi) 2-AFC from approximate extremes: z3's exact largest misordered gap (R_hat = 1)
+    eta_hat = TABLE_ETA / (1 - 2 * TABLE_ETA)
+    margins = afc_margins(KAPPA_SMALL / (1 - 2 * TABLE_ETA), 2, slack=eta_hat)
+    steps.append(numeric_step(
+        "(vi) approximate extremes, 2-AFC (kappa = 1.2, eta = 0.01): the band from the shown "
+        "points misorders no gap of R/4",
+        margins is not None and margins.band_decoder_wrong < Fraction(1, 4),
+        "z3 undecided" if margins is None else
+        f"largest misordered gap {margins.band_decoder_wrong} R_hat < 1/4 <= R/(4 R_hat)"))
     # (iii), (iv) on the implemented decoders: sampled members, random admissible answers
     cls = Lipschitz(KAPPA_SMALL)
     worst = sampled_score(cls, Task.SUP, Variant.APPROX, ApproxBandDecoder(KAPPA_SMALL, TABLE_ETA), 20)

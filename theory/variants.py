@@ -25,13 +25,17 @@ cell stays impossible, with the same verified pair. The other cells have their o
   L̂ = κR̂/((1 − 2η)d), f_max ≤ f(x̂_max) + η̂R̂ and f_min ≥ f(x̂_min) − η̂R̂ (η̂ = η/(1 − 2η)), the
   band from the shown points with L̂ and that slack contains f; as for Φ its normalized
   half-width is at most κ′ − 1, κ′ = κ/(1 − 2η), because ‖x̂_min − x̂_max‖₁ ≥ R̂/L ≥ (1 − 2η)d/κ
-  (:class:`ApproxBandDecoder`; tasks A, B).
+  (:class:`ApproxBandDecoder`; tasks A, B). 2-AFC: f(z) − f(z′) ≤ min(û(z) − ℓ̂(z′), L̂‖z − z′‖₁),
+  and z3 maximizes that over every shown view and pair the band decoder misorders, exactly
+  on the cube (:func:`~theory.classes.lipschitz.afc_margins` with κ′ and the widened caps):
+  11/49 R̂ < R/4 for κ = 1.2, η = 0.01, d = 2, so it answers every trial correctly.
 * Φ_η near x_max (D), affine (d ≥ 2) and Lipschitz units: f(x̂_max) − f(z) lies in
   [−ηR, f_max − f(z)], so p ≡ f(x̂_max) errs by at most max(η, ρ) (affine) or max(η, κρ/d)
   (Lipschitz), normalized.
 
-Every other cell is open. Each reliable cell is cross-checked like the main table: the
-decoder's worst score on sampled members, with admissible Φ_η answers drawn at random.
+Every other cell is open (none is, at the table's κ and η). Each reliable cell is
+cross-checked like the main table: the decoder's worst score on sampled members, with
+admissible Φ_η answers drawn at random.
 Tests: ``tests/theory/test_variants.py``.
 """
 
@@ -289,6 +293,8 @@ def variant_argument(cls: FunctionClass, task: Task, variant: Variant,
             # f(x̂_max) − f(z) = (f(x̂_max) − f_max) + (f_max − f(z)) ∈ [−ηR, (near-max bound)·R]
             near = cls.kappa * LOCAL_RADIUS / cls.d if isinstance(cls, Lipschitz) else LOCAL_RADIUS
             return VariantArgument(ProvenBound(max(eta, near), False, doc), MaxValueDecoder())
+        if isinstance(cls, Lipschitz) and task is Task.AFC:
+            return _approx_afc_argument(cls, eta, doc)
         if isinstance(cls, Lipschitz) and cls.d >= 2 and task is not Task.AFC:
             bound = min(0.5 + eta / (1 - 2 * eta), cls.kappa / (1 - 2 * eta) - 1)
             return VariantArgument(ProvenBound(bound, False, doc), ApproxBandDecoder(cls.kappa, eta))
@@ -307,6 +313,21 @@ def variant_argument(cls: FunctionClass, task: Task, variant: Variant,
             pair = max_only_afc_pair(cls, eps)
             return None if pair is None else VariantArgument(pair=pair)
     return None
+
+
+def _approx_afc_argument(cls: Lipschitz, eta: float, doc: str) -> VariantArgument | None:
+    """2-AFC from approximate extremes: z3 bounds the largest gap the band from the shown
+    points misorders (κ′ = κ/(1 − 2η), caps widened by η̂, R̂ = 1); below γ = 1/4 ≤ γR/R̂ it
+    answers every trial correctly."""
+    from fvtrust.theory.classes.lipschitz import afc_margins
+    from fvtrust.theory.tasks import AFC_MARGIN
+
+    margins = afc_margins(cls.kappa / (1 - 2 * eta), cls.d, slack=eta / (1 - 2 * eta))
+    if margins is None or margins.band_decoder_wrong >= AFC_MARGIN:
+        return None
+    return VariantArgument(ProvenBound(1.0, True, f"{doc}, z3 on the cube: largest misordered "
+                                       f"gap {margins.band_decoder_wrong} R_hat"),
+                           ApproxBandDecoder(cls.kappa, eta))
 
 
 # -- cross-checks on sampled members ---------------------------------------------------------

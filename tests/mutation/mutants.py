@@ -108,4 +108,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("convex-local-ramp-not-flat", "theory/classes/convex.py",
            "n = [sp.Integer(1)] * (d - 1) + [eta]", "n = [sp.Integer(1)] * d",
            (T + "test_convex.py",)),
+    Mutant("variants-eta-ignored", "theory/variants.py",
+           "cls.kappa / (1 - 2 * eta) - 1)", "cls.kappa - 1)", (T + "test_variants.py",)),
+    Mutant("variants-no-carry-over", "theory/variants.py",
+           'if base.verdict == "impossible":', "if False:", (T + "test_variants.py",)),
 )

@@ -33,7 +33,7 @@ def test_patterns(table):
         "affine_d1": "IIRR", "constant": "RRRR"}
     assert table.pattern(Variant.APPROX) == {
         "all": "IIII", "relu": "IIII", "erm": "IIII", "lipschitz_large": "IIII",
-        "lipschitz_small": "RR?R", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
+        "lipschitz_small": "RRRR", "monotone": "IIII", "convex": "IIII", "affine": "IIIR",
         "affine_d1": "RRRR", "constant": "RRRR"}
 
 
@@ -138,11 +138,28 @@ def test_max_only_2afc_flip_pair_for_small_L_is_verified_on_the_cube():
     assert max_only_afc_pair(Lipschitz(1.1)) is None  # flip below the margin: no pair, no claim
 
 
-def test_open_cells_show_no_score_and_the_table_is_written(table, tmp_path):
+def test_approximate_2afc_is_exact_on_the_cube_and_fails_for_larger_eta(table):
+    from fractions import Fraction
+
+    from fvtrust.theory.classes.lipschitz import afc_margins
+
     e = table.entry(Variant.APPROX, "lipschitz_small", Task.AFC)
-    assert e.verdict == "open" and e.cell == "? open" and e.source == "no proof either way"
+    assert e.verdict == "reliable" and e.score == 1.0 and "11/49" in e.source
+    m = afc_margins(KAPPA_SMALL / (1 - 2 * TABLE_ETA), 2, slack=TABLE_ETA / (1 - 2 * TABLE_ETA))
+    assert m.band_decoder_wrong == Fraction(11, 49)
+    # η = 0.05: the widened band misorders gaps past R/4 — no proof, the cell is open
+    wide = afc_margins(KAPPA_SMALL / 0.9, 2, slack=0.05 / 0.9)
+    assert wide.band_decoder_wrong >= Fraction(1, 4)
+    open_cell = compute_variant_table(classes=[SMALL], eta=0.05, samples=1).entry(
+        Variant.APPROX, "lipschitz_small", Task.AFC)
+    assert open_cell.verdict == "open" and open_cell.cell == "? open"
+    assert open_cell.source == "no proof either way"
+
+
+def test_the_table_is_written(table, tmp_path):
     paths = table.write(tmp_path)
-    assert "lipschitz_small" in paths[0].read_text() and "? open" in paths[1].read_text()
+    assert "lipschitz_small" in paths[0].read_text() and "max-only (C)" in paths[1].read_text()
+    assert "multicolumn" in paths[2].read_text()
 
 
 @given(st.sampled_from([SMALL, Affine(d=2)]).flatmap(lambda c: st.tuples(st.just(c), c.strategy())),

@@ -100,9 +100,13 @@ class AfcMargins:
     witness: dict[str, np.ndarray]
 
 
-def afc_margins(kappa: float, d: int, timeout_s: float = 60.0) -> AfcMargins | None:
+def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
+                slack: float = 0.0) -> AfcMargins | None:
     """:class:`AfcMargins` by two z3 optimizations over (a, b, z, z′) ∈ [0, 1]^{4d} (linear
-    real arithmetic with |·|, min, max: decided exactly). None when z3 is missing or times out."""
+    real arithmetic with |·|, min, max: decided exactly). None when z3 is missing or times out.
+
+    `slack` > 0 widens the band's caps to [−slack, 1 + slack] (the band from approximate
+    extremes, :class:`~theory.variants.ApproxBandDecoder`, with κ its L̂·d/R̂)."""
     if not np.isfinite(kappa) or kappa < 1:
         raise ValueError(f"kappa must be >= 1, got {kappa!r}")
     if d < 1:
@@ -112,6 +116,8 @@ def afc_margins(kappa: float, d: int, timeout_s: float = 60.0) -> AfcMargins | N
     except ImportError:
         return None
     s = z3.RealVal(Fraction(kappa).limit_denominator(10**9)) / d
+    top = 1 + z3.RealVal(Fraction(slack).limit_denominator(10**9))
+    floor = -z3.RealVal(Fraction(slack).limit_denominator(10**9))
 
     def solve(decoder_wrong: bool) -> tuple[Fraction, dict[str, np.ndarray]] | None:
         pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in ("a", "b", "z", "w")}
@@ -125,10 +131,10 @@ def afc_margins(kappa: float, d: int, timeout_s: float = 60.0) -> AfcMargins | N
             return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(pts[p], pts[q], strict=True)])
 
         def upper(p: str) -> Any:
-            return z3.If(s * dist(p, "a") <= 1, s * dist(p, "a"), z3.RealVal(1))
+            return z3.If(s * dist(p, "a") <= top, s * dist(p, "a"), top)
 
         def lower(p: str) -> Any:
-            return z3.If(1 - s * dist(p, "b") >= 0, 1 - s * dist(p, "b"), z3.RealVal(0))
+            return z3.If(1 - s * dist(p, "b") >= floor, 1 - s * dist(p, "b"), floor)
         opt.add(s * dist("a", "b") >= 1)  # R = 1 ≤ L‖a − b‖₁: Φ is consistent with the class
         t = z3.Real("t")
         opt.add(t <= upper("z") - lower("w"), t <= s * dist("z", "w"))
