@@ -85,10 +85,12 @@ def local_error(decoder: Decoder, f: UnitFunction, phi: Visualization, points: A
 
 
 def afc_accuracy(decoder: Decoder, f: UnitFunction, phi: Visualization,
-                 pairs: ArrayLike, margin: float = AFC_MARGIN) -> float:
+                 pairs: ArrayLike, margin: float = AFC_MARGIN,
+                 view: Visualization | None = None) -> float:
     """(C) accuracy of "z activates more than z′ iff D(z) > D(z′)" over the pairs
     (shape (k, 2, d)) whose true values differ by ≥ margin·R; a decoder tie scores 1/2.
-    Returns 1.0 when no pair qualifies (nothing to get wrong)."""
+    Returns 1.0 when no pair qualifies (nothing to get wrong). The decoder reads `view`
+    (a Φ variant of f; default phi), R is always f's own range from phi."""
     arr = np.asarray(pairs, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[2] != f.d:
         raise ValueError(f"pairs must have shape (k, 2, {f.d}), got {arr.shape}")
@@ -97,7 +99,8 @@ def afc_accuracy(decoder: Decoder, f: UnitFunction, phi: Visualization,
     keep = np.abs(truth) >= margin * phi.range - 1e-12
     if phi.range == 0 or not np.any(keep):
         return 1.0
-    guess = decoder(phi, z[keep]) - decoder(phi, z2[keep])
+    shown = phi if view is None else view
+    guess = decoder(shown, z[keep]) - decoder(shown, z2[keep])
     score = np.where(guess == 0, 0.5, (np.sign(guess) == np.sign(truth[keep])).astype(float))
     return float(np.mean(score))
 

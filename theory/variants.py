@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ from fvtrust.theory.decoders import Decoder
 from fvtrust.theory.domain import Array, l1
 from fvtrust.theory.functions import ExpressionFunction, UnitFunction
 from fvtrust.theory.table import TABLE_EPS, ResultsTable, TableEntry, compute_table
-from fvtrust.theory.tasks import CHANCE, LOCAL_RADIUS, Task, local_points
+from fvtrust.theory.tasks import CHANCE, LOCAL_RADIUS, Task, afc_accuracy, local_points
 from fvtrust.theory.visualization import Visualization, from_extremes
 
 #: The relative optimality gap of the approximate-extremes column.
@@ -216,45 +215,29 @@ def max_only_afc_pair(cls: Lipschitz, eps: float = TABLE_EPS) -> MaxOnlyFlip | N
     reaches AFC_MARGIN, the members are the tilted upper envelopes
     min(1 − δ‖x − b‖₁, L‖x − a_i‖₁) (:func:`~theory.classes.lipschitz.band_pair`). None: z3
     missing or undecided, or the flip stays below the margin."""
-    from fvtrust.theory.classes.lipschitz import band_pair
+    from fvtrust.theory.classes.lipschitz import CubeProgram, band_pair
     from fvtrust.theory.tasks import AFC_MARGIN
 
     try:
-        import z3
+        prog = CubeProgram(("a1", "a2", "b", "z", "w"), cls.d)
     except ImportError:
         return None
-    d = cls.d
-    s = z3.RealVal(Fraction(cls.kappa).limit_denominator(10**9)) / d
-    pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in ("a1", "a2", "b", "z", "w")}
-    opt = z3.Optimize()
-    opt.set("timeout", 60_000)
-    for xs in pts.values():
-        for x in xs:
-            opt.add(x >= 0, x <= 1)
-
-    def dist(p: str, q: str) -> Any:
-        return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(pts[p], pts[q], strict=True)])
+    d, dist = cls.d, prog.dist
+    s = prog.real(cls.kappa) / d
 
     def upper(p: str, a: str) -> Any:
-        return z3.If(s * dist(p, a) <= 1, s * dist(p, a), z3.RealVal(1))
+        return prog.clip(s * dist(p, a), prog.real(0.0), prog.real(1.0))
 
     def lower(p: str) -> Any:
-        return z3.If(1 - s * dist(p, "b") >= 0, 1 - s * dist(p, "b"), z3.RealVal(0))
-    opt.add(s * dist("a1", "b") >= 1, s * dist("a2", "b") >= 1)
-    t = z3.Real("t")
-    opt.add(t <= upper("z", "a1") - lower("w"), t <= upper("w", "a2") - lower("z"),
-            t <= s * dist("z", "w"))
-    opt.maximize(t)
-    if opt.check() != z3.sat:
+        return prog.clip(1 - s * dist(p, "b"), prog.real(0.0), prog.real(1.0))
+    prog.opt.add(s * dist("a1", "b") >= 1, s * dist("a2", "b") >= 1)
+    t = prog.z3.Real("t")
+    prog.opt.add(t <= upper("z", "a1") - lower("w"), t <= upper("w", "a2") - lower("z"),
+                 t <= s * dist("z", "w"))
+    solved = prog.maximize(t)
+    if solved is None or solved[0] < AFC_MARGIN + 2 * eps:  # the tilt costs up to 2ε of the flip
         return None
-    model = opt.model()
-
-    def value(e: Any) -> float:
-        v = model.eval(e, model_completion=True)
-        return v.numerator_as_long() / v.denominator_as_long()
-    if value(t) < AFC_MARGIN + 2 * eps:  # the tilt costs up to 2ε of the flip
-        return None
-    at = {n: np.array([value(x) for x in xs]) for n, xs in pts.items()}
+    at = solved[1]
     L = cls.kappa / d
     members = []
     for key, name in (("a1", "f_1"), ("a2", "f_2")):
@@ -358,7 +341,8 @@ def sampled_score(cls: FunctionClass, task: Task, variant: Variant, decoder: Dec
         view = admissible_view(f, phi, pts, variant, eta, rng)
         if task is Task.AFC:
             i, j = np.triu_indices(len(pts), k=1)
-            worst = min(worst, _afc_view(decoder, f, phi, view, pts[i], pts[j]))
+            worst = min(worst, afc_accuracy(decoder, f, phi, np.stack([pts[i], pts[j]], axis=1),
+                                            view=view))
             continue
         queries = local_points(pts, phi) if task is Task.LOCAL else pts
         if len(queries) == 0:
@@ -367,20 +351,6 @@ def sampled_score(cls: FunctionClass, task: Task, variant: Variant, decoder: Dec
         R = phi.range
         worst = max(worst, float(err.max() / R) if R > 0 else float(err.max() > 1e-12))
     return worst
-
-
-def _afc_view(decoder: Decoder, f: UnitFunction, phi: Visualization, view: Visualization,
-              z: Array, z2: Array) -> float:
-    """afc_accuracy with the decoder reading `view` and the margin from f's own range."""
-    from fvtrust.theory.tasks import AFC_MARGIN
-
-    truth = f(z) - f(z2)
-    keep = np.abs(truth) >= AFC_MARGIN * phi.range - 1e-12
-    if phi.range == 0 or not np.any(keep):
-        return 1.0
-    guess = decoder(view, z[keep]) - decoder(view, z2[keep])
-    score = np.where(guess == 0, 0.5, (np.sign(guess) == np.sign(truth[keep])).astype(float))
-    return float(np.mean(score))
 
 
 # -- the table -------------------------------------------------------------------------------

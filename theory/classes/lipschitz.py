@@ -21,6 +21,7 @@ Proof: ``proofs/lipschitz.py``; tests: ``tests/theory/test_lipschitz.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -100,10 +101,53 @@ class AfcMargins:
     witness: dict[str, np.ndarray]
 
 
+class CubeProgram:
+    """A z3 optimization over named points of [0, 1]^d with ℓ1 distances: linear real
+    arithmetic with |·|, min and max, which z3 decides exactly."""
+
+    def __init__(self, names: tuple[str, ...], d: int, timeout_s: float = 60.0) -> None:
+        import z3
+
+        self.z3 = z3
+        self.pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in names}
+        self.opt = z3.Optimize()
+        self.opt.set("timeout", int(timeout_s * 1000))
+        for xs in self.pts.values():
+            for x in xs:
+                self.opt.add(x >= 0, x <= 1)
+
+    @staticmethod
+    def real(v: float) -> Any:
+        import z3
+
+        return z3.RealVal(Fraction(v).limit_denominator(10**9))
+
+    def dist(self, p: str, q: str) -> Any:
+        """‖p − q‖₁."""
+        z3 = self.z3
+        return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(self.pts[p], self.pts[q], strict=True)])
+
+    def clip(self, e: Any, lo: Any, hi: Any) -> Any:
+        z3 = self.z3
+        return z3.If(e <= lo, lo, z3.If(e >= hi, hi, e))
+
+    def maximize(self, t: Any) -> tuple[Fraction, dict[str, np.ndarray]] | None:
+        """The exact optimum of t and the points attaining it; None: undecided (timeout)."""
+        self.opt.maximize(t)
+        if self.opt.check() != self.z3.sat:
+            return None
+        model = self.opt.model()
+
+        def value(e: Any) -> Fraction:
+            v = model.eval(e, model_completion=True)
+            return Fraction(v.numerator_as_long(), v.denominator_as_long())
+        return value(t), {n: np.array([float(value(x)) for x in xs]) for n, xs in self.pts.items()}
+
+
 def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
                 slack: float = 0.0) -> AfcMargins | None:
-    """:class:`AfcMargins` by two z3 optimizations over (a, b, z, z′) ∈ [0, 1]^{4d} (linear
-    real arithmetic with |·|, min, max: decided exactly). None when z3 is missing or times out.
+    """:class:`AfcMargins` by two exact z3 optimizations over (a, b, z, z′) ∈ [0, 1]^{4d}
+    (:class:`CubeProgram`). None when z3 is missing or times out.
 
     `slack` > 0 widens the band's caps to [−slack, 1 + slack] (the band from approximate
     extremes, :class:`~theory.variants.ApproxBandDecoder`, with κ its L̂·d/R̂)."""
@@ -112,46 +156,27 @@ def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
     if d < 1:
         raise ValueError(f"d must be >= 1, got {d}")
     try:
-        import z3
+        import z3  # noqa: F401
     except ImportError:
         return None
-    s = z3.RealVal(Fraction(kappa).limit_denominator(10**9)) / d
-    top = 1 + z3.RealVal(Fraction(slack).limit_denominator(10**9))
-    floor = -z3.RealVal(Fraction(slack).limit_denominator(10**9))
 
     def solve(decoder_wrong: bool) -> tuple[Fraction, dict[str, np.ndarray]] | None:
-        pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in ("a", "b", "z", "w")}
-        opt = z3.Optimize()
-        opt.set("timeout", int(timeout_s * 1000))
-        for xs in pts.values():
-            for x in xs:
-                opt.add(x >= 0, x <= 1)
-
-        def dist(p: str, q: str) -> Any:
-            return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(pts[p], pts[q], strict=True)])
+        prog = CubeProgram(("a", "b", "z", "w"), d, timeout_s)
+        s, top, floor = prog.real(kappa) / d, 1 + prog.real(slack), -prog.real(slack)
 
         def upper(p: str) -> Any:
-            return z3.If(s * dist(p, "a") <= top, s * dist(p, "a"), top)
+            return prog.clip(s * prog.dist(p, "a"), floor, top)
 
         def lower(p: str) -> Any:
-            return z3.If(1 - s * dist(p, "b") >= floor, 1 - s * dist(p, "b"), floor)
-        opt.add(s * dist("a", "b") >= 1)  # R = 1 ≤ L‖a − b‖₁: Φ is consistent with the class
-        t = z3.Real("t")
-        opt.add(t <= upper("z") - lower("w"), t <= s * dist("z", "w"))
+            return prog.clip(1 - s * prog.dist(p, "b"), floor, top)
+        prog.opt.add(s * prog.dist("a", "b") >= 1)  # R = 1 ≤ L‖a − b‖₁: Φ is consistent
+        t = prog.z3.Real("t")
+        prog.opt.add(t <= upper("z") - lower("w"), t <= s * prog.dist("z", "w"))
         if decoder_wrong:
-            opt.add(upper("z") + lower("z") <= upper("w") + lower("w"))
+            prog.opt.add(upper("z") + lower("z") <= upper("w") + lower("w"))
         else:
-            opt.add(t <= upper("w") - lower("z"))
-        opt.maximize(t)
-        if opt.check() != z3.sat:
-            return None
-        model = opt.model()
-
-        def value(e: Any) -> Fraction:
-            v = model.eval(e, model_completion=True)
-            return Fraction(v.numerator_as_long(), v.denominator_as_long())
-        witness = {n: np.array([float(value(x)) for x in xs]) for n, xs in pts.items()}
-        return value(t), witness
+            prog.opt.add(t <= upper("w") - lower("z"))
+        return prog.maximize(t)
     flip, wrong = solve(False), solve(True)
     if flip is None or wrong is None:
         return None
@@ -173,30 +198,41 @@ def afc_reliable_below(d: int, tol: float = 1e-6) -> float:
     return lo
 
 
+def _grid_placements(kappa: float, d: int, n: int) -> Iterator[tuple[Lipschitz, Visualization, Any]]:
+    """(class, Φ, its LP constraints) for every placement of x_min ≠ x_max on the n-point grid
+    that some member can have (‖x_min − x_max‖₁ ≥ d/κ, R = 1), up to the cube's symmetries
+    (reflections, permutations map the class and the tasks to themselves: x_min can be taken
+    with coordinates ≤ 1/2, in ascending order). Raises when there is none."""
+    cls = Lipschitz(kappa, d=d, n=n)
+    pts = cls.grid.points
+    canonical = np.flatnonzero(np.all(pts <= 0.5 + 1e-12, axis=1) & np.all(np.diff(pts, axis=1) >= 0, axis=1))
+    found = False
+    for i in canonical:
+        for j in range(len(pts)):
+            if i == j or float(l1(pts[i], pts[j])) < d / kappa - 1e-12:
+                continue
+            found = True
+            phi = from_extremes(pts[i], pts[j], 0.0, 1.0)
+            yield cls, phi, cls.grid_constraints(cls.grid, phi)
+    if not found:
+        raise ValueError(f"no Φ on a {n}-point grid is consistent with kappa={kappa} in d={d}")
+
+
 def lp_afc_flip(kappa: float, d: int, n: int) -> tuple[float, Visualization, tuple[Any, Any]]:
     """The exact grid LP cross-check of :attr:`AfcMargins.flip`: over every placement of Φ
     on the n-point grid (R = 1) and every pair of grid queries, the largest t such that one
     member has f(z) − f(z′) ≥ t and another f(z′) − f(z) ≥ t. Returns (t, Φ, (z, z′))."""
     from fvtrust.theory.minimax import difference_range
 
-    cls = Lipschitz(kappa, d=d, n=n)
-    pts = cls.grid.points
-    canonical = np.flatnonzero(np.all(pts <= 0.5 + 1e-12, axis=1) & np.all(np.diff(pts, axis=1) >= 0, axis=1))
     best, best_phi, best_pair = -1.0, None, (None, None)
-    for i in canonical:
-        for j in range(len(pts)):
-            if i == j or float(l1(pts[i], pts[j])) < d / kappa - 1e-12:
-                continue
-            phi = from_extremes(pts[i], pts[j], 0.0, 1.0)
-            cons = cls.grid_constraints(cls.grid, phi)
-            for p in range(len(pts)):
-                for q in range(p + 1, len(pts)):
-                    rng = difference_range(cons, cls.grid, phi, pts[p], pts[q])
-                    t = min(rng.high, -rng.low)
-                    if t > best:
-                        best, best_phi, best_pair = t, phi, (pts[p], pts[q])
-    if best_phi is None:
-        raise ValueError(f"no Φ on a {n}-point grid is consistent with kappa={kappa} in d={d}")
+    for cls, phi, cons in _grid_placements(kappa, d, n):
+        pts = cls.grid.points
+        for p in range(len(pts)):
+            for q in range(p + 1, len(pts)):
+                rng = difference_range(cons, cls.grid, phi, pts[p], pts[q])
+                t = min(rng.high, -rng.low)
+                if t > best:
+                    best, best_phi, best_pair = t, phi, (pts[p], pts[q])
     return best, best_phi, best_pair
 
 
@@ -207,27 +243,16 @@ def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tupl
     Returns the worst value and the Φ attaining it. A cross-check of :func:`worst_case_error`."""
     from fvtrust.theory.minimax import minimax_errors, value_range
 
-    cls = Lipschitz(kappa, d=d, n=n)
-    pts = cls.grid.points
-    # The cube's symmetries (reflections, permutations) map the class and the tasks to
-    # themselves: x_min can be taken with coordinates ≤ 1/2, in ascending order.
-    canonical = np.flatnonzero(np.all(pts <= 0.5 + 1e-12, axis=1) & np.all(np.diff(pts, axis=1) >= 0, axis=1))
     worst, worst_phi = -1.0, None
-    for i in canonical:
-        for j in range(len(pts)):
-            if i == j or float(l1(pts[i], pts[j])) < d / kappa - 1e-12:
-                continue
-            phi = from_extremes(pts[i], pts[j], 0.0, 1.0)
-            cons = cls.grid_constraints(cls.grid, phi)
-            if task is Task.LOCAL:
-                near = pts[l1(pts, pts[j]) <= LOCAL_RADIUS + 1e-12]
-                errors = np.array([value_range(cons, cls.grid, phi, q).minimax_error for q in near])
-            else:
-                errors = minimax_errors(cons, cls.grid, phi)
-            if len(errors) and float(errors.max()) > worst:
-                worst, worst_phi = float(errors.max()), phi
-    if worst_phi is None:
-        raise ValueError(f"no Φ on a {n}-point grid is consistent with kappa={kappa} in d={d}")
+    for cls, phi, cons in _grid_placements(kappa, d, n):
+        pts = cls.grid.points
+        if task is Task.LOCAL:
+            near = pts[l1(pts, phi.x_max) <= LOCAL_RADIUS + 1e-12]
+            errors = np.array([value_range(cons, cls.grid, phi, q).minimax_error for q in near])
+        else:
+            errors = minimax_errors(cons, cls.grid, phi)
+        if len(errors) and float(errors.max()) > worst:
+            worst, worst_phi = float(errors.max()), phi
     return worst, worst_phi
 
 
