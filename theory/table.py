@@ -54,6 +54,13 @@ class TableEntry:
         mark = {"impossible": "✗", "reliable": "✓"}[self.verdict]
         return f"{mark} {self.score:.3f}"
 
+    def latex_cell(self, open_text: str = "?~open") -> str:
+        """The cell in LaTeX (pifont marks); `open_text` where no proof either way."""
+        if self.verdict == "open":
+            return open_text
+        mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}"}[self.verdict]
+        return f"{mark}~{self.score:.3f}"
+
 
 @dataclass
 class ResultsTable:
@@ -96,11 +103,6 @@ class ResultsTable:
         return "\n".join(lines)
 
     def to_latex(self) -> str:
-        def cell(e: TableEntry) -> str:
-            if e.verdict == "open":
-                return "?~open"
-            mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}"}[e.verdict]
-            return f"{mark}~{e.score:.3f}"
         from fvtrust.theory.io import latex_escape
 
         lines = [r"\begin{tabular}{l" + "c" * len(Task) + "}", r"\toprule",
@@ -108,7 +110,7 @@ class ResultsTable:
                  + r" \\", r"\midrule"]
         for key, title in self.titles.items():
             lines.append(latex_escape(title) + " & "
-                         + " & ".join(cell(self.entry(key, t)) for t in Task) + r" \\")
+                         + " & ".join(self.entry(key, t).latex_cell() for t in Task) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
 

@@ -412,19 +412,13 @@ class VariantTable:
 
     def to_latex(self) -> str:
         from fvtrust.theory.io import latex_escape
-
-        def cell(e: TableEntry) -> str:
-            if e.verdict == "open":
-                return "?"
-            mark = {"impossible": r"\ding{55}", "reliable": r"\ding{51}"}[e.verdict]
-            return f"{mark}~{e.score:.3f}"
         lines = [r"\begin{tabular}{l" + "c" * (2 * len(Task)) + "}", r"\toprule",
                  " & " + " & ".join(rf"\multicolumn{{{len(Task)}}}{{c}}{{{v.value}}}" for v in Variant)
                  + r" \\", "class & " + " & ".join(f"({t.value})" for _ in Variant for t in Task)
                  + r" \\", r"\midrule"]
         for key, title in self.base.titles.items():
             lines.append(latex_escape(title) + " & " + " & ".join(
-                cell(self.entry(v, key, t)) for v in Variant for t in Task) + r" \\")
+                self.entry(v, key, t).latex_cell("?") for v in Variant for t in Task) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
 
