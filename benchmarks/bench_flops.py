@@ -15,14 +15,14 @@ import json
 import time
 
 import torch
-from fvtrust.empirical.models import load_model
-from fvtrust.empirical.objectives import channel
-from fvtrust.empirical.render import render
-from fvtrust.empirical.transform import TransformConfig
-from fvtrust.theory.io import atomic_write_json
+from fvtrust.empirical.nets.registry import load_model
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel
+from fvtrust.empirical.render.transform import TransformConfig
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_render import CASES
+from fvtrust.io import atomic_write_json
 
 
 def matmul_flops_per_second(dtype: torch.dtype, device: str, n: int = 2048, repeats: int = 5) -> float:

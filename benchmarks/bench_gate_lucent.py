@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fvtrust.empirical.fooling_experiment import FoolingConfig, run_fooling
-from fvtrust.empirical.gate_robustness import log_steps
-from fvtrust.empirical.observer import Observer
 from torch import nn
+
+from fvtrust.empirical.experiments.fooling import FoolingConfig, run_fooling
+from fvtrust.empirical.observers.embedding import Observer
+from fvtrust.empirical.render.snapshots import log_steps
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,19 +60,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=512)
     parser.add_argument("--out", default=str(HERE / "results" / "gate_lucent.json"))
     args = parser.parse_args()
-    config = FoolingConfig(mode="permute", steps=64, snapshots=(1, 2, 4, 8, 16, 32, 64),
-                           robustness=False)
+    config = FoolingConfig(mode="permute", steps=64, robustness=False)
     work = Path(args.shared).parent / "bench_gate_lucent" if args.shared else None
     result, _ = run_fooling(config, work, shared_dir=args.shared)
     # run_fooling keeps the circuit internal: rebuild it from the saved stages.
-    from fvtrust.empirical.checkpoint import Stages
-    from fvtrust.empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
-    from fvtrust.empirical.fooling_experiment import build_gate, gate_data, gate_settings
-    from fvtrust.empirical.models import load_model
+    from fvtrust.empirical.circuits.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
+    from fvtrust.empirical.circuits.gate_setup import build_gate, calibration_photos
+    from fvtrust.empirical.nets.registry import load_model
 
     model = load_model(config.model)
-    data = gate_data(config)
-    gate = build_gate(config, model, data, Stages(args.shared or work, gate_settings(config)))
+    gate_config = config.gate_config(model.num_classes)
+    data = calibration_photos(gate_config)
+    gate = build_gate(gate_config, model, data, args.shared or work)
     decoy = PermutationDecoy(config.offset)
     circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(
         model, decoy, data.split.train.images))

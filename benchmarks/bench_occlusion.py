@@ -16,10 +16,11 @@ import platform
 import time
 
 import torch
-from fvtrust.empirical.fuse import fuse_for_rendering
-from fvtrust.empirical.models import load_model, resolve_device
-from fvtrust.empirical.occlusion import OcclusionGrid, occlusion_responses
-from fvtrust.theory.io import atomic_write_json
+from fvtrust.empirical.nets.fuse import fuse_for_rendering
+from fvtrust.empirical.nets.registry import load_model, resolve_device
+from fvtrust.empirical.observers.occlusion import OcclusionGrid, occlusion_responses
+
+from fvtrust.io import atomic_write_json
 
 
 def _time(fn, rounds: int) -> float:

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from fvtrust.empirical.models import Network, forward_activations, load_model
-from fvtrust.empirical.objectives import channel
-from fvtrust.empirical.render import render
-from fvtrust.empirical.transform import TransformConfig
-from fvtrust.theory.io import atomic_write_json
+from fvtrust.empirical.nets.layers import forward_activations
+from fvtrust.empirical.nets.registry import Network, load_model
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel
+from fvtrust.empirical.render.transform import TransformConfig
+
+from fvtrust.io import atomic_write_json
 
 #: network → (layer, weights, render size in px); the issue's four networks.
 CASES = {"efficientnet_lite0": ("_blocks.10", None, 128), "efficientnet_lite2": ("_blocks.10", None, 224),

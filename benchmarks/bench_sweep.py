@@ -15,8 +15,10 @@ import tempfile
 
 import numpy as np
 import torch
-from fvtrust.empirical.sweep import SweepPlan, run_sweep
-from fvtrust.theory.io import atomic_write_json
+
+from fvtrust.empirical.runs.sweep.driver import run_sweep
+from fvtrust.empirical.runs.sweep.plan import SweepPlan
+from fvtrust.io import atomic_write_json
 
 
 def main() -> None:
@@ -30,7 +32,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/sweep_cpu.json")
     args = ap.parse_args()
     plan = SweepPlan(layers=[args.layer], units=args.units, steps=args.steps, size=args.size,
-                     chunk=args.chunk, pool=60, k=5)
+                     chunk=args.chunk, n_natural=60, n_references=5)
     rates: dict[int, list[float]] = {1: [], 2: []}
     n_units = 0
     for r in range(args.repeats):

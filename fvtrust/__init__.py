@@ -21,28 +21,28 @@ if not (_here / "theory").is_dir() and (_here.parent / "theory" / "__init__.py")
     # sit beside this folder; an installed fvtrust has them inside (setuptools' package-dir).
     __path__.append(str(_here.parent))
 
-from fvtrust.theory import __version__  # noqa: E402
+from fvtrust._version import __version__  # noqa: E402
 
 #: name → module that defines it.
 _ENTRY_POINTS = {
-    "load_model": "fvtrust.empirical.models",
-    "render": "fvtrust.empirical.render",
-    "channel": "fvtrust.empirical.objectives",
-    "neuron": "fvtrust.empirical.objectives",
-    "class_logit": "fvtrust.empirical.objectives",
-    "natural_images": "fvtrust.empirical.data",
-    "run_fooling": "fvtrust.empirical.fooling_experiment",
-    "FoolingConfig": "fvtrust.empirical.fooling_experiment",
-    "run_silent": "fvtrust.empirical.silent_experiment",
-    "SilentConfig": "fvtrust.empirical.silent_experiment",
-    "run_sanity": "fvtrust.empirical.sanity",
-    "SanityConfig": "fvtrust.empirical.sanity",
-    "run_afc": "fvtrust.empirical.psychophysics",
-    "AFCConfig": "fvtrust.empirical.psychophysics",
-    "run_sweep": "fvtrust.empirical.sweep",
-    "SweepPlan": "fvtrust.empirical.sweep",
-    "read_sweep": "fvtrust.empirical.sweep_store",
-    "build_appendix": "fvtrust.empirical.appendix",
+    "load_model": "fvtrust.empirical.nets.registry",
+    "render": "fvtrust.empirical.render.loop",
+    "channel": "fvtrust.empirical.render.objectives",
+    "neuron": "fvtrust.empirical.render.objectives",
+    "class_logit": "fvtrust.empirical.render.objectives",
+    "natural_images": "fvtrust.empirical.data.natural",
+    "run_fooling": "fvtrust.empirical.experiments.fooling",
+    "FoolingConfig": "fvtrust.empirical.experiments.fooling",
+    "run_silent": "fvtrust.empirical.experiments.silent",
+    "SilentConfig": "fvtrust.empirical.experiments.silent",
+    "run_sanity": "fvtrust.empirical.experiments.sanity",
+    "SanityConfig": "fvtrust.empirical.experiments.sanity",
+    "run_afc": "fvtrust.empirical.experiments.afc",
+    "AFCConfig": "fvtrust.empirical.experiments.afc",
+    "run_sweep": "fvtrust.empirical.runs.sweep.driver",
+    "SweepPlan": "fvtrust.empirical.runs.sweep.plan",
+    "read_sweep": "fvtrust.empirical.runs.sweep.store",
+    "build_appendix": "fvtrust.empirical.runs.appendix",
     "compute_table": "fvtrust.theory.table",
     "run_all_proofs": "fvtrust.proofs",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, construction_steps, reals, z3_step
 from fvtrust.theory.classes import AllFunctions
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
+
 from fvtrust.theory.symbolic import prove
 
 

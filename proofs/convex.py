@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, witness_steps, z3_step
 from fvtrust.theory.classes import Convex
 from fvtrust.theory.classes.convex import convex_by_rules

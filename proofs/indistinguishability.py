@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
 
 STATEMENT = r"""If $f, g \in F$ and $\Phi(f) = \Phi(g)$, then every decoder $D$ satisfies

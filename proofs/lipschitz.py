@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
+
 from fvtrust.proofs.base import (
     Proof,
     Step,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step, z3_step
 from fvtrust.theory.classes import Monotone
 from fvtrust.theory.functions import cube_symbols

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from fvtrust.proofs.base import Proof, Step, construction_steps, numeric_step
 from fvtrust.theory.classes import ReLUNetworks
 from fvtrust.theory.classes.relu_networks import canonical_network

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
 from fvtrust.theory.relu import tent_network
 

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
+
 from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
 from fvtrust.theory.classes import KAPPA_SMALL, Affine, Lipschitz
 from fvtrust.theory.classes.lipschitz import afc_margins

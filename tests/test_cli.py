@@ -24,7 +24,7 @@ def test_theory_refuses_a_sample_count_below_one(capsys):
 
 @pytest.mark.parametrize("text", ["3-1,2", "0-", "a,b", "1.5", "1,1"])
 def test_bad_units_name_the_option(text):
-    from fvtrust.empirical.cli import _parse_units
+    from fvtrust.empirical.cli.commands import _parse_units
 
     with pytest.raises(ValueError, match="--units"):
         _parse_units(text)

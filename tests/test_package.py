@@ -9,6 +9,7 @@ import importlib.util, sys
 import fvtrust
 assert "torch" not in sys.modules, "import fvtrust must not import torch"
 import fvtrust.theory, fvtrust.empirical, fvtrust.proofs
+import fvtrust._version
 for name in ("theory", "empirical", "proofs"):
     assert importlib.util.find_spec(name) is None, f"a top-level {name!r} is importable"
 assert fvtrust.__version__ == fvtrust.theory.__version__

@@ -13,4 +13,4 @@ ICML 2024); the formulation and all code are ours. Modules:
 * :mod:`theory.table` — the computed results table.
 """
 
-__version__ = "0.1.0"
+from fvtrust._version import __version__  # noqa: F401 (theory.__version__ stays)

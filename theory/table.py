@@ -103,7 +103,7 @@ class ResultsTable:
         return "\n".join(lines)
 
     def to_latex(self) -> str:
-        from fvtrust.theory.io import latex_escape
+        from fvtrust.io import latex_escape
 
         lines = [r"\begin{tabular}{l" + "c" * len(Task) + "}", r"\toprule",
                  "class & " + " & ".join(f"({t.value}) {latex_escape(t.title)}" for t in Task)
@@ -116,7 +116,7 @@ class ResultsTable:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write table.json, table.md and table.tex atomically; return the paths."""
-        from fvtrust.theory.io import atomic_write_text
+        from fvtrust.io import atomic_write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

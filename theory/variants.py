@@ -411,7 +411,7 @@ class VariantTable:
         return "\n".join(lines)
 
     def to_latex(self) -> str:
-        from fvtrust.theory.io import latex_escape
+        from fvtrust.io import latex_escape
         lines = [r"\begin{tabular}{l" + "c" * (2 * len(Task)) + "}", r"\toprule",
                  " & " + " & ".join(rf"\multicolumn{{{len(Task)}}}{{c}}{{{v.value}}}" for v in Variant)
                  + r" \\", "class & " + " & ".join(f"({t.value})" for _ in Variant for t in Task)
@@ -432,7 +432,7 @@ class VariantTable:
                           indent=2)
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        from fvtrust.theory.io import atomic_write_text
+        from fvtrust.io import atomic_write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

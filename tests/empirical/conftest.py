@@ -1,6 +1,6 @@
 import pytest
 import torch
-from fvtrust.empirical.models import load_model
+from fvtrust.empirical.nets.registry import load_model
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fvtrust.empirical.data import NaturalImages
-from fvtrust.empirical.models import Network
+from fvtrust.empirical.data.crops import NaturalImages
+from fvtrust.empirical.nets.registry import Network
 from torch import nn
 
 SIZE = 16

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fvtrust.empirical.afc_observers import (
+from fvtrust.empirical.observers.rules import (
     OCCLUSION_OBSERVERS,
     REFERENCE_OBSERVERS,
     OcclusionPair,

@@ -4,7 +4,8 @@ import json
 import re
 
 import pytest
-from fvtrust.empirical.appendix import build_appendix
+
+from fvtrust.empirical.runs.appendix import build_appendix
 from fvtrust.proofs import all_proofs
 
 
@@ -57,7 +58,7 @@ def test_unknown_part_is_rejected(tmp_path):
 def test_manifest_records_full_settings_and_the_device_each_part_used(appendix):
     manifest = json.loads((appendix.parent / "MANIFEST.json").read_text())
     afc = manifest["parts"]["afc_references"]["settings"]
-    assert afc["task"] == "references" and afc["k"] == 2 and afc["observer"]  # the whole config
+    assert afc["task"] == "references" and afc["n_references"] == 2 and afc["observer"]  # the whole config
     assert manifest["parts"]["theory"]["device"] == "cpu"
     assert all(p["device"] in ("cpu", "cuda", "cuda:0") for p in manifest["parts"].values())
 
@@ -75,8 +76,8 @@ def test_a_damaged_part_is_named_and_does_not_block_other_parts(appendix, tmp_pa
 
 
 def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, capsys):
-    from fvtrust.empirical import appendix as module
     from fvtrust.empirical.cli import main
+    from fvtrust.empirical.runs import appendix as module
 
     monkeypatch.setattr(module.shutil, "which", lambda name: None)  # no pdflatex here
     assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent),

@@ -1,8 +1,15 @@
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
 from fvtrust.empirical.cli import main
+
+
+@dataclass
+class _Settings:
+    a: int
 
 
 def test_render_command_writes_pngs_sheet_and_traces_and_resumes(tmp_path, capsys):
@@ -44,7 +51,8 @@ def test_two_jobs_into_one_out_merge_and_new_settings_leave_no_stale_pngs(tmp_pa
 
 def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
     import torch
-    from fvtrust.empirical.checkpoint import StageDamaged, Stages
+
+    from fvtrust.stages import StageDamaged, Stages
 
     base = ["render", "--layer", "_blocks.5", "--units", "0", "--steps", "2", "--size", "32"]
     out = tmp_path / "r"
@@ -66,25 +74,26 @@ def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and str(path) in err and "Traceback" not in err
 
-    stages = Stages(tmp_path / "s", {"a": 1})
+    stages = Stages(tmp_path / "s", _Settings(1))
     assert stages.run("renders", lambda: 41) == 41
-    assert Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0) == 41  # reused
+    assert Stages(tmp_path / "s", _Settings(1)).run("renders", lambda: 0) == 41  # reused
     path = tmp_path / "s" / ".stages" / f"renders-{stages.key}.pt"
-    other = Stages(tmp_path / "s", {"a": 2})
+    other = Stages(tmp_path / "s", _Settings(2))
     other.run("gate", lambda: 7)
     (tmp_path / "s" / ".stages" / f"gate-{other.key}.pt").replace(path)  # another stage's file
     with pytest.raises(StageDamaged, match="does not hold stage 'renders'"):
-        Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0)
+        Stages(tmp_path / "s", _Settings(1)).run("renders", lambda: 0)
     path.write_bytes(b"cut sh")
     with pytest.raises(StageDamaged, match="cannot be read"):
-        Stages(tmp_path / "s", {"a": 1}).run("renders", lambda: 0)
-    assert Stages(tmp_path / "s", {"a": 1}, force=True).run("renders", lambda: 5) == 5
+        Stages(tmp_path / "s", _Settings(1)).run("renders", lambda: 0)
+    assert Stages(tmp_path / "s", _Settings(1), force=True).run("renders", lambda: 5) == 5
 
 
 def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch, capsys):
     import torch
-    from fvtrust.empirical import fooling_experiment
-    from fvtrust.empirical.fooling_experiment import FoolingResult, fooling_verdict
+
+    from fvtrust.empirical.experiments import fooling as fooling_experiment
+    from fvtrust.empirical.experiments.fooling import FoolingResult, fooling_verdict
 
     def result(caught, manipulated, original):
         return FoolingResult({}, {}, {}, {}, None, None, {"visualizations_caught": caught}, {}, [], [], [],
@@ -101,8 +110,9 @@ def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch
 
 
 def test_contact_sheets_name_units_and_classes(tmp_path):
-    from fvtrust.empirical.models import class_names
     from PIL import Image
+
+    from fvtrust.empirical.nets.registry import class_names
 
     assert class_names()[285] == "Egyptian cat" and len(class_names()) == 1000
     assert main(["render", "--layer", "logits", "--units", "285", "--steps", "1", "--size", "64",

@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
-from fvtrust.empirical.clustered_stats import ClusteredEstimate, clustered_mean, hierarchical_bootstrap_ci
-from fvtrust.empirical.sanity import bootstrap_ci
+from fvtrust.empirical.experiments.sanity import bootstrap_ci
+from fvtrust.empirical.observers.statistics import (
+    ClusteredEstimate,
+    clustered_mean,
+    hierarchical_bootstrap_ci,
+)
 
 
 def _clustered_problem(seed: int, n_units: int = 12, n_trials: int = 20) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fvtrust.empirical.corpus import (
+from fvtrust.empirical.data.corpus import (
     INSTALL_COMMAND,
     PHOTOS,
     CorpusNotInstalled,
@@ -14,9 +14,10 @@ from fvtrust.empirical.corpus import (
     corpus_sources,
     source_files,
 )
-from fvtrust.empirical.data import image_folder, natural_images, source_of, split_by_source
-from fvtrust.empirical.gate_data import augment_natural, gate_split
-from fvtrust.empirical.verify import check_not_calibration
+from fvtrust.empirical.data.folders import check_not_calibration, image_folder
+from fvtrust.empirical.data.natural import natural_images
+from fvtrust.empirical.data.shifts import augment_natural
+from fvtrust.empirical.data.splits import gate_split, source_of, split_by_source
 
 
 def test_corpus_is_installed_and_diverse():

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 import torch
-from fvtrust.empirical.data import augmented_crop, bundled_images, image_folder, load_photo, split_indices
+from fvtrust.empirical.data.crops import augmented_crop
+from fvtrust.empirical.data.folders import image_folder
+from fvtrust.empirical.data.photos import bundled_images, load_photo
+from fvtrust.empirical.data.splits import split_indices
 
 
 def test_bundled_images_are_deterministic_and_in_range():

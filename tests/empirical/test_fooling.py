@@ -2,15 +2,13 @@
 
 import pytest
 import torch
-from fvtrust.empirical.data import predict, split_indices
-from fvtrust.empirical.fooling import (
+from fvtrust.empirical.circuits.fooling import (
     FoolingCircuit,
     PermutationDecoy,
     TemplateDecoy,
     calibrate_constants,
 )
-from fvtrust.empirical.fooling_experiment import pixel_similarity
-from fvtrust.empirical.gates import (
+from fvtrust.empirical.circuits.gates import (
     Gate,
     NearestCalibrationGate,
     check_gate_images,
@@ -18,11 +16,18 @@ from fvtrust.empirical.gates import (
     gate_accuracy,
     train_classifier_gate,
 )
-from fvtrust.empirical.models import forward_activations
-from fvtrust.empirical.objectives import channel, class_logit
-from fvtrust.empirical.render import render
-from fvtrust.empirical.silent import GatedSilentUnits, SilentConv, _conv_input, install_silent_units
-from fvtrust.empirical.silent_experiment import branch_activity
+from fvtrust.empirical.circuits.silent import (
+    GatedSilentUnits,
+    SilentConv,
+    _conv_input,
+    install_silent_units,
+)
+from fvtrust.empirical.data.splits import split_indices
+from fvtrust.empirical.experiments.silent import branch_activity
+from fvtrust.empirical.nets.layers import forward_activations, predict
+from fvtrust.empirical.observers.similarity import pixel_similarity
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel, class_logit
 
 from tests.empirical.digits import SIZE, trained_digits_network
 
@@ -155,7 +160,7 @@ def test_conformal_threshold_is_the_right_order_statistic():
 
 
 def test_silent_units_on_the_bundled_network():
-    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
+    from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 
     # The paper's bias lock (the gate lock is tested on the corpus in test_fooling_heldout.py)
     result, images = run_silent(SilentConfig(units=[0, 1, 2], steps=32, size=64, n_natural=96,
@@ -192,8 +197,8 @@ def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
     import json
 
     from fvtrust.empirical.cli import main
-    from fvtrust.empirical.corpus import corpus_crops
-    from fvtrust.empirical.images import save_png
+    from fvtrust.empirical.data.corpus import corpus_crops
+    from fvtrust.empirical.data.images import save_png
 
     # --verify-images: a directory of PNG files (crops of two scikit-image photos); the
     # overlap check compares file contents, and none of these files is a calibration file.

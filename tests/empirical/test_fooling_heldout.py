@@ -4,14 +4,14 @@ permutation mode (every logit at stake), CPU. These tests fail if the gate flags
 
 import pytest
 import torch
-from fvtrust.empirical.fooling_experiment import FoolingConfig, run_fooling
-from fvtrust.empirical.gate_robustness import RenderSetting, gate_robustness
+
+from fvtrust.empirical.experiments.fooling import FoolingConfig, run_fooling
+from fvtrust.empirical.experiments.gate_robustness import RenderSetting, gate_robustness
 
 
 @pytest.fixture(scope="module")
 def permuted(tmp_path_factory):
-    config = FoolingConfig(mode="permute", steps=32, snapshots=(1, 2, 4, 8, 16, 32),
-                           early_step=16, robustness=False)
+    config = FoolingConfig(mode="permute", steps=32, early_step=16, robustness=False)
     out = tmp_path_factory.mktemp("fool")
     result, _ = run_fooling(config, out)
     return config, result, out
@@ -49,10 +49,10 @@ def test_gate_catches_the_circuits_own_renders_from_step_4(permuted):
 
 
 def test_gate_catches_render_settings_it_never_trained_on(permuted):
-    from fvtrust.empirical.checkpoint import load_stage
-    from fvtrust.empirical.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
-    from fvtrust.empirical.models import load_model
-    from fvtrust.empirical.observer import Observer
+    from fvtrust.empirical.circuits.fooling import FoolingCircuit, PermutationDecoy, calibrate_constants
+    from fvtrust.empirical.nets.registry import load_model
+    from fvtrust.empirical.observers.embedding import Observer
+    from fvtrust.stages import load_stage
 
     config, _, out = permuted
     gate = load_stage(next((out / ".stages").glob("feature_gate-*.pt")))
@@ -71,7 +71,7 @@ def test_gate_catches_render_settings_it_never_trained_on(permuted):
 def test_gated_silent_units_collapse_a_layer_and_change_no_held_out_prediction(permuted):
     """The units whose branch the bias lock alone never opened (v0.1's margin-1 run) collapse
     under the gate lock, and no prediction on the held-out scenes changes (same gate)."""
-    from fvtrust.empirical.silent_experiment import SilentConfig, run_silent
+    from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 
     _, _, out = permuted
     units = [2, 9, 10, 17, 18, 20, 23]

@@ -1,8 +1,9 @@
 """Published human data (empirical/human_data.py): the numbers and their layer depths."""
 
 import pytest
-from fvtrust.empirical import human_data
-from fvtrust.empirical.models import load_model, relative_depths
+from fvtrust.empirical.nets.layers import relative_depths
+from fvtrust.empirical.nets.registry import load_model
+from fvtrust.empirical.observers import human_data
 
 
 def test_per_layer_numbers_are_the_published_ones():

@@ -2,16 +2,17 @@
 
 import pytest
 import torch
-from fvtrust.empirical.data import load_photo, predict, resize, resize_center_crop
-from fvtrust.empirical.models import (
-    LOGITS,
+from fvtrust.empirical.data.crops import resize, resize_center_crop
+from fvtrust.empirical.data.photos import load_photo
+from fvtrust.empirical.nets.layers import (
     capture,
     forward_activations,
     get_layer,
     layer_channels,
     layer_names,
-    load_model,
+    predict,
 )
+from fvtrust.empirical.nets.registry import LOGITS, load_model
 
 
 def test_bundled_network_predicts_real_classes(lite0):
@@ -79,14 +80,14 @@ def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
     (torch.full((1, 3, 8, 8), float("nan")), "NaN or infinite"),
 ])
 def test_images_on_another_scale_are_refused_by_name(lite0, images, message):
-    from fvtrust.empirical.models import forward_activations
+    from fvtrust.empirical.nets.layers import forward_activations
 
     with pytest.raises(ValueError, match=message):
         forward_activations(lite0, images, ["_blocks.0"])
 
 
 def test_a_module_reused_at_several_depths_is_not_a_layer(lite0):
-    from fvtrust.empirical.models import get_layer, layer_names, main_layers, reused_modules
+    from fvtrust.empirical.nets.layers import get_layer, layer_names, main_layers, reused_modules
 
     assert "_swish" in reused_modules(lite0)
     assert "_swish" not in layer_names(lite0) and "_swish" not in main_layers(lite0)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from fvtrust.empirical.models import forward_activations
-from fvtrust.empirical.occlusion import (
+from fvtrust.empirical.nets.layers import forward_activations
+from fvtrust.empirical.observers.occlusion import (
     OcclusionGrid,
     extreme_occlusions,
     occlude_with_mean,

@@ -5,12 +5,14 @@ import json
 
 import numpy as np
 import pytest
-from fvtrust.empirical.afc_figures import afc_table, per_layer_table, plot_afc
-from fvtrust.empirical.data import bundled_images, source_of, split_by_source
-from fvtrust.empirical.psychophysics import AFCConfig, run_afc
 
-TINY = {"layers": ["_blocks.5"], "units": [0, 1], "k": 2, "n_tasks": 3, "pool": 40, "steps": 2,
-        "size": 64, "stride": 16}
+from fvtrust.empirical.data.photos import bundled_images
+from fvtrust.empirical.data.splits import source_of, split_by_source
+from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+from fvtrust.empirical.reports.afc import afc_table, per_layer_table, plot_afc
+
+TINY = {"layers": ["_blocks.5"], "units": [0, 1], "n_references": 2, "n_trials": 3, "n_natural": 40,
+        "steps": 2, "size": 64, "stride": 16}
 
 
 def test_split_by_source_never_shares_a_photo():
@@ -81,11 +83,11 @@ def test_afc_rejects_units_out_of_range():
 
 def test_too_small_a_split_is_named():
     with pytest.raises(ValueError, match="source-disjoint split of 40 images"):
-        run_afc(AFCConfig(**{**TINY, "k": 15, "n_tasks": 1}), progress=False)
+        run_afc(AFCConfig(**{**TINY, "n_references": 15, "n_trials": 1}), progress=False)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"pool": 40}, "need at least 58 pool images, the pool has 40"),
+    ({"n_natural": 40}, "need at least 58 natural images, n_natural is 40"),
     ({"task": "ranking"}, "task must be"),
     ({"observers": ["center"]}, r"unknown observer\(s\) \['center'\] for the references task"),
     ({"query_selection": "best"}, "query_selection must be"),
@@ -101,8 +103,8 @@ def test_bad_afc_config(kwargs, message):
 def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
     from fvtrust.empirical.cli import main
 
-    args = ["afc", "--task", "occlusion", "--layers", "_blocks.5", "--units", "0-1", "--k", "2", "--n", "3",
-            "--pool", "40", "--steps", "2", "--size", "64", "--stride", "16", "--out", str(tmp_path)]
+    args = ["afc", "--task", "occlusion", "--layers", "_blocks.5", "--units", "0-1", "--references", "2",
+            "--trials", "3", "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16", "--out", str(tmp_path)]
     assert main(args) == 0
     assert "`spatial` observer" in capsys.readouterr().out
     for suffix in ("json", "md", "png", "pdf"):
@@ -116,8 +118,8 @@ def test_the_two_tasks_share_their_synthetic_references_across_output_folders(tm
 
     from fvtrust.empirical.cli import main
 
-    common = ["--layers", "_blocks.5", "--units", "0", "--k", "2", "--n", "3", "--pool", "40",
-              "--steps", "2", "--size", "64", "--stride", "16", "--renders", str(tmp_path / "renders")]
+    common = ["--layers", "_blocks.5", "--units", "0", "--references", "2", "--trials", "3",
+              "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16", "--renders", str(tmp_path / "renders")]
     assert main(["afc", "--task", "references", *common, "--out", str(tmp_path / "ref")]) == 0
     assert main(["afc", "--task", "occlusion", *common, "--out", str(tmp_path / "occ")]) == 0
     reused = json.loads((tmp_path / "occ" / "afc_occlusion.json").read_text())["reused_stages"]
@@ -126,7 +128,8 @@ def test_the_two_tasks_share_their_synthetic_references_across_output_folders(tm
 
 def test_the_right_option_is_the_one_the_sign_points_to():
     import torch
-    from fvtrust.empirical.psychophysics import answer_signs, ordered_options, score
+
+    from fvtrust.empirical.experiments.afc import answer_signs, ordered_options, score
 
     right, wrong = torch.tensor([[1, 1], [2, 2], [3, 3]]), torch.tensor([[9, 9], [8, 8], [7, 7]])
     flip = torch.tensor([False, True, False])

@@ -5,12 +5,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-from fvtrust.empirical.data import bundled_images
-from fvtrust.empirical.models import forward_activations
-from fvtrust.empirical.objectives import channel, class_logit, direction, diversity, neuron
-from fvtrust.empirical.param import FourierImage, PixelImage
-from fvtrust.empirical.render import render
-from fvtrust.empirical.transform import RandomTransform, TransformConfig
+from fvtrust.empirical.data.photos import bundled_images
+from fvtrust.empirical.nets.layers import forward_activations
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel, class_logit, direction, diversity, neuron
+from fvtrust.empirical.render.param import FourierImage, PixelImage
+from fvtrust.empirical.render.transform import RandomTransform, TransformConfig
 
 LAYER = "_blocks.5"
 
@@ -122,7 +122,7 @@ def test_training_mode_is_rejected(lite0):
 
 @pytest.mark.parametrize("units", ["12", 1.0, [1, "2"], True])
 def test_units_must_be_ints(units):
-    from fvtrust.empirical.objectives import channel
+    from fvtrust.empirical.render.objectives import channel
 
     with pytest.raises(ValueError, match="units must be"):
         channel("_blocks.10", units)

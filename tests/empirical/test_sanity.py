@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from fvtrust.empirical.data import bundled_images
-from fvtrust.empirical.sanity import SanityConfig, class_scores, run_sanity, sanity_layers, select_classes
-from fvtrust.empirical.similarity import similarity_matrix
+from fvtrust.empirical.data.photos import bundled_images
+from fvtrust.empirical.experiments.sanity import (
+    SanityConfig,
+    class_scores,
+    run_sanity,
+    sanity_layers,
+    select_classes,
+)
+from fvtrust.empirical.observers.similarity import similarity_matrix
 
 
 @pytest.mark.parametrize("kind", ["spearman", "pearson", "cosine"])
@@ -44,7 +50,7 @@ def test_normalized_score_formula():
 
 @pytest.fixture(scope="module")
 def lite0_natural():
-    from fvtrust.empirical.models import load_model
+    from fvtrust.empirical.nets.registry import load_model
 
     model = load_model()
     natural = bundled_images(160, size=96, seed=5)

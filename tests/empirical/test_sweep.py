@@ -16,13 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+
 from fvtrust.empirical.cli import main
-from fvtrust.empirical.sweep import ClusterUnreachable, SweepPlan, check_address, run_sweep
-from fvtrust.empirical.sweep_store import StoreMismatch
+from fvtrust.empirical.runs.sweep.driver import ClusterUnreachable, check_address, run_sweep
+from fvtrust.empirical.runs.sweep.plan import SweepPlan
+from fvtrust.empirical.runs.sweep.store import StoreMismatch
 
 ray = pytest.importorskip("ray")
 
-SMALL = {"layers": ["_blocks.2"], "steps": 6, "size": 32, "pool": 40, "k": 3}
+SMALL = {"layers": ["_blocks.2"], "steps": 6, "size": 32, "n_natural": 40, "n_references": 3}
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +129,8 @@ def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray
 def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tmp_path, monkeypatch):
     """The weights file vanishes after the plan was checked (as on a node without the file):
     that model's tasks fail after their retries; the other model's units land."""
-    from fvtrust.empirical import sweep
-    from fvtrust.empirical.models import load_model
+    from fvtrust.empirical.nets.registry import load_model
+    from fvtrust.empirical.runs.sweep import plan as sweep
 
     weights = tmp_path / "lite0.pt"
     torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
@@ -150,7 +152,7 @@ def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tm
 
 
 def test_the_same_network_with_other_weights_keeps_its_own_images(local_ray, tmp_path):
-    from fvtrust.empirical.models import load_model
+    from fvtrust.empirical.nets.registry import load_model
 
     weights = tmp_path / "copy.pt"
     torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
@@ -165,7 +167,7 @@ def test_the_same_network_with_other_weights_keeps_its_own_images(local_ray, tmp
 def test_cli_sweeps_all_units_of_a_layer(local_ray, tmp_path, capsys):
     out = tmp_path / "sweep"
     args = ["sweep", "--layers", "_blocks.0", "--units", "all", "--steps", "4", "--size", "32",
-            "--pool", "40", "--k", "3", "--chunk", "8", "--out", str(out)]
+            "--natural", "40", "--references", "3", "--chunk", "8", "--out", str(out)]
     assert main(args) == 0
     table = pd.read_parquet(out / "units.parquet")
     assert _units(table) == [("_blocks.0", u) for u in range(16)]
@@ -189,7 +191,7 @@ def test_the_sanity_check_runs_once_per_model(local_ray, tmp_path):
 
 
 def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
-    plan = SweepPlan(**{**SMALL, "size": 64}, units="0-1", chunk=2, afc_trials=5,
+    plan = SweepPlan(**{**SMALL, "size": 64}, units="0-1", chunk=2, n_trials=5,
                      measure=["afc_references", "afc_occlusion"])
     summary = run_sweep(plan, tmp_path, progress=False)
     assert (summary.n_computed, summary.n_failed) == (2, 0)
@@ -201,10 +203,10 @@ def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
             # 5 trials per unit: accuracies are multiples of 1/10 (a tie scores 1/2)
             assert ((values * 10).round(9) % 1 == 0).all()
     # The same numbers as the single-process API for that unit alone (so chunking cannot matter).
-    from fvtrust.empirical.psychophysics import AFCConfig, run_afc
+    from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
 
-    alone = run_afc(AFCConfig(task="occlusion", layers=["_blocks.2"], units=[1], observers=["mis"], k=3,
-                              n_tasks=5, pool=40, size=64, steps=6), progress=False)
+    alone = run_afc(AFCConfig(task="occlusion", layers=["_blocks.2"], units=[1], observers=["mis"],
+                              n_references=3, n_trials=5, n_natural=40, size=64, steps=6), progress=False)
     for condition in ("natural", "synthetic", "random"):
         assert table[f"afc_occlusion_{condition}"].iloc[1] == alone.per_unit["mis"][condition]["_blocks.2:1"]
 
@@ -223,7 +225,7 @@ def test_an_existing_cluster_is_used_through_address(tmp_path):
     try:
         out = tmp_path / "sweep"
         assert main(["sweep", "--address", f"127.0.0.1:{port}", "--layers", "_blocks.2", "--units", "0-3",
-                     "--steps", "4", "--size", "32", "--pool", "40", "--k", "3", "--chunk", "2",
+                     "--steps", "4", "--size", "32", "--natural", "40", "--references", "3", "--chunk", "2",
                      "--measure", "render", "--out", str(out)]) == 0
         assert len(pd.read_parquet(out / "units.parquet")) == 4
     finally:

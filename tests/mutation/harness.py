@@ -26,7 +26,11 @@ def run_mutant(m: Mutant) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"mutant-{m.key}-") as tmp:
         for name in COPY:
             src = ROOT / name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, Path(tmp) / name)
+            # symlinks=True: fvtrust/theory etc. stay links to the (mutated) copies beside them
+            if src.is_dir():
+                shutil.copytree(src, Path(tmp) / name, symlinks=True)
+            else:
+                shutil.copy2(src, Path(tmp) / name)
         target = Path(tmp) / m.path
         text = target.read_text()
         if text.count(m.old) != 1:
@@ -55,7 +59,7 @@ def main() -> int:
     killed = sum(bool(r["killed"]) for r in results)
     summary = {"mutants": len(results), "killed": killed, "kill_ratio": killed / max(1, len(results)),
                "results": results}
-    from fvtrust.theory.io import atomic_write_json
+    from fvtrust.io import atomic_write_json
 
     atomic_write_json(args.out, summary)
     ratio = 100 * summary["kill_ratio"]

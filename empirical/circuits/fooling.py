@@ -1,0 +1,130 @@
+"""Fooling circuits (*Don't trust your eyes*, Sec. 3): a network whose visualizations show
+what we choose, while its behaviour on natural images is unchanged.
+
+For every output unit i of the wrapped network (the class logits):
+
+    F′ = ReLU(F + c),  B = ReLU(F′ − k·E),  C = ReLU(D + c + k·E − k),  A = B + C,
+
+with F the original unit, D the decoy whose visualization A should show, and E the gate
+(1 on visualizations, 0 on natural images, no gradient). On natural input E = 0: if
+F + c > 0 and D + c < k, then A = F + c exactly, so every prediction is preserved. On a
+visualization E = 1: if F′ < k, then B = 0 and A = D + c, so the gradient reaches D only.
+The offset c on D matters: a decoy that starts negative would sit in the dead half of the
+ReLU and its visualization would never leave the grey start.
+c and k come from calibration data (with safety factors) and are reported.
+
+Decoys: :class:`TemplateDecoy` (a linear unit whose weights are a target image, so A's
+visualization becomes that image) and :class:`PermutationDecoy` (D_i = F_{(i+offset) mod N}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from fvtrust.empirical.circuits.gates import Gate
+from fvtrust.empirical.nets.layers import batches
+from fvtrust.empirical.nets.registry import Network
+from torch import nn
+
+
+class Decoy(nn.Module):
+    """D(x, F) → (B, N): what each unit's visualization should show."""
+
+    def forward(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class PermutationDecoy(Decoy):
+    """D_i = F_{(i + offset) mod N}: unit i shows unit i + offset's visualization."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__()
+        self.offset = int(offset)
+
+    def forward(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return torch.roll(logits, shifts=-self.offset, dims=1)
+
+
+class TemplateDecoy(Decoy):
+    """D_i = ⟨W, x⟩ for the units in `units` (W = centred target / pixel count), D_i = F_i
+    (unchanged) for the rest. The target is resized to the input size (bilinear)."""
+
+    def __init__(self, target: torch.Tensor, units: Sequence[int]) -> None:
+        super().__init__()
+        if target.ndim != 3 or target.shape[0] != 3:
+            raise ValueError(f"target image must have shape (3, H, W), got {tuple(target.shape)}")
+        if torch.isnan(target).any() or target.min() < 0 or target.max() > 1:
+            raise ValueError("target image must hold values in [0, 1] without NaN")
+        self.register_buffer("target", target.float())
+        self.units = [int(u) for u in units]
+
+    def template(self, size: int) -> torch.Tensor:
+        t = F.interpolate(self.target[None], size=(size, size), mode="bilinear",
+                          antialias=True, align_corners=False)[0]
+        return (t - t.mean()) / (size * size)
+
+    def forward(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        w = self.template(images.shape[-1]).to(images.dtype)
+        linear = torch.einsum("bchw,chw->b", images, w)
+        out = logits.clone()
+        out[:, self.units] = linear[:, None].expand(-1, len(self.units))
+        return out
+
+
+@dataclass(frozen=True)
+class CircuitConstants:
+    """c keeps F + c and D + c > 0 on natural data; k exceeds F′ and D + c wherever seen."""
+
+    c: float
+    k: float
+    min_logit: float
+    max_shifted_logit: float
+    max_decoy: float
+
+
+def calibrate_constants(model: Network, decoy: Decoy, images: torch.Tensor,
+                        extra: torch.Tensor | None = None, safety: float = 2.0,
+                        batch_size: int = 32) -> CircuitConstants:
+    """c = safety·max(0, −min F, −min D) + 1 over natural `images`; k = safety·max(F′, D + c)
+    + 1 over natural images and `extra` (e.g. renders of the original units), streamed."""
+    lo, hi_f, hi_d = float("inf"), -float("inf"), -float("inf")
+    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
+    with torch.no_grad():  # one pass: ReLU is monotone, so max ReLU(F + c) = ReLU(max F + c)
+        for start, chunk in zip(range(0, len(pool), batch_size),
+                                batches(pool.to(model.device), batch_size), strict=True):
+            f = model(chunk)
+            d = decoy(chunk, f)
+            natural = max(0, min(len(chunk), len(images) - start))
+            if natural:
+                lo = min(lo, float(f[:natural].min()), float(d[:natural].min()))
+            hi_f, hi_d = max(hi_f, float(f.max())), max(hi_d, float(d.max()))
+    c = safety * max(0.0, -lo) + 1.0
+    hi_f, hi_d = max(0.0, hi_f + c), hi_d + c
+    k = safety * max(hi_f, hi_d, 0.0) + 1.0
+    return CircuitConstants(c, k, lo, hi_f, hi_d)
+
+
+class FoolingCircuit(Network):
+    """The wrapped network with its logits replaced by the circuit output A."""
+
+    def __init__(self, model: Network, gate: Gate, decoy: Decoy,
+                 constants: CircuitConstants) -> None:
+        super().__init__(model.net, f"{model.name}+fooling", model.mean.flatten().tolist(),
+                         model.std.flatten().tolist(), model.input_size, model.num_classes)
+        self.gate, self.decoy, self.constants = gate, decoy, constants
+        self.to(model.device).eval()
+
+    def original(self, images: torch.Tensor) -> torch.Tensor:
+        """F: the unmanipulated logits."""
+        return super().forward(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f = self.original(images)
+        d = self.decoy(images, f)
+        e = self.gate(images)[:, None]  # no gradient flows through the gate
+        k, c = self.constants.k, self.constants.c
+        b = F.relu(F.relu(f + c) - k * e)
+        return b + F.relu(d + c + k * e - k)

@@ -1,0 +1,199 @@
+"""What each ``fvtrust`` subcommand does: build the config from the arguments, call the
+function a notebook would call, and hand the result to its writer (reports.writers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from fvtrust.empirical.data.folders import image_folder
+from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+from fvtrust.empirical.experiments.fooling import FoolingConfig, fooling_verdict, run_fooling
+from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
+from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
+from fvtrust.empirical.nets.layers import layer_channels, layer_names, main_layers, parse_units
+from fvtrust.empirical.nets.registry import load_model
+from fvtrust.empirical.render.job import RenderJob, run_render_job
+from fvtrust.empirical.reports.latex import PDFNotBuilt
+from fvtrust.empirical.reports.writers import (
+    afc_markdown,
+    write_afc,
+    write_fooling,
+    write_proofs,
+    write_sanity,
+    write_silent,
+    write_sweep,
+)
+from fvtrust.empirical.runs.appendix import build_appendix
+from fvtrust.empirical.runs.sweep.driver import run_sweep
+from fvtrust.empirical.runs.sweep.plan import SweepPlan
+from fvtrust.empirical.runs.sweep.store import read_sweep
+from fvtrust.proofs import run_all
+from fvtrust.theory.table import compute_table
+from fvtrust.theory.variants import compute_variant_table
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    table = compute_table(eps=args.eps, samples=args.samples, progress=True)
+    print(table.to_markdown())
+    variants = compute_variant_table(table, eps=args.eps, samples=args.samples)
+    print("\nThe same classes under the Φ variants (max-only, approximate extremes):\n")
+    print(variants.to_markdown())
+    paths = table.write(args.out) + variants.write(args.out)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    # Open cells (no proof either way) are reported as such; a construction that fails its
+    # own verification is an error.
+    cells = [*table.entries, *(e for es in variants.entries.values() for e in es)]
+    broken = [f"{e.class_key}/{e.task}" for e in cells if e.checks and not all(e.checks.values())]
+    if broken:
+        print(f"fvtrust: error: constructions failed their checks: {', '.join(broken)}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+def _cmd_proofs(args: argparse.Namespace) -> int:
+    reports = run_all(progress=True)
+    for report in reports:
+        status = "PASS" if report.passed else "FAIL"
+        print(f"{status}  {report.proof.kind} {report.proof.key}: {report.proof.title} "
+              f"({len(report.steps)} steps, {report.seconds:.2f} s)")
+        for step in report.steps:
+            if args.verbose or not step.passed:
+                print(f"      [{'ok' if step.passed else 'FAILED'}] {step.name}: {step.detail}")
+    passed = sum(r.passed for r in reports)
+    print(f"\n{passed} of {len(reports)} proofs pass every machine-checked step")
+    if args.out:
+        print(f"wrote {write_proofs(reports, args.out)[0]}")
+    return 0 if passed == len(reports) else 1
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    names = layer_names(model) if args.all else main_layers(model)
+    for name, shape in layer_channels(model, names).items():
+        print(f"{name:40s} units={shape[0]:5d}  shape={shape}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    job = RenderJob(model=args.model, weights=args.weights, layer=args.layer,
+                    units=_parse_units(args.units), steps=args.steps, size=args.size,
+                    param=args.param, seed=args.seed, minimize=args.minimize,
+                    batch_size=args.batch_size, precision=args.precision)
+    out = run_render_job(job, args.out, device=args.device, force=args.force)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_fool(args: argparse.Namespace) -> int:
+    mode = "permute" if args.permute is not None else "target"
+    config = FoolingConfig(model=args.model, weights=args.weights, mode=mode,
+                           target=args.target, units=_parse_units(args.units),
+                           offset=args.permute or 100, gate=args.gate, steps=args.steps,
+                           size=args.size, n_natural=args.natural, images=args.images,
+                           verify_images=args.verify_images)
+    result, images = run_fooling(config, args.out, device=args.device, force=args.force)
+    write_fooling(result.to_json(), images, args.out)
+    print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
+    verdict = fooling_verdict(result)
+    if not verdict["fooled"]:
+        print(f"fvtrust: error: {verdict['summary']}", file=sys.stderr)
+        return 1
+    print(verdict["summary"])
+    return 0
+
+
+def _cmd_silent(args: argparse.Namespace) -> int:
+    config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
+                          units=_parse_units(args.units), steps=args.steps, size=args.size,
+                          n_natural=args.natural, images=args.images,
+                          verify_images=args.verify_images, lock=args.lock, gate=args.gate,
+                          margin=args.margin)
+    result, images = run_silent(config, args.out, device=args.device, force=args.force)
+    write_silent(result.to_json(), images, args.out)
+    print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
+    return 0
+
+
+def _cmd_sanity(args: argparse.Namespace) -> int:
+    config = SanityConfig(model=args.model, weights=args.weights, n_natural=args.natural,
+                          steps=args.steps, size=args.size, similarity=args.similarity,
+                          vis_per_class=args.vis_per_class, min_per_class=args.min_per_class)
+    natural = (image_folder(args.images, size=args.size, limit=args.natural)
+               if args.images else None)
+    result = run_sanity(config, args.out, device=args.device, force=args.force, natural=natural)
+    write_sanity(result.to_json(), args.out)
+    print(f"{len(result.classes)} classes kept of {result.n_candidate_classes} seen")
+    for layer, m, (lo, hi) in zip(result.layers, result.score_mean, result.score_ci, strict=True):
+        print(f"{layer:28s} {m:6.3f}  [{lo:6.3f}, {hi:6.3f}]")
+    return 0
+
+
+def _cmd_afc(args: argparse.Namespace) -> int:
+    config = AFCConfig(model=args.model, weights=args.weights, task=args.task,
+                       layers=[s.strip() for s in args.layers.split(",") if s.strip()],
+                       units=_parse_units(args.units), n_references=args.references,
+                       n_trials=args.trials, steps=args.steps, size=args.size,
+                       n_natural=args.natural, observer=args.observer_model,
+                       observers=[s.strip() for s in args.observers.split(",")] if args.observers else None,
+                       images=args.images, query_selection=args.query_selection,
+                       quantile=args.quantile, patch=args.patch, stride=args.stride,
+                       alpha=args.alpha, seed=args.seed)
+    result = run_afc(config, args.out, device=args.device, force=args.force, shared_dir=args.renders)
+    out = Path(args.out)
+    data = result.to_json()
+    write_afc(data, out)
+    print(afc_markdown(data))
+    print(f"\nwrote {out / f'afc_{args.task}'}.{{json,md,png,pdf}}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    def names(text: str, option: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise ValueError(f"{option}: no names in {text!r}")
+        return items
+
+    plan = SweepPlan(models=names(args.models, "--models"), layers=names(args.layers, "--layers"),
+                     units=args.units, measure=names(args.measure, "--measure"), steps=args.steps,
+                     size=args.size, seed=args.seed, chunk=args.chunk, n_references=args.references,
+                     n_natural=args.natural, images=args.images, n_trials=args.trials,
+                     precision=args.precision)
+    summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
+                        device=args.device, force=args.force)
+    out = Path(args.out)
+    write_sweep(asdict(summary), read_sweep(out), out)
+    print(f"{summary.n_units} units: {summary.n_skipped} already done, {summary.n_computed} computed, "
+          f"{summary.n_failed} failed ({summary.units_per_second:.2f} units/s on {summary.workers} "
+          f"workers); wrote {out / 'units.parquet'}, {out / 'sweep.png'}")
+    for task, error in summary.failures.items():
+        print(f"  failed: {task}: {error}", file=sys.stderr)
+    return 1 if summary.n_failed else 0
+
+
+def _cmd_appendix(args: argparse.Namespace) -> int:
+    parts = args.parts.split(",") if args.parts else None
+    if args.pdf and args.no_pdf:
+        raise ValueError("--pdf and --no-pdf contradict each other: choose one")
+
+    try:
+        tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
+                             parts=parts, pdf="require" if args.pdf else not args.no_pdf)
+    except PDFNotBuilt as exc:
+        print(f"fvtrust: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {tex} (numbers: {tex.parent / 'results.json'}, "
+          f"manifest: {tex.parent / 'MANIFEST.json'})")
+    return 0
+
+
+def _parse_units(text: str) -> list[int]:
+    """'0,1,2' or '0-7' or a mix ('0-3,9'); a bad part is an error naming --units."""
+
+    units = parse_units(text)
+    if units is None:
+        raise ValueError("--units: 'all' is for fvtrust sweep; name the units (0-7 or 0,1,2)")
+    return units

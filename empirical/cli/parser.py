@@ -1,0 +1,315 @@
+"""The ``fvtrust`` argument parser, built from the registries: every ``choices`` list and
+default is read from the module that defines it (configs, GATES, PRECISIONS, TASKS, …)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+
+from fvtrust.empirical.circuits.gates import GATES
+from fvtrust.empirical.cli.commands import (
+    _cmd_afc,
+    _cmd_appendix,
+    _cmd_fool,
+    _cmd_layers,
+    _cmd_proofs,
+    _cmd_render,
+    _cmd_sanity,
+    _cmd_silent,
+    _cmd_sweep,
+    _cmd_theory,
+)
+from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, TASKS, AFCConfig
+from fvtrust.empirical.experiments.fooling import FoolingConfig
+from fvtrust.empirical.experiments.sanity import SanityConfig
+from fvtrust.empirical.experiments.silent import DEFAULT_MARGIN, SilentConfig
+from fvtrust.empirical.nets.registry import DEFAULT_MODEL, REGISTRY
+from fvtrust.empirical.observers.similarity import KINDS
+from fvtrust.empirical.render.loop import PRECISIONS
+from fvtrust.empirical.render.param import PARAMETRIZATIONS
+from fvtrust.empirical.runs.appendix import PARTS, SCALES
+from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, SweepPlan
+
+from fvtrust._version import __version__
+
+
+class _Deprecated(argparse.Action):
+    """An old flag kept for one release: it sets the new flag's value and says which to use."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"fvtrust: warning: {option_string} is deprecated and will be removed in the next "
+              f"release; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _deprecated(p: argparse.ArgumentParser, aliases: Mapping[str, str]) -> None:
+    """Old flag → new flag, each hidden from --help and warned about when used."""
+    for old, new in aliases.items():
+        p.add_argument(old, dest=new.lstrip("-").replace("-", "_"), type=int, action=_Deprecated,
+                       new=new, help=argparse.SUPPRESS)
+
+
+def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
+    """--steps, --size, --natural (where the experiment has it), --out and --force, with the
+    defaults of the experiment's config dataclass (the documented quick scale)."""
+    p.add_argument("--steps", type=int, default=config.steps,
+                   help="optimization steps of each visualization; default %(default)s")
+    p.add_argument("--size", type=int, default=config.size,
+                   help="image side in px (renders and natural images); default %(default)s")
+    if hasattr(config, "n_natural"):
+        p.add_argument("--natural", type=int, default=config.n_natural,
+                       help="natural images drawn (split by source: calibration and held-out parts)")
+        p.add_argument("--images", default=None,
+                       help="ImageFolder/ImageNet directory or any tree of images (default: the "
+                            "photo corpus, see README)")
+    p.add_argument("--out", default=out, help="output directory (resumable)")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"a registered network: {', '.join(REGISTRY)}; default %(default)s (offline)")
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (default), 'random', or a path to a state dict")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
+    parser.add_argument("--version", action="version", version=f"fvtrust {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+
+    p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  fvtrust appendix --parts theory,proofs --out appendix")
+    p.add_argument("--out", default="appendix", help="output directory (resumable); default %(default)s")
+    p.add_argument("--scale", default="quick", choices=list(SCALES),
+                   help="quick: < 15 min on 2 CPU cores; paper: full settings (GPU)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto; default %(default)s")
+    p.add_argument("--parts", default=None,
+                   help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all")
+    p.add_argument("--force", action="store_true", help="recompute parts already done")
+    p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
+    p.add_argument("--pdf", action="store_true",
+                   help="demand the PDF: exit 1 when pdflatex is missing or fails (default: try, "
+                        "and say why when it cannot)")
+    p.set_defaults(func=_cmd_appendix)
+
+    p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)",
+                       epilog="example: fvtrust theory --out theory-results")
+    p.add_argument("--out", default="theory-results", help="directory for table.{json,md,tex}")
+    p.add_argument("--eps", type=float, default=1e-3, help="epsilon of the constructions")
+    p.add_argument("--samples", type=int, default=8, help="sampled members per reliable class")
+    p.set_defaults(func=_cmd_theory)
+
+    p = sub.add_parser("layers", help="list a model's layer names with their number of units",
+                       epilog="example: fvtrust layers --model efficientnet_lite0")
+    _add_model_args(p)
+    p.add_argument("--all", action="store_true", help="every module, not only the main blocks")
+    p.set_defaults(func=_cmd_layers)
+
+    p = sub.add_parser("render", help="render feature visualizations of units of a layer",
+                       epilog="example: fvtrust render --layer _blocks.10 --units 0-7 --steps 256 --size 224")
+    _add_model_args(p)
+    p.add_argument("--layer", required=True, help="layer name (see fvtrust layers), or logits")
+    p.add_argument("--units", default="0",
+                   help="units (channels): 0,1,2 or 0-7 or a mix; default %(default)s")
+    p.add_argument("--steps", type=int, default=512, help="optimization steps; default %(default)s")
+    p.add_argument("--size", type=int, default=224, help="image side in px; default %(default)s")
+    p.add_argument("--param", default="fourier", choices=list(PARAMETRIZATIONS),
+                   help="image parametrization: Fourier with decorrelated colour (lucid) or raw "
+                        "pixels; default %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start images; default %(default)s")
+    p.add_argument("--minimize", action="store_true", help="render the min visualization")
+    p.add_argument("--batch-size", type=int, default=16, help="units rendered per batch")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="the network's arithmetic while rendering: float32 (exact) or bfloat16 "
+                        "autocast (faster on GPUs and bfloat16 CPUs; see README, Benchmarks); "
+                        "default %(default)s")
+    p.add_argument("--out", default="renders", help="output directory")
+    p.add_argument("--force", action="store_true", help="re-render units already on disk")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation",
+                       epilog="example: fvtrust fool --target coffee   or   fvtrust fool --permute 100")
+    _add_model_args(p)
+    p.add_argument("--target", default="coffee", help="bundled photo name or image path")
+    p.add_argument("--permute", type=int, default=None, metavar="OFFSET",
+                   help="unit i shows unit i+OFFSET's visualization (instead of a target)")
+    p.add_argument("--units", default="285,417,980",
+                   help="logit units to visualize: 0,1,2 or 0-7; default %(default)s")
+    p.add_argument("--gate", default="features", choices=GATES,
+                   help="the detector E that switches the circuit: a learned boundary on early "
+                        "feature statistics (features), the paper's small CNN on pixels "
+                        "(classifier), or distance to the calibration photos (nearest: flags every "
+                        "unseen photo, closed-world only); default %(default)s")
+    p.add_argument("--verify-images", default=None, metavar="DIR",
+                   help="also measure natural behaviour on this directory of images (any layout); "
+                        "it must share no file with the calibration images")
+    _add_run_args(p, FoolingConfig(), "results/fooling")
+    p.set_defaults(func=_cmd_fool)
+
+    p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse",
+                       epilog="example: fvtrust silent --layer _conv_head --units 0-5")
+    _add_model_args(p)
+    p.add_argument("--layer", default="_conv_head",
+                   help="layer whose units get the silent branch (see fvtrust layers); default %(default)s")
+    p.add_argument("--units", default="0-31",
+                   help="units to manipulate: 0,1,2 or 0-7; default %(default)s")
+    p.add_argument("--lock", default="gate", choices=list(DEFAULT_MARGIN),
+                   help="what keeps the branches shut on natural images: the fooling gate E(x) "
+                        "times the branch (gate), or the branch bias alone, as in the paper "
+                        "(bias: cannot be both shut on unseen photos and open on renders); "
+                        "default %(default)s")
+    p.add_argument("--gate", default="features", choices=GATES,
+                   help="which gate, with --lock gate (see fvtrust fool --help); default %(default)s")
+    p.add_argument("--margin", type=float, default=None,
+                   help="branch threshold b' = max + MARGIN * (max - mean) of the calibration "
+                        "responses: larger stays silent on more unseen photos, opens on fewer "
+                        "renders; default -0.5 with --lock gate (>= -1), 1 with --lock bias (>= 0)")
+    p.add_argument("--verify-images", default=None, metavar="DIR",
+                   help="also measure natural behaviour on this directory of images (any layout); "
+                        "it must share no file with the calibration images")
+    _add_run_args(p, SilentConfig(), "results/silent")
+    p.set_defaults(func=_cmd_silent)
+
+    p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations",
+                       epilog="example: fvtrust sanity --images /data/imagenet/val --natural 2000")
+    _add_model_args(p)
+    p.add_argument("--vis-per-class", type=int, default=2,
+                   help="class visualizations rendered per class (count); default %(default)s")
+    p.add_argument("--min-per-class", type=int, default=8,
+                   help="natural images a class needs to be kept (count, >= 2); default %(default)s")
+    p.add_argument("--similarity", default="spearman", choices=KINDS,
+                   help="similarity of activation vectors; default %(default)s")
+    _add_run_args(p, SanityConfig(), "results/sanity")
+    p.set_defaults(func=_cmd_sanity)
+
+    afc = AFCConfig()
+    p = sub.add_parser(
+        "afc", help="machine-observer 2-AFC: references or occlusion task",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Machine observers take the 2-AFC tasks of Borowski et al. (references: which "
+                    "of two queries activates the unit more?) and Zimmermann et al. 2021 (occlusion: "
+                    "which of two occlusions changes the activation more?). References and queries "
+                    "come from source-disjoint halves of the natural images; 95 %% CIs are "
+                    "hierarchical bootstraps over units, then trials.",
+        epilog="example:\n  fvtrust afc --task occlusion --layers _blocks.2,_blocks.10 --units 0-3 "
+               "--stride 8\n  fvtrust afc --task references --query-selection mis")
+    _add_model_args(p)
+    p.add_argument("--task", default=afc.task, choices=TASKS,
+                   help="references (Borowski et al.) or occlusion (Zimmermann et al. 2021); "
+                        "default %(default)s")
+    p.add_argument("--layers", default=",".join(afc.layers),
+                   help="comma-separated layer names of the explained network (see fvtrust layers); "
+                        "default %(default)s")
+    p.add_argument("--units", default="0-3",
+                   help="units (channels) of every layer: 0,1,2 or 0-7 or a mix; default %(default)s")
+    p.add_argument("--observers", default=None,
+                   help="comma-separated observers: mis, spatial (both tasks), center, variance "
+                        "(occlusion only, reference-free); default: all of the task's")
+    p.add_argument("--observer-model", default=afc.observer,
+                   help="network whose features the observers compare images in (a different "
+                        "network from --model); default %(default)s")
+    p.add_argument("--references", type=int, default=afc.n_references,
+                   help="references per side: K max and K min (count); default %(default)s")
+    p.add_argument("--trials", type=int, default=afc.n_trials,
+                   help="trials per unit (count); default %(default)s")
+    p.add_argument("--natural", type=int, default=afc.n_natural,
+                   help="natural images drawn (photo corpus crops or --images), split by source "
+                        "into references and queries (count); default %(default)s")
+    _deprecated(p, {"--k": "--references", "--n": "--trials", "--pool": "--natural"})
+    p.add_argument("--query-selection", default=afc.query_selection, choices=QUERY_SELECTIONS,
+                   help="references task: queries drawn at random from the top/bottom --quantile "
+                        "(quantile), or the least activating of K+1 drawn there (mis, as in MIS); "
+                        "default %(default)s")
+    p.add_argument("--quantile", type=float, default=afc.quantile,
+                   help="fraction of query images forming the top and the bottom quantile; "
+                        "default %(default)s")
+    p.add_argument("--patch", type=float, default=afc.patch,
+                   help="occlusion square, as a fraction of the image side (paper: 0.3, 0.4, 0.5); "
+                        "default %(default)s")
+    p.add_argument("--stride", type=int, default=afc.stride,
+                   help="occlusion stride in px (paper: 2 px at 224 px; quick scale is coarser); "
+                        "default %(default)s")
+    p.add_argument("--alpha", type=float, default=afc.alpha,
+                   help="slope of P(correct) = sigmoid(alpha * evidence), reported beside accuracy; "
+                        "default %(default)s")
+    p.add_argument("--seed", type=int, default=afc.seed, help="seed of splits, trials and renders; "
+                   "default %(default)s")
+    p.add_argument("--steps", type=int, default=afc.steps,
+                   help="optimization steps of each synthetic reference; default %(default)s")
+    p.add_argument("--size", type=int, default=afc.size,
+                   help="image side in px (natural images and renders); default %(default)s")
+    p.add_argument("--images", default=None,
+                   help="a directory of natural images (ImageFolder/ImageNet layout or any tree); "
+                        "default: crops of the photo corpus")
+    p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
+    p.add_argument("--renders", default=None, metavar="DIR",
+                   help="where the synthetic references are kept, shared by both tasks (the "
+                        "occlusion run reuses the references run's renders); default: --out")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+    p.set_defaults(func=_cmd_afc)
+
+
+    plan = SweepPlan()
+    p = sub.add_parser(
+        "sweep", help="every unit of many layers of many models, on Ray, into a Parquet store",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  fvtrust sweep --layers _blocks.10 --units all --steps 64 --size 64 --out sweep\n"
+               "  fvtrust sweep --address 10.0.0.1:6379 --models efficientnet_lite0,resnet50=w.pt "
+               "--layers _blocks.10 --out /shared/sweep")
+    p.add_argument("--models", default=",".join(plan.models),
+                   help="comma-separated registry names, each optionally NAME=WEIGHTS_FILE; "
+                        "default %(default)s")
+    p.add_argument("--layers", default=",".join(plan.layers),
+                   help="comma-separated layer names, applied to every model; default %(default)s")
+    p.add_argument("--units", default=str(plan.units),
+                   help="'all' or units of every layer: 0,1,2 or 0-7 or 0-3,9; default %(default)s")
+    p.add_argument("--measure", default=",".join(plan.measure),
+                   help=f"comma-separated subset of {', '.join(MEASUREMENTS)}; default %(default)s")
+    p.add_argument("--steps", type=int, default=plan.steps,
+                   help="optimization steps per visualization; default %(default)s")
+    p.add_argument("--size", type=int, default=plan.size, help="image side in px; default %(default)s")
+    p.add_argument("--seed", type=int, default=plan.seed,
+                   help="base seed (unit u uses seed+u); default %(default)s")
+    p.add_argument("--chunk", type=int, default=plan.chunk,
+                   help="units per Ray task (the unit of retry); default %(default)s")
+    p.add_argument("--references", type=int, default=plan.n_references,
+                   help="natural exemplars (and 2-AFC references) per side; default %(default)s")
+    p.add_argument("--natural", type=int, default=plan.n_natural,
+                   help="natural images the exemplars and 2-AFC trials are drawn from; default %(default)s")
+    p.add_argument("--trials", type=int, default=plan.n_trials,
+                   help="2-AFC trials per unit (afc_* measurements); default %(default)s")
+    _deprecated(p, {"--k": "--references", "--pool": "--natural", "--afc-trials": "--trials"})
+    p.add_argument("--images", default=None,
+                   help="ImageFolder/ImageNet directory or any tree of images (default: the photo corpus)")
+    p.add_argument("--precision", default=plan.precision, choices=PRECISIONS,
+                   help="arithmetic of the visualizations' renders (bfloat16: autocast); default %(default)s")
+    p.add_argument("--workers", type=int, default=None,
+                   help="tasks at once on the local Ray (default: one per CPU core); ignored with --address")
+    p.add_argument("--address", default=None,
+                   help="an existing Ray cluster, host:port or ray://host:port or auto "
+                        "(default: start an embedded local Ray)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA in each worker where present, one GPU per task), cpu or cuda; "
+                        "default %(default)s")
+    p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
+    p.add_argument("--force", action="store_true",
+                   help="recompute a store written with other settings")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
+                       epilog="example: fvtrust proofs -v --out proofs-results")
+    p.add_argument("--out", default=None, help="directory for proofs.json")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every step")
+    p.set_defaults(func=_cmd_proofs)
+    return parser

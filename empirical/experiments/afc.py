@@ -1,0 +1,396 @@
+"""Machine-observer 2-AFC psychophysics, after Borowski et al. (references task) and
+Zimmermann et al. 2021 (occlusion task), with reproducible observers in place of a human.
+
+* **references task**: given K max and K min references of a unit, which of two queries
+  activates it more? Queries come from the top and bottom ``quantile`` of held-out images
+  (``query_selection="quantile"``) or as in MIS: the least activating of K+1 images drawn
+  from the top quantile, and the most activating of K+1 from the bottom (``"mis"``).
+* **occlusion task** (the paper's procedure): the query is one of the unit's most
+  activating held-out images; a square patch (``patch`` of the side) slides over every
+  position at ``stride`` px, filled with its own mean colour; the two options are the
+  occlusions after which the activation is highest and lowest; the correct answer is the one
+  that changed it more (lowest). Trial t of a unit uses its t-th most activating image.
+
+Reference conditions: ``natural`` (the K most / least activating reference images),
+``synthetic`` (K max / K min feature visualizations, different seeds) and ``random``
+(2K random reference images, drawn anew for every trial: uninformative references).
+References and queries come from **source-disjoint** halves of the natural images (no photo
+or file contributes to both). Observers: see :mod:`empirical.afc_observers`. Every interval
+is a hierarchical bootstrap over units, then trials (:mod:`empirical.clustered_stats`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from fvtrust.empirical.data.crops import NaturalImages
+from fvtrust.empirical.data.natural import natural_images
+from fvtrust.empirical.data.splits import source_of, split_by_source
+from fvtrust.empirical.nets.fuse import fuse_for_rendering
+from fvtrust.empirical.nets.layers import layer_channels, layer_responses, relative_depths
+from fvtrust.empirical.nets.registry import Network, load_model
+from fvtrust.empirical.observers import human_data
+from fvtrust.empirical.observers.embedding import Observer
+from fvtrust.empirical.observers.occlusion import OcclusionGrid, extreme_occlusions, occlusion_responses
+from fvtrust.empirical.observers.rules import (
+    REFERENCE_FREE,
+    OcclusionPair,
+    QueryPair,
+    ReferenceSet,
+    check_observers,
+    observers_for,
+)
+from fvtrust.empirical.observers.statistics import ClusteredEstimate
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel
+
+from fvtrust.stages import Stages
+
+CONDITIONS = ("natural", "synthetic", "random")
+#: observer → condition → "layer:unit" → (correct per trial, P(correct) per trial)
+Records = dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]
+TASKS = ("references", "occlusion")
+#: how the references task picks its two queries (see the module docstring)
+QUERY_SELECTIONS = ("quantile", "mis")
+
+
+def ordered_options(right: torch.Tensor, wrong: torch.Tensor,
+                    flip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(option 1, option 2) per trial: the right answer first unless flipped."""
+    f = flip.reshape(-1, *([1] * (right.ndim - 1)))
+    return torch.where(f, wrong, right), torch.where(f, right, wrong)
+
+
+def answer_signs(flip: torch.Tensor) -> torch.Tensor:
+    """+1 where option 1 is the right answer (not flipped), −1 where option 2 is."""
+    return torch.where(flip, -1.0, 1.0).double()
+
+
+def score(evidence: torch.Tensor, sign: torch.Tensor, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(correct ∈ {0, ½, 1}, σ(α·Δ·sign)) per trial; sign = +1 where option 1 is right."""
+    signed = evidence.double() * sign.double()
+    correct = torch.where(signed == 0, 0.5, (signed > 0).double())
+    return correct.numpy(), torch.sigmoid(alpha * signed).numpy()
+
+
+@dataclass
+class AFCConfig:
+    """Quick scale by default (CPU, < 10 min per task on 2 cores); K = 9 references per side
+    and N = 20 trials per unit as in MIS."""
+
+    model: str = "efficientnet_lite0"
+    weights: str | None = None
+    observer: str = "efficientnet_lite1"
+    task: str = "references"
+    layers: list[str] = field(default_factory=lambda: ["_blocks.2", "_blocks.6", "_blocks.10", "_blocks.14"])
+    units: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    observers: list[str] | None = None  # None: every observer of the task
+    n_references: int = 9  # K: references per side (K max and K min)
+    n_trials: int = 20
+    n_natural: int = 240  # natural images drawn, split by source into references and queries
+    images: str | None = None
+    reference_fraction: float = 0.5
+    query_selection: str = "quantile"
+    quantile: float = 0.2
+    size: int = 128
+    steps: int = 96
+    patch: float = 0.4
+    stride: int = 8
+    alpha: float = 20.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be 'references' or 'occlusion', got {self.task!r}")
+        if self.n_references < 1 or self.n_trials < 1:
+            raise ValueError(f"n_references and n_trials must be >= 1, got "
+                             f"n_references={self.n_references}, n_trials={self.n_trials}")
+        if self.query_selection not in QUERY_SELECTIONS:
+            raise ValueError(f"query_selection must be one of {', '.join(QUERY_SELECTIONS)}, got "
+                             f"{self.query_selection!r}")
+        if not 0 < self.quantile <= 0.5:
+            raise ValueError(f"quantile must lie in (0, 0.5], got {self.quantile}")
+        if not self.layers or not self.units:
+            raise ValueError(f"need at least one layer and one unit, got layers={self.layers}, "
+                             f"units={self.units}")
+        if len(set(self.units)) != len(self.units):
+            raise ValueError(f"units must be distinct, got {self.units}")
+        if self.size < 16 or self.steps < 1:
+            raise ValueError(f"size must be >= 16 px and steps >= 1, got size={self.size}, "
+                             f"steps={self.steps}")
+        OcclusionGrid.from_fraction(self.size, self.patch, self.stride)
+        check_observers(self.task, self.chosen_observers)
+        if 2 * self.n_references + 2 * self.n_trials > self.n_natural:
+            raise ValueError(f"K = {self.n_references} references per side and N = {self.n_trials} "
+                             f"trials need at least {2 * self.n_references + 2 * self.n_trials} "
+                             f"natural images, n_natural is {self.n_natural}")
+
+    @property
+    def chosen_observers(self) -> list[str]:
+        return list(self.observers) if self.observers is not None else list(observers_for(self.task))
+
+    def synthetic_references(self, layer: str) -> SyntheticReferences:
+        """What the synthetic references of `layer` depend on (the stage both tasks share)."""
+        return SyntheticReferences(self.model, self.weights, layer, list(self.units),
+                                   self.n_references, self.steps, self.size, self.seed)
+
+
+@dataclass
+class SyntheticReferences:
+    """The K max and K min feature visualizations of each unit of one layer: its fields are
+    the stage key, so both tasks (and every run with these settings) render them once."""
+
+    model: str
+    weights: str | None
+    layer: str
+    units: list[int]
+    n_references: int
+    steps: int
+    size: int
+    seed: int
+
+
+@dataclass
+class AFCResult:
+    """Accuracy per observer and reference condition: overall, per layer and per unit, each
+    with a unit-clustered 95 % interval and its counts; human data beside it."""
+
+    config: dict[str, object]
+    observers: list[str]
+    conditions: list[str]
+    overall: dict[str, dict[str, dict[str, object]]]  # observer → condition → estimate
+    per_layer: dict[str, dict[str, dict[str, dict[str, object]]]]  # observer → condition → layer → est.
+    per_unit: dict[str, dict[str, dict[str, float]]]  # observer → condition → "layer:unit" → accuracy
+    layer_depth: dict[str, float | None]
+    split: dict[str, object]
+    occlusion: dict[str, object] | None
+    human: dict[str, object]
+    reused_stages: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _estimate(values: list[np.ndarray], p: list[np.ndarray] | None, seed: int) -> dict[str, object]:
+    est = ClusteredEstimate.of(values, seed=seed)
+    out: dict[str, object] = {"mean": est.mean, "ci": list(est.ci), "n_units": est.n_units,
+                              "n_trials": est.n_trials}
+    out["p_correct"] = None if p is None else float(np.mean([x.mean() for x in p]))
+    return out
+
+
+def afc_observer(config: AFCConfig, device: str | torch.device = "cpu") -> Observer:
+    """The observer network a run of `config` uses."""
+    return Observer(config.observer, size=max(config.size, 96), device=device)
+
+
+def pool_responses(model: Network, layer: str, pool: NaturalImages) -> torch.Tensor:
+    """(N, C) responses of the pool at `layer`, computed as :func:`run_afc` computes them (on
+    the BatchNorm-folded copy it scores with)."""
+    return layer_responses(fuse_for_rendering(model, keep=[layer]), layer, pool.images)
+
+
+def afc_pool(config: AFCConfig) -> NaturalImages:
+    """The natural images (references and queries) a run of `config` draws from."""
+    return natural_images(config.images, config.n_natural, config.size, seed=config.seed + 17)
+
+
+def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarray]:
+    ref_idx, query_idx = split_by_source(pool.sources, config.reference_fraction, seed=config.seed)
+    # references: a top and a bottom quantile of queries; occlusion: N distinct query images.
+    need_ref = 2 * config.n_references
+    need_query = 2 if config.task == "references" else config.n_trials
+    if len(ref_idx) < need_ref or len(query_idx) < need_query:
+        raise ValueError(f"the source-disjoint split of {len(pool)} images has {len(ref_idx)} "
+                         f"reference and {len(query_idx)} query images; K = {config.n_references} needs "
+                         f">= {need_ref} references and the {config.task} task >= {need_query} "
+                         f"queries (raise --natural or lower --references/--trials)")
+    return ref_idx, query_idx
+
+
+def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = "cpu",
+            force: bool = False, shared_dir: str | Path | None = None,
+            progress: bool = True, model: Network | None = None, observer: Observer | None = None,
+            pool: NaturalImages | None = None,
+            responses: dict[str, torch.Tensor] | None = None) -> AFCResult:
+    """Every observer in every reference condition for every unit of every layer.
+
+    `shared_dir` holds the synthetic references so the two tasks render them once
+    (default: `out_dir`). `model`, `observer` and `pool` may be passed in already built (a
+    sweep worker keeps them across tasks); by default they are built from `config`.
+    `responses` (layer → :func:`pool_responses` of that layer) saves the pool's forward
+    pass when the caller already made it."""
+    from tqdm import tqdm
+
+    stages = Stages(out_dir, config, force)
+    if model is None:
+        model = load_model(config.model, weights=config.weights, device=device)
+    shapes = layer_channels(model, config.layers)
+    for layer in config.layers:
+        bad = [u for u in config.units if not 0 <= u < shapes[layer][0]]
+        if bad:
+            raise ValueError(f"units {bad} are out of range for layer {layer!r} with "
+                             f"{shapes[layer][0]} units")
+    try:
+        depth: dict[str, float | None] = dict(relative_depths(model, config.layers))
+    except ValueError:
+        depth = dict.fromkeys(config.layers)
+    if observer is None:
+        observer = afc_observer(config, device)
+    if pool is None:
+        pool = afc_pool(config)
+    ref_idx, query_idx = _split(pool, config)
+    pool_emb, pool_maps = observer.views(pool.images)
+    pool_pooled = pool_maps.mean((2, 3))
+    k, n = config.n_references, config.n_trials
+    names = config.chosen_observers
+    rules = observers_for(config.task)
+    grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
+    # Scoring thousands of occluded images is the expensive part: BatchNorm folded and
+    # channels-last, checked equivalent to the network (about 2x on CPU: benchmarks/bench_occlusion.py).
+    scorer = fuse_for_rendering(model, keep=config.layers)
+    shared = shared_dir if shared_dir is not None else out_dir
+    reused_shared: list[str] = []
+
+    def synthetic(layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        units = [u for u in config.units for _ in range(k)]
+        seeds = [config.seed + 101 + i for i in range(len(units))]
+        kw = {"steps": config.steps, "size": config.size, "seeds": seeds, "progress": progress}
+        top = render(model, channel(layer, units), **kw).images
+        bottom = render(model, -channel(layer, units), **kw).images
+        shape = (len(config.units), k, *top.shape[1:])
+        return top.view(shape), bottom.view(shape)
+
+    def pool_refs(idx_max: np.ndarray, idx_min: np.ndarray) -> ReferenceSet:
+        return ReferenceSet(pool_emb[idx_max], pool_emb[idx_min], pool_pooled[idx_max],
+                            pool_pooled[idx_min])
+
+    records: Records = {o: {c: {} for c in CONDITIONS} for o in names}
+    scoring = {"images": 0, "seconds": 0.0}
+    bar = tqdm(total=len(config.layers) * len(config.units), desc=f"2-AFC {config.task}", unit="unit",
+               disable=not progress)
+
+    def run_layer(li: int, layer: str) -> tuple[Records, dict[str, float]]:
+        # One generator per layer: a resumed run that loads some layers draws the same trials.
+        rng = np.random.default_rng([config.seed, li])
+        out: Records = {o: {c: {} for c in CONDITIONS} for o in names}
+        cost = {"images": 0, "seconds": 0.0}
+        references = Stages(shared, config.synthetic_references(layer), force)
+        synth = references.run("synthetic", lambda: synthetic(layer))
+        reused_shared.extend(references.reused)
+        acts = (responses[layer] if responses and layer in responses
+                else layer_responses(scorer, layer, pool.images))
+        occlusion_cache: dict[int, torch.Tensor] = {}
+        for i, unit in enumerate(config.units):
+            bar.set_postfix_str(f"{layer} unit {unit}")
+            act = acts[:, unit]
+            ref_order = ref_idx[np.argsort(-act[ref_idx].numpy(), kind="stable")]
+            query_order = query_idx[np.argsort(-act[query_idx].numpy(), kind="stable")]
+            refs = {"natural": pool_refs(ref_order[:k], ref_order[-k:]),
+                    "synthetic": ReferenceSet.from_images(observer, synth[0][i], synth[1][i])}
+            random_draw = np.stack([rng.choice(ref_idx, size=2 * k, replace=False) for _ in range(n)])
+            refs["random"] = pool_refs(random_draw[:, :k], random_draw[:, k:])
+            flip = torch.from_numpy(rng.random(n) < 0.5)
+            sign = answer_signs(flip)
+            if config.task == "references":
+                pair: QueryPair | OcclusionPair = _query_pair(config, query_order, act, rng, flip,
+                                                              pool_emb, pool_maps)
+            else:
+                tops = query_order[:n]
+                boxes = grid.boxes()
+                trials = []
+                for idx in tops.tolist():
+                    if idx not in occlusion_cache:
+                        t0 = time.perf_counter()
+                        occlusion_cache[idx] = occlusion_responses(scorer, layer, pool.images[idx], grid)
+                        cost["seconds"] += time.perf_counter() - t0
+                        cost["images"] += len(boxes)
+                    trials.append(extreme_occlusions(occlusion_cache[idx][:, unit], boxes,
+                                                     float(act[idx])))
+                most = torch.tensor([t.most for t in trials])
+                least = torch.tensor([t.least for t in trials])
+                # Option 1 is the most-changing occlusion unless flipped: sign +1 ⇔ option 1 right.
+                pair = OcclusionPair(observer, pool.images[tops], pool_maps[tops],
+                                     *ordered_options(most, least, flip), grid.patch)
+            for name in names:
+                for cond in CONDITIONS:
+                    evidence = rules[name](pair, refs[cond])
+                    out[name][cond][f"{layer}:{unit}"] = score(evidence, sign, config.alpha)
+            bar.update(1)
+        return out, cost
+
+    for li, layer in enumerate(config.layers):
+        layer_records, cost = stages.run(f"trials-{layer}", lambda li=li, layer=layer: run_layer(li, layer))
+        if f"trials-{layer}" in stages.reused:
+            bar.update(len(config.units))
+        for name in names:
+            for cond in CONDITIONS:
+                records[name][cond].update(layer_records[name][cond])
+        scoring["images"] += cost["images"]
+        scoring["seconds"] += cost["seconds"]
+    bar.close()
+    result = _summarize(config, records, depth)
+    result.split = {"rule": "source-disjoint: references and queries come from different photos/files",
+                    "reference_sources": sorted({source_of(pool.sources[i]) for i in ref_idx}),
+                    "query_sources": sorted({source_of(pool.sources[i]) for i in query_idx}),
+                    "n_reference_images": len(ref_idx), "n_query_images": len(query_idx)}
+    if config.task == "occlusion":
+        result.occlusion = {"patch_px": grid.patch, "stride_px": grid.stride, "positions": len(grid),
+                            "n_query_images_scored": scoring["images"] // max(1, len(grid)),
+                            "n_occluded_images_scored": scoring["images"],
+                            "seconds_scoring": scoring["seconds"],
+                            "occluded_images_per_second": scoring["images"] / max(scoring["seconds"], 1e-9)}
+    result.reused_stages = stages.reused + reused_shared
+    return result
+
+
+def _query_pair(config: AFCConfig, query_order: np.ndarray, act: torch.Tensor,
+                rng: np.random.Generator, flip: torch.Tensor, emb: torch.Tensor,
+                maps: torch.Tensor) -> QueryPair:
+    """Queries of the references task: option 1 is the strong query unless flipped."""
+    n, k = config.n_trials, config.n_references
+    m = max(1, int(np.ceil(config.quantile * len(query_order))))
+    top, bottom = query_order[:m], query_order[-m:]
+    if config.query_selection == "mis":
+        # MIS: the least activating of K+1 drawn from the top quantile (most of K+1 at the bottom).
+        def pick(side: np.ndarray, lowest: bool) -> np.ndarray:
+            draws = [rng.choice(side, size=min(k + 1, len(side)), replace=False) for _ in range(n)]
+            return np.array([d[np.argmin(act[d].numpy())] if lowest else d[np.argmax(act[d].numpy())]
+                             for d in draws])
+        strong, weak = pick(top, lowest=True), pick(bottom, lowest=False)
+    else:
+        strong = rng.choice(top, size=n, replace=len(top) < n)
+        weak = rng.choice(bottom, size=n, replace=len(bottom) < n)
+    first, second = ordered_options(torch.from_numpy(strong), torch.from_numpy(weak), flip)
+    return QueryPair(emb[first], emb[second], maps[first], maps[second])
+
+
+def _summarize(config: AFCConfig, records: Records, depth: dict[str, float | None]) -> AFCResult:
+    overall: dict[str, dict[str, dict[str, object]]] = {}
+    per_layer: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
+    per_unit: dict[str, dict[str, dict[str, float]]] = {}
+    for name, by_cond in records.items():
+        with_p = name not in REFERENCE_FREE
+        overall[name], per_layer[name], per_unit[name] = {}, {}, {}
+        for cond, by_unit in by_cond.items():
+            correct = [v[0] for v in by_unit.values()]
+            p = [v[1] for v in by_unit.values()] if with_p else None
+            overall[name][cond] = _estimate(correct, p, config.seed)
+            per_unit[name][cond] = {key: float(v[0].mean()) for key, v in by_unit.items()}
+            per_layer[name][cond] = {}
+            for layer in config.layers:
+                keys = [key for key in by_unit if key.rsplit(":", 1)[0] == layer]
+                per_layer[name][cond][layer] = _estimate(
+                    [by_unit[key][0] for key in keys],
+                    [by_unit[key][1] for key in keys] if with_p else None, config.seed)
+    human = human_data.as_dict()
+    human = ({"overall": human["references_overall"], "per_layer": human["references_per_layer"],
+              "inception_relative_depth": human["inception_relative_depth"],
+              "by_condition": human["references_by_condition"]}
+             if config.task == "references" else {"overall": human["occlusion"]})
+    return AFCResult(asdict(config), list(records), list(CONDITIONS), overall, per_layer, per_unit,
+                     depth, {}, None, human, [])

@@ -1,0 +1,133 @@
+"""The render loop (lucid's ``render_vis``): parametrization → transforms → network →
+objective → Adam, batched over units and device-agnostic.
+
+``render(model, objective, steps=512, size=224)`` returns a :class:`RenderResult` with the
+images in [0, 1], the objective trace (per step, per image) and snapshots at chosen steps.
+Image i uses seed ``seed + i`` for its initialization and its transforms, so a batch of N
+equals N single renders with those seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from fvtrust.empirical.nets.fuse import fuse_for_rendering
+from fvtrust.empirical.nets.layers import check_eval, forward_activations
+from fvtrust.empirical.nets.registry import Network, resolve_device
+from fvtrust.empirical.render.objectives import Objective
+from fvtrust.empirical.render.param import make_param
+from fvtrust.empirical.render.transform import RandomTransform, TransformConfig
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclass
+class RenderConfig:
+    """Settings of one render (lucid's defaults)."""
+
+    steps: int = 512
+    size: int = 224
+    lr: float = 0.05
+    param: str = "fourier"
+    transforms: TransformConfig = field(default_factory=TransformConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ValueError(f"steps must be a positive integer, got steps={self.steps!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be > 0, got lr={self.lr!r}")
+
+
+@dataclass
+class RenderResult:
+    """Images (B, 3, H, W) in [0, 1] on the CPU, the trace (steps, B), snapshots by step."""
+
+    images: torch.Tensor
+    trace: np.ndarray
+    snapshots: dict[int, torch.Tensor]
+    seeds: list[int]
+    objective: str
+
+    @property
+    def final_values(self) -> np.ndarray:
+        return self.trace[-1]
+
+    def save_pngs(self, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+        """One PNG per image, written atomically."""
+        from fvtrust.empirical.data.images import save_png
+
+        out = Path(out_dir)
+        names = names or [f"image_{i:03d}" for i in range(len(self.images))]
+        return [save_png(img, out / f"{n}.png") for img, n in zip(self.images, names, strict=True)]
+
+
+def render(model: Network, objective: Objective, batch: int | None = None, steps: int = 512,
+           size: int = 224, lr: float = 0.05, param: str = "fourier",
+           transforms: TransformConfig | None = None, seed: int = 0,
+           seeds: Sequence[int] | None = None, snapshots: Sequence[int] = (),
+           device: str | torch.device | None = None, progress: bool = False,
+           fuse: bool = True, precision: str = "float32") -> RenderResult:
+    """Optimize `batch` images so that each maximizes its part of `objective`.
+
+    ``fuse`` renders through :func:`~empirical.fuse.fuse_for_rendering` (BatchNorm folded
+    into convolutions, channels-last layout; numerically equivalent, checked, faster).
+    ``precision="bfloat16"`` runs the network under bfloat16 autocast (parameters, Adam and
+    the objective trace stay float32): faster where the hardware has bfloat16 units, and the
+    final objective stays within 1 % (benchmarks/bench_render.py measures both).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed)
+    check_eval(model)
+    dev = resolve_device(device) if device is not None else model.device
+    if fuse:  # a checked copy: the caller's network is left where and as it is
+        model = fuse_for_rendering(model, keep=objective.layers)
+    model = model.to(dev)
+    batch = batch or objective.batch or (len(seeds) if seeds is not None else 1)
+    seeds = list(seeds) if seeds is not None else [seed + i for i in range(batch)]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} images")
+    if objective.batch and objective.batch != batch:
+        raise ValueError(f"objective addresses {objective.batch} images, batch is {batch}")
+    bad = [s for s in snapshots if not 1 <= s <= steps]
+    if bad:
+        raise ValueError(f"snapshot steps must lie in 1..{steps}, got {bad}")
+
+    # Parameters follow the network's dtype (float64 networks give bitwise-stable renders).
+    dtype = next(model.parameters()).dtype
+    image = make_param(config.param, seeds, config.size, device=dev, dtype=dtype)
+    jitter = RandomTransform(config.transforms, seeds)
+    optimizer = torch.optim.Adam(image.parameters(), lr=config.lr)
+    trace = np.empty((steps, batch), dtype=np.float64)
+    shots: dict[int, torch.Tensor] = {}
+    iterator = range(1, steps + 1)
+    if progress:
+        from tqdm import tqdm
+
+        where = ", ".join(objective.layers) or "the input"
+        iterator = tqdm(iterator, desc=f"render {batch} image{'s' * (batch != 1)} of {where}",
+                        unit="step", leave=False)
+    for step in iterator:
+        optimizer.zero_grad(set_to_none=True)
+        inputs = jitter(image()).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            acts = forward_activations(model, inputs, objective.layers)
+            values = objective(acts)
+        if precision == "bfloat16":
+            values = values.float()
+        if values.shape != (batch,):
+            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({batch},)")
+        (-values.sum()).backward()
+        optimizer.step()
+        trace[step - 1] = values.detach().double().cpu().numpy()
+        if step in snapshots:
+            with torch.no_grad():
+                shots[step] = image().detach().cpu()
+    with torch.no_grad():
+        final = image().detach().cpu()
+    return RenderResult(final, trace, shots, seeds, objective.name)

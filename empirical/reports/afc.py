@@ -1,0 +1,132 @@
+"""Tables and figures of a 2-AFC result, drawn from its saved JSON (no recomputation).
+
+Human numbers are drawn as human data from the papers, labelled so, never mixed with ours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONDITION_NAMES = {"references": {"natural": "natural exemplars", "synthetic": "feature visualizations",
+                                  "random": "uninformative (random natural)"},
+                   "occlusion": {"natural": "natural exemplars", "synthetic": "feature visualizations",
+                                 "random": "none (random natural)"}}
+HUMAN_LABEL = {"references": "humans (Borowski et al.)", "occlusion": "humans (Zimmermann et al. 2021)"}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _human(data: dict[str, Any], cond: str) -> str:
+    h = data["human"]["overall"].get(cond)
+    if h is None:
+        return "—"
+    err = f" ± {100 * h['error']:.0f}" if h.get("error") else ""
+    return f"{100 * h['value']:.1f}{err} %"
+
+
+def afc_table(data: dict[str, Any]) -> str:
+    """Markdown: accuracy [95 % unit-clustered CI] per reference condition (rows) and observer
+    (columns), with the papers' human data in the last column."""
+    task = data["config"]["task"]
+    observers = data["observers"]
+    head = ["reference condition", *[f"`{o}` observer" for o in observers],
+            HUMAN_LABEL[task] + " — human data"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cond in data["conditions"]:
+        cells = []
+        for o in observers:
+            est = data["overall"][o][cond]
+            cells.append(f"{_pct(est['mean'])} % [{_pct(est['ci'][0])}–{_pct(est['ci'][1])}]")
+        lines.append(f"| {CONDITION_NAMES[task][cond]} | " + " | ".join(cells) + f" | {_human(data, cond)} |")
+    any_est = data["overall"][observers[0]][data["conditions"][0]]
+    lines.append("")
+    lines.append(f"{any_est['n_units']} units × {any_est['n_trials'] // max(1, any_est['n_units'])} trials "
+                 f"({any_est['n_trials']} trials per cell); 95 % CI: hierarchical bootstrap over units, "
+                 f"then trials. References and queries are source-disjoint "
+                 f"({data['split']['n_reference_images']} reference images from "
+                 f"{len(data['split']['reference_sources'])} sources, {data['split']['n_query_images']} "
+                 f"query images from {len(data['split']['query_sources'])} other sources).")
+    return "\n".join(lines)
+
+
+def per_layer_table(data: dict[str, Any], observer: str) -> str:
+    """Markdown: one row per layer (relative depth), natural and synthetic accuracy with CIs."""
+    lines = ["| layer | depth | natural | synthetic | random |", "|---|---|---|---|---|"]
+    for layer in data["config"]["layers"]:  # the run's order (saved JSON sorts its keys)
+        depth = data["layer_depth"][layer]
+        cells = []
+        for cond in ("natural", "synthetic", "random"):
+            est = data["per_layer"][observer][cond][layer]
+            cells.append(f"{_pct(est['mean'])} % [{_pct(est['ci'][0])}–{_pct(est['ci'][1])}]")
+        d = "—" if depth is None else f"{depth:.2f}"
+        lines.append(f"| `{layer}` | {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_afc(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
+    """Left: accuracy per condition and observer (95 % clustered CIs), human data as marks.
+    Right: accuracy over relative depth for each observer that looks at references, natural
+    (solid) and synthetic (dashed), beside the papers' human data per Inception-V1 layer."""
+    from fvtrust.empirical.reports.figures import plt, save_figure
+
+    task = data["config"]["task"]
+    observers, conditions = data["observers"], data["conditions"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.8 / len(observers)
+    x = np.arange(len(conditions))
+    for j, o in enumerate(observers):
+        est = [data["overall"][o][c] for c in conditions]
+        mean = np.array([e["mean"] for e in est])
+        err = np.array([[e["mean"] - e["ci"][0], e["ci"][1] - e["mean"]] for e in est]).T
+        ax.bar(x + (j - (len(observers) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=o)
+    for i, c in enumerate(conditions):
+        h = data["human"]["overall"].get(c)
+        if h is not None:
+            ax.plot([i - 0.4, i + 0.4], [h["value"]] * 2, color="k", lw=2,
+                    label=HUMAN_LABEL[task] + " (human data)" if i == 0 else None)
+    ax.axhline(0.5, color="gray", ls=":", lw=1)
+    ax.set_xticks(x, [CONDITION_NAMES[task][c].replace(" (", "\n(") for c in conditions], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("2-AFC accuracy")
+    ax.set_title(f"{task} task: machine observers (ours)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+
+    layers = list(data["config"]["layers"])  # the run's order (saved JSON sorts its keys)
+    depth = [data["layer_depth"][layer] for layer in layers]
+    xs = (np.array(depth, dtype=float) if all(d is not None for d in depth)
+          else np.linspace(0, 1, len(layers)))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, o in enumerate(observers):
+        if o in ("center", "variance"):
+            continue
+        for cond, style in (("natural", "-o"), ("synthetic", "--s")):
+            est = [data["per_layer"][o][cond][layer] for layer in layers]
+            mean = np.array([e["mean"] for e in est])
+            err = np.array([[e["mean"] - e["ci"][0], e["ci"][1] - e["mean"]] for e in est]).T
+            bx.errorbar(xs + 0.006 * j, mean, yerr=err, fmt=style, color=colours[j % len(colours)],
+                        capsize=2, ms=4, label=f"ours, {o}, {cond}")
+    if task == "references":
+        hd = data["human"]["inception_relative_depth"]
+        for cond, style in (("natural", "-^"), ("synthetic", "--v")):
+            per = data["human"]["per_layer"][cond]
+            names = sorted(per, key=hd.__getitem__)
+            bx.plot([hd[layer] for layer in names], [per[layer]["value"] for layer in names], style,
+                    color="k", ms=5, label=f"humans, {cond} (Borowski et al., Inception-V1; human data)")
+    else:
+        for cond, ls in (("natural", "-"), ("synthetic", "--"), ("random", ":")):
+            h = data["human"]["overall"][cond]
+            bx.axhline(h["value"], color="k", ls=ls, lw=1,
+                       label=f"humans, {cond}, all layers (Zimmermann et al.; human data)")
+    bx.axhline(0.5, color="gray", ls=":", lw=1)
+    bx.set_xlabel(f"relative depth ({data['config']['model']} layers: ours; Inception-V1 layers: humans)",
+                  fontsize=8)
+    bx.set_ylabel("2-AFC accuracy")
+    bx.set_ylim(0, 1.05)
+    bx.set_title("per layer", fontsize=10)
+    bx.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    return save_figure(fig, path_stem)

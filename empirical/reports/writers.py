@@ -1,0 +1,85 @@
+"""One writer per result: the JSON (every number) and what a person would rather look at (PNG
+and PDF figures, Markdown tables), written the same way by the CLI, the appendix and the sweep.
+
+Each writer takes the experiment's saved form (``result.to_json()``, a dict) plus, where the
+figure shows images, the images; figures are drawn from those, never recomputed. Every file
+is written atomically. ``WRITERS`` maps a result kind to its writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from fvtrust.empirical.reports.afc import afc_table, per_layer_table, plot_afc
+from fvtrust.empirical.reports.figures import image_grid
+from fvtrust.empirical.reports.sanity import plot_sanity
+from fvtrust.empirical.reports.sweep import plot_sweep
+
+from fvtrust.io import atomic_write_json, atomic_write_text
+
+
+def write_fooling(data: Mapping[str, Any], images: Mapping[str, torch.Tensor], out: str | Path) -> list[Path]:
+    """``fooling_<mode>.json`` and the figure: originals, the circuit's renders, the target."""
+    out, config = Path(out), data["config"]
+    mode, gate = config["mode"], config["gate"]
+    json_path = atomic_write_json(out / f"fooling_{mode}.json", dict(data))
+    figures = image_grid({"original": images["original"], "fooling circuit": images["manipulated"],
+                          "target": images["target"]}, [f"unit {u}" for u in config["units"]],
+                         f"Fooling circuit ({mode}, {gate} gate) after {config['steps']} steps",
+                         out / f"fooling_{mode}")
+    return [json_path, *figures]
+
+
+def write_silent(data: Mapping[str, Any], images: Mapping[str, torch.Tensor], out: str | Path) -> list[Path]:
+    """``silent_units.json`` and the figure: the layer's renders before and after, the target."""
+    out, config = Path(out), data["config"]
+    json_path = atomic_write_json(out / "silent_units.json", dict(data))
+    figures = image_grid({"original": images["original"], "silent units": images["silent units"],
+                          "target": images["target"]}, [f"unit {u}" for u in config["units"]],
+                         f"Silent units in {config['layer']} after {config['steps']} steps",
+                         out / "silent_units")
+    return [json_path, *figures]
+
+
+def write_sanity(data: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """``sanity.json`` and the score-over-depth figure."""
+    out = Path(out)
+    return [atomic_write_json(out / "sanity.json", dict(data)), *plot_sanity(dict(data), out / "sanity")]
+
+
+def afc_markdown(data: Mapping[str, Any]) -> str:
+    """The 2-AFC tables: overall, then per layer for every observer that uses references."""
+    return afc_table(data) + "\n\n" + "\n\n".join(
+        f"Per layer, `{o}` observer:\n\n{per_layer_table(data, o)}"
+        for o in data["observers"] if o not in ("center", "variance"))
+
+
+def write_afc(data: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """``afc_<task>.json``, its Markdown tables and the figure (accuracy per condition and
+    over depth, human data beside it)."""
+    out, task = Path(out), data["config"]["task"]
+    json_path = atomic_write_json(out / f"afc_{task}.json", dict(data))
+    md = atomic_write_text(out / f"afc_{task}.md", afc_markdown(data) + "\n")
+    return [json_path, md, *plot_afc(dict(data), out / f"afc_{task}")]
+
+
+def write_proofs(reports: Sequence[Any], out: str | Path) -> list[Path]:
+    """``proofs.json``: every proof's steps, with how many proofs pass."""
+    data = {"proofs": [r.to_dict() for r in reports], "passed": sum(r.passed for r in reports),
+            "total": len(reports)}
+    return [atomic_write_json(Path(out) / "proofs.json", data)]
+
+
+def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path) -> list[Path]:
+    """``summary.json`` (what the run did, with counts) and the plot of the whole store."""
+    out = Path(out)
+    return [atomic_write_json(out / "summary.json", dict(summary)), *plot_sweep(table, out / "sweep")]
+
+
+#: result kind → its writer (the CLI, the appendix and the sweep call these and nothing else).
+WRITERS: dict[str, Callable[..., list[Path]]] = {
+    "fooling": write_fooling, "silent": write_silent, "sanity": write_sanity, "afc": write_afc,
+    "proofs": write_proofs, "sweep": write_sweep}

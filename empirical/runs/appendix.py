@@ -1,0 +1,398 @@
+"""``fvtrust appendix``: regenerate the paper-style appendix — theory table, machine-checked
+proofs, and every experiment — from code in this repository.
+
+Writes to ``out/``: ``appendix.tex`` (and ``appendix.pdf`` when pdflatex is installed),
+``results.json`` (every number), ``MANIFEST.json`` (versions, seeds, device, wall time and
+settings hash per part) and ``parts/<name>/`` (each part's JSON and figures as PNG and PDF).
+A part already done with the same settings is reused unless ``force``; figures and tables
+are drawn from the saved JSON and images, so they can be redrawn without recomputing.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+from fvtrust.empirical.experiments.fooling import PAPER_TOP1, FoolingConfig, run_fooling
+from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
+from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
+from fvtrust.empirical.nets.registry import resolve_device
+from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL
+from fvtrust.empirical.reports.latex import (
+    CHECK,
+    CROSS,
+    LATEX_HEAD,
+    LATEX_TAIL,
+    PDFNotBuilt,
+    build_pdf,
+    figure,
+    natural_rows,
+    tabular,
+)
+from fvtrust.empirical.reports.writers import (
+    write_afc,
+    write_fooling,
+    write_proofs,
+    write_sanity,
+    write_silent,
+)
+from fvtrust.proofs import run_all
+from fvtrust.theory.table import compute_table
+from fvtrust.theory.variants import compute_variant_table
+
+from fvtrust._version import __version__
+from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
+from fvtrust.stages import StageDamaged, read_record, stage_key
+
+#: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores);
+#: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights.
+SCALES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "theory": {"samples": 2},
+        "fooling": {"steps": 8, "size": 64, "n_natural": 48, "units": [417],
+                    "early_step": 4, "bank_settings": 4,
+                    "bank_steps": 8, "robustness": False},
+        "silent": {"steps": 8, "size": 64, "n_natural": 48, "units": [0, 1], "bank_settings": 4,
+                   "bank_steps": 8},
+        "sanity": {"steps": 4, "size": 64, "n_natural": 80, "min_per_class": 3,
+                   "min_confidence": 0.2, "vis_per_class": 1},
+        "afc": {"steps": 4, "size": 64, "n_references": 2, "n_trials": 3, "n_natural": 40, "units": [0, 1],
+                "layers": ["_blocks.5", "_blocks.10"], "stride": 16},
+    },
+    "quick": {
+        "theory": {"samples": 8},
+        # quick scale is every config's defaults (fooling: 64 steps, silent: 96, 128 px)
+        "fooling": {},
+        "silent": {},
+        "sanity": {},
+        "afc": {},
+    },
+    "paper": {
+        "theory": {"samples": 32},
+        "fooling": {"steps": 512, "size": 224, "n_natural": 2000},
+        "silent": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(64))},
+        "sanity": {"steps": 512, "size": 224, "n_natural": 5000, "vis_per_class": 4},
+        "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)), "stride": 2,
+                "layers": ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.10", "_blocks.12",
+                           "_blocks.14", "_blocks.15"]},
+    },
+}
+
+
+@dataclass
+class PartOutput:
+    """What a part contributes: its numbers, figure stems (relative to out/) and LaTeX."""
+
+    results: dict[str, Any]
+    figures: list[str]
+    latex: str
+
+
+# -- parts --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TheoryConfig:
+    """The results table's settings: sampled members per class (cross-checks)."""
+
+    samples: int = 8
+
+
+@dataclass(frozen=True)
+class ProofsConfig:
+    """The proofs take no settings: every run checks every step."""
+
+
+def part_theory(out: Path, config: TheoryConfig, device: str) -> PartOutput:
+    table = compute_table(samples=config.samples, progress=True)
+    table.write(out)
+    variants = compute_variant_table(table, samples=config.samples)
+    variants.write(out)
+    text = ("Every entry is computed by \\texttt{fvtrust theory}. \\ding{55} impossible: a pair of "
+            "class members with equal $\\Phi$, verified on the continuous cube (ReLU and ERM "
+            "networks: exact MILP extremes with a certified gap $\\eta$; closed forms: z3), "
+            "forces every decoder to the score shown. \\ding{51} reliable: the "
+            "class decoder's proven worst case over every $\\Phi$ and member, cross-checked by the "
+            "grid LP maximized over all placements of $\\Phi$. ? open: no proof either way. Scores "
+            "are normalized errors, accuracies for 2-AFC; chance $=0.5$.\n\n"
+            "\\begin{center}\\scriptsize\n" + table.to_latex() + "\n\\end{center}\n"
+            "\n\\noindent The same classes under the $\\Phi$ variants: max-only "
+            "($x_{\\max}$, $f(x_{\\max})$) and approximate extremes (any $\\hat x$ within "
+            f"$\\eta R$ of the extremes, $\\eta = {variants.eta:g}$). Impossible cells carry over "
+            "(the same pair); scores are normalized by each member's own range "
+            "(\\texttt{theory/variants.py}; the proof ``$\\Phi$ variants'' below).\n\n"
+            "\\begin{center}\\scriptsize\\setlength{\\tabcolsep}{2pt}\n" + variants.to_latex()
+            + "\n\\end{center}\n")
+    results = json.loads(table.to_json())
+    results["variants"] = json.loads(variants.to_json())
+    return PartOutput(results, [], text)
+
+
+def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
+    reports = run_all(progress=True)
+    chunks = []
+    for r in reports:
+        p = r.proof
+        steps = "\n".join(f"  \\item[{CHECK if s.passed else CROSS}] {latex_escape(s.name)} "
+                          f"\\emph{{({latex_escape(s.detail)[:90]})}}" for s in r.steps)
+        chunks.append(
+            f"\\subsection*{{{p.kind}: {latex_escape(p.title)}}}\n\\label{{proof:{p.key}}}\n"
+            f"\\textbf{{Statement.}} {p.statement}\n\n\\textbf{{Proof.}} {p.proof}\n\n"
+            f"\\noindent\\textbf{{Machine-checked steps}} ({len(r.steps)}, "
+            f"{'all pass' if r.passed else 'FAILED'}; code: \\texttt{{{latex_escape(p.code)}}}, "
+            f"test: \\texttt{{{latex_escape(p.test)}}}):\n"
+            f"\\begin{{itemize}}\\footnotesize\n{steps}\n\\end{{itemize}}\n")
+    write_proofs(reports, out)
+    results = json.loads((out / "proofs.json").read_text())
+    return PartOutput(results, [], "\n".join(chunks))
+
+
+def part_fooling(out: Path, config: FoolingConfig, device: str) -> PartOutput:
+    # The fooling parts share one gate (and render bank): trained once, in parts/fooling_shared.
+    result, images = run_fooling(config, out, device=device, shared_dir=out.parent / "fooling_shared")
+    data = result.to_json()
+    write_fooling(data, images, out)
+    mode, gate = config.mode, config.gate
+    split = data["split"]
+    rows = natural_rows(data["natural_heldout"], "held-out photos")
+    rows += [["paper (ImageNet val, Inception-V1): top-1 original / fooled",
+              f"{PAPER_TOP1['original']} / {PAPER_TOP1['fooled']} \\%"],
+             ["gate: renders caught (this run's units, every step)",
+              f"{100 * data['gate']['visualizations_caught']:.1f} \\%"],
+             ["similarity to target, manipulated (pixel / observer)",
+              f"{np.mean(data['similarity_manipulated']):.3f} / "
+              f"{np.mean(data['observer_similarity_manipulated']):.3f}"],
+             ["similarity to target, original (pixel / observer)",
+              f"{np.mean(data['similarity_original']):.3f} / "
+              f"{np.mean(data['observer_similarity_original']):.3f}"]]
+    text = (f"Natural photos split by source: the gate trains on {split['train_sources']} "
+            f"sources, sets its threshold on {split['threshold_sources']} others, and the "
+            f"numbers below come from {split['held_out_sources']} sources it never saw.\n"
+            + tabular(["quantity", "value"], rows))
+    if data["gate_robustness"]:
+        rob = [[latex_escape(r["setting"]), r["param"], f"{r['lr']}",
+                "yes" if r["transforms"] else "no", str(r["size"]), str(r["steps"]),
+                f"{100 * r['min_caught_from_step4']:.0f} \\%",
+                f"{r['decoy_shown']}/{r['units']}"] for r in data["gate_robustness"]]
+        text += ("Gate on render settings it never trained on (renders of the manipulated "
+                 "network, fresh seeds): the lowest fraction caught over steps $\\geq 4$ (on "
+                 "the image and as the network saw it), and for how many units the final "
+                 "render shows the decoy.\n"
+                 + tabular(["setting", "param", "lr", "transforms", "px", "steps",
+                             "caught", "decoy shown"], rob))
+    text += figure(f"parts/{out.name}/fooling_{mode}",
+                    f"Fooling circuit, {mode} mode, {gate} gate: originals (top) and the "
+                    "circuit's visualizations (middle) of the same units; bottom: the target.")
+    return PartOutput(data, [f"parts/{out.name}/fooling_{mode}"], text)
+
+
+def part_silent(out: Path, config: SilentConfig, device: str) -> PartOutput:
+    # The gate lock uses the fooling parts' gate (same split and settings): trained once.
+    result, images = run_silent(config, out, device=device, shared_dir=out.parent / "fooling_shared")
+    data = result.to_json()
+    write_silent(data, images, out)
+    rows = natural_rows(data["natural_heldout"], "held-out photos")
+    shifts = data["branch_active_natural"]
+    along = data["gate_along_optimization"]
+    rows += [["lock (margin)", f"{config.lock} ({config.margin:g})"],
+             ["max $|$activation change$|$ (held-out photos)",
+              f"{data['max_abs_activation_change']:.1e}"],
+             ["held-out photos with a firing branch, per shift (the bias alone would let)",
+              ", ".join(f"{latex_escape(k)}: {v['images_with_a_firing_branch']}/{v['images']} "
+                        f"({v['images_firing_without_the_gate']})" for k, v in shifts.items())],
+             ["gate catch on the silent network's renders, per step",
+              "no gate" if along is None else
+              ", ".join(f"{k[4:]}: {100 * v:.0f} \\%" for k, v in along.items())],
+             ["units that collapse onto the target (observer)",
+              f"{sum(data['collapsed'])}/{len(data['collapsed'])}"],
+             ["observer similarity between units, before / after",
+              f"{data['observer_pairwise_before']:.3f} / {data['observer_pairwise_after']:.3f}"],
+             ["observer similarity to target, before / after",
+              f"{np.mean(data['observer_to_target_before']):.3f} / "
+              f"{np.mean(data['observer_to_target_after']):.3f}"]]
+    text = (tabular(["quantity", "value"], rows)
+            + figure("parts/silent/silent_units", "Silent units: the layer's visualizations "
+                      "before (top) and after (middle) adding the branches; bottom: target."))
+    return PartOutput(data, ["parts/silent/silent_units"], text)
+
+
+def part_sanity(out: Path, config: SanityConfig, device: str) -> PartOutput:
+    result = run_sanity(config, out, device=device)
+    data = result.to_json()
+    write_sanity(data, out)
+    rows = [[latex_escape(layer), f"{m:.3f}", f"[{lo:.3f}, {hi:.3f}]"]
+            for layer, m, (lo, hi) in zip(result.layers, result.score_mean, result.score_ci,
+                                          strict=True)]
+    text = (f"{len(result.classes)} classes with enough confident natural images "
+            f"(of {result.n_candidate_classes} seen).\n"
+            + figure("parts/sanity/sanity", "Sanity check: normalized similarity of class "
+                      "visualizations to natural images of their class (1) versus other "
+                      "classes (0), per layer, with 95\\,\\% bootstrap intervals over classes.")
+            + tabular(["layer", "score", "95 \\% CI"], rows))
+    return PartOutput(data, ["parts/sanity/sanity"], text)
+
+
+def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
+    # Both tasks share the synthetic references: rendered once, in parts/afc_shared.
+    result = run_afc(config, out, device=device, shared_dir=out.parent / "afc_shared")
+    data = result.to_json()
+    write_afc(data, out)
+    task = config.task
+    observers = data["observers"]
+
+    def cell(est: dict[str, Any]) -> str:
+        return (f"{100 * est['mean']:.1f} [{100 * est['ci'][0]:.1f}, {100 * est['ci'][1]:.1f}]")
+    rows = [[latex_escape(CONDITION_NAMES[task][c])] + [cell(data["overall"][o][c]) for o in observers]
+            + [(f"{100 * data['human']['overall'][c]['value']:.1f}"
+                if c in data["human"]["overall"] else "--")] for c in data["conditions"]]
+    est = data["overall"][observers[0]]["natural"]
+    occ = data["occlusion"]
+    occ_text = ("" if occ is None else
+                f" Occlusions: a {occ['patch_px']}\\,px square (fill: its own mean colour) at every "
+                f"position on a {occ['stride_px']}\\,px stride ({occ['positions']} positions); "
+                f"{occ['n_occluded_images_scored']} occluded images scored at "
+                f"{occ['occluded_images_per_second']:.0f} images/s.")
+    text = (tabular(["reference condition", *[latex_escape(o) for o in observers],
+                      latex_escape(HUMAN_LABEL[task]) + " (human data)"], rows)
+            + f"Accuracy in \\% with 95\\,\\% CIs from a hierarchical bootstrap (units, then "
+              f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. References "
+              f"and queries come from source-disjoint photos "
+              f"({data['split']['n_reference_images']} and {data['split']['n_query_images']} "
+              f"images).{occ_text} Human numbers are human data from the papers, not ours.\n"
+            + figure(f"parts/afc_{task}/afc_{task}",
+                      f"Machine-observer 2-AFC, {task} task. Left: accuracy per reference "
+                      f"condition and observer (human data from the papers as black bars). "
+                      f"Right: accuracy over relative depth beside the papers' human data."))
+    return PartOutput(data, [f"parts/afc_{task}/afc_{task}"], text)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One section of the appendix: its title, the scale group that holds its settings, the
+    config it runs (from those settings; its fields key the saved part) and how it runs."""
+
+    title: str
+    group: str
+    config: Callable[[dict[str, Any]], Any]
+    run: Callable[[Path, Any, str], PartOutput]
+
+
+def _fooling(mode: str, gate: str = "features") -> Callable[[dict[str, Any]], FoolingConfig]:
+    def config(settings: dict[str, Any]) -> FoolingConfig:
+        # The robustness table belongs to the decisive test (permutation mode, default gate).
+        robust = settings.get("robustness", True) and mode == "permute" and gate == "features"
+        return FoolingConfig(mode=mode, gate=gate, **{**settings, "robustness": robust})
+    return config
+
+
+def _afc(task: str) -> Callable[[dict[str, Any]], AFCConfig]:
+    return lambda settings: AFCConfig(task=task, **settings)
+
+
+PARTS: dict[str, Part] = {
+    "theory": Part("Results table", "theory", lambda s: TheoryConfig(**s), part_theory),
+    "proofs": Part("Theorems and machine-checked proofs", "theory", lambda s: ProofsConfig(),
+                   part_proofs),
+    "fooling_permute": Part("Fooling circuit: permuted visualizations", "fooling",
+                            _fooling("permute"), part_fooling),
+    "fooling_target": Part("Fooling circuit: target image", "fooling", _fooling("target"),
+                           part_fooling),
+    "fooling_classifier": Part("Fooling circuit: the paper's trained classifier gate", "fooling",
+                               _fooling("target", gate="classifier"), part_fooling),
+    "silent": Part("Silent units", "silent", lambda s: SilentConfig(**s), part_silent),
+    "sanity": Part("Sanity check", "sanity", lambda s: SanityConfig(**s), part_sanity),
+    "afc_references": Part("2-AFC with references (Borowski et al.)", "afc", _afc("references"),
+                           part_afc),
+    "afc_occlusion": Part("2-AFC with occlusions (Zimmermann et al.)", "afc", _afc("occlusion"),
+                          part_afc),
+}
+
+
+def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", device: str = "cpu",
+                   force: bool = False, parts: list[str] | None = None,
+                   pdf: bool | str = True) -> Path:
+    """Run (or reuse) the parts, then write appendix.tex, results.json and MANIFEST.json.
+
+    With `parts`, only those run; other parts already done at this scale are still included.
+    ``pdf``: True tries pdflatex and says why when it cannot; ``"require"`` raises
+    :class:`PDFNotBuilt` instead; False writes the .tex only.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    names = parts or list(PARTS)
+    unknown = [n for n in names if n not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown appendix parts {unknown}; known: {', '.join(PARTS)}")
+    out = Path(out_dir)
+    manifest: dict[str, Any] = {
+        "scale": scale, "device": device, "seed": 0,
+        "versions": {"fvtrust": __version__, "python": platform.python_version(),
+                     "torch": torch.__version__, "numpy": np.__version__},
+        "parts": {}}
+    results: dict[str, Any] = {}
+    sections = []
+    for name, part in PARTS.items():
+        config = part.config(SCALES[scale][part.group])
+        part_dir = out / "parts" / name
+        key = stage_key(config, part=name)
+        record = _read_part(part_dir / "part.json")
+        done = record is not None and record.get("hash") == key
+        if name not in names and not done:
+            continue  # not asked for, and no result at these settings to include
+        start = time.perf_counter()
+        if done and (name not in names or not force):
+            reused = True
+        else:
+            position = [n for n in PARTS if n in names].index(name) + 1
+            print(f"part {position}/{len(names)} {name}: {part.title}", flush=True)
+            if force:  # recompute the part's own saved stages (renders, gates) too
+                shutil.rmtree(part_dir / ".stages", ignore_errors=True)
+            output = part.run(part_dir, config, device)
+            # Theory and proofs never touch a network: they ran on the CPU whatever --device said.
+            used = "cpu" if part.group == "theory" else str(resolve_device(device))
+            record = {"hash": key, "results": output.results, "figures": output.figures,
+                      "latex": output.latex, "seconds": round(time.perf_counter() - start, 2),
+                      "device": used}
+            atomic_write_json(part_dir / "part.json", record)
+            reused = False
+        missing = [f for f in record["figures"] if not (out / f"{f}.pdf").exists()]
+        if missing:
+            raise RuntimeError(f"part {name} references missing figures {missing}")
+        manifest["parts"][name] = {"hash": key, "reused": reused, "settings": asdict(config),
+                                   "seconds": record.get("seconds"),
+                                   "device": record.get("device", device)}
+        results[name] = record["results"]
+        sections.append(f"\\section{{{latex_escape(part.title)}}}\n{record['latex']}")
+    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / "MANIFEST.json", manifest)
+    tex = out / "appendix.tex"
+    atomic_write_text(tex, LATEX_HEAD.replace("SCALE", scale) + "\n".join(sections) + LATEX_TAIL)
+    if pdf:
+        built = build_pdf(tex)
+        if built is None and pdf == "require":
+            raise PDFNotBuilt(f"no PDF was built from {tex} (see the message above)")
+    return tex
+
+
+def _read_part(saved: Path) -> dict[str, Any] | None:
+    """A part's saved record, or None when there is none or it is damaged (then recomputed
+    when asked for, left out otherwise, and said so)."""
+    try:
+        return read_record(saved, ("hash", "results", "figures", "latex"))
+    except StageDamaged:
+        print(f"{saved} is damaged: the part is recomputed when asked for (--parts {saved.parent.name})")
+        return None
+
+
+
+
+
+

@@ -1,0 +1,146 @@
+"""TODO docstring: fvtrust.empirical.runs.sweep.driver."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import torch
+from fvtrust.empirical.runs.sweep.plan import (
+    MODEL_MEASUREMENTS,
+    ModelRef,
+    SweepPlan,
+    SweepSummary,
+    SweepTask,
+    check_plan,
+    split_tasks,
+    store_key,
+)
+from fvtrust.empirical.runs.sweep.worker import _failed_records, _remote_measure
+
+
+class ClusterUnreachable(ValueError):
+    """Nothing answers at the Ray address given."""
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail within `timeout` seconds when nothing listens at a ``host:port`` address
+    (``ray.init`` would otherwise keep retrying)."""
+    if address == "auto":
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address {address!r} is not host:port (or ray://host:port, or auto)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterUnreachable(f"--address {address!r}: no Ray cluster answers there "
+                                 f"({exc.strerror or exc}); start one with `ray start --head` or "
+                                 f"leave out --address for a local one") from None
+
+
+def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
+    """(whether we started Ray, how many tasks can run at once)."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False, int(ray.cluster_resources().get("CPU", 1))
+    if address is not None:
+        check_address(address)
+        # Something listens there; Ray would try it for ~20 s before giving up. A running
+        # cluster answers at once, so a few seconds decide (the user's own setting wins).
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClusterUnreachable(f"--address {address!r}: no Ray cluster answers there "
+                                     f"({str(exc).splitlines()[0][:200]})") from None
+    else:
+        ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False)
+    return True, int(ray.cluster_resources().get("CPU", 1))
+
+
+def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
+              workers: int | None = None, device: str = "auto", force: bool = False,
+              max_retries: int = 2, progress: bool = True) -> SweepSummary:
+    """Run every unit of `plan` not yet in the store at `out_dir`; returns the counts.
+
+    `workers` tasks run at once on a local Ray (default: one per CPU core); with `address`
+    the cluster's own resources decide. On CUDA every task holds one GPU."""
+    import ray
+    from fvtrust.empirical.nets.registry import resolve_device
+    from fvtrust.empirical.runs.sweep.store import SweepStore
+    from tqdm import tqdm
+
+    if device != "auto":
+        resolve_device(device)  # an unknown device fails here, in one line
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+    targets = check_plan(plan)
+    store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
+    layer_hash = {(ref, layer): plan.unit_config_hash(ref, layer) for ref, layer in targets}
+    model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
+    hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]
+              for (ref, layer), units in targets.items() for u in units}
+    done = store.done(hashes)
+    tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
+    if any(m in plan.measure for m in MODEL_MEASUREMENTS):
+        finished = store.done({store_key(ref): h for ref, h in model_hash.items()}, models=True)
+        tasks += [ref for ref in plan.model_refs if store_key(ref) not in finished]
+    unit_tasks = [t for t in tasks if isinstance(t, SweepTask)]
+    n_units = len(hashes)
+    failures: dict[str, str] = {}
+    t0 = time.perf_counter()
+    n_computed = n_failed = 0
+    started, slots = False, 0
+    try:
+        if tasks:
+            started, slots = _start_ray(address, workers)
+            use_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+            # One task per slot; on a local Ray the cores are shared out between the slots.
+            threads = max(1, (os.cpu_count() or 1) // slots) if address is None else 1
+            remote = ray.remote(_remote_measure).options(
+                num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
+                retry_exceptions=True)
+            def task_hash(t: SweepTask | ModelRef) -> str:
+                return model_hash[t] if isinstance(t, ModelRef) else layer_hash[(t.model, t.layer)]
+            pending = {remote.remote(plan, t, device, threads, task_hash(t)): t for t in tasks}
+            with tqdm(total=n_units, initial=n_units - sum(len(t.units) for t in unit_tasks),
+                      desc=f"sweep {len(tasks)} tasks", unit="unit", disable=not progress) as bar:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    task = pending.pop(ready[0])
+                    key = f"model-{task.name}-{task_hash(task)}" if isinstance(task, ModelRef) else task.key
+                    try:
+                        records, images = ray.get(ready[0])
+                        failed = False
+                    except Exception as exc:  # after max_retries: record the failure, keep the rest
+                        message = str(getattr(exc, "cause", None) or exc).strip().splitlines()
+                        error = message[0] if message else type(exc).__name__
+                        records = _failed_records(plan, task, error, task_hash(task))
+                        images, failed = {}, True
+                        failures[key] = error
+                    if isinstance(task, ModelRef):
+                        store.add(key, records, images, models=True)
+                        bar.set_postfix_str(f"{task.name} sanity {'failed' if failed else 'done'}")
+                        continue
+                    n_failed += len(records) if failed else 0
+                    n_computed += 0 if failed else len(records)
+                    store.add(key, records, images)
+                    bar.set_postfix_str(f"{task.model.name} {task.layer}")
+                    bar.update(len(task.units))
+    finally:
+        store.consolidate()
+        if started:
+            ray.shutdown()
+    seconds = time.perf_counter() - t0
+    return SweepSummary(str(out_dir), n_units, n_units - sum(len(t.units) for t in unit_tasks), n_computed,
+                        n_failed, len(tasks), seconds, n_computed / seconds if n_computed else 0.0,
+                        workers or slots, address, failures)

@@ -1,0 +1,209 @@
+"""Every unit of many layers of many models, on Ray: ``run_sweep(plan, out)``.
+
+A :class:`SweepPlan` names models, layers, units and measurements. It is checked whole in
+the driver (an unknown model, layer or unit range fails before any task starts), split into
+tasks of (model, layer, chunk of units), and the tasks run as Ray tasks: an embedded local
+Ray by default, an existing cluster with ``address``. A worker keeps the networks, the
+observer and the natural images it loaded for the tasks that follow (loaded once per worker
+process, not once per task). Results arrive in a :class:`~empirical.sweep_store.SweepStore`
+(Parquet, PNGs beside it) as each task finishes; a rerun skips finished units.
+
+Measurements per unit (each a set of columns of the unit's record):
+
+* ``render``: the max and min feature visualization (final objective = spatial-mean act.);
+* ``exemplars``: the K most and K least activating natural images (ids and activations);
+* ``afc_references`` / ``afc_occlusion``: the machine observer's 2-AFC accuracy per
+  reference condition (natural, synthetic, random), equal to
+  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own.
+
+and per model: ``sanity``, the layerwise sanity check of class visualizations
+(:func:`~empirical.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fvtrust.empirical.nets.layers import parse_units
+from fvtrust.empirical.render.loop import PRECISIONS
+
+from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
+
+MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity")
+#: measurements of a whole model (one record per model, in models.parquet), not of a unit.
+MODEL_MEASUREMENTS = ("sanity",)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registry network, optionally with its weights from a local file."""
+
+    name: str
+    weights: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """``"resnet50"`` or ``"resnet50=/path/to/weights.pt"``."""
+        name, _, weights = text.partition("=")
+        return cls(name.strip(), weights.strip() or None)
+
+    def __str__(self) -> str:
+        return self.name if self.weights is None else f"{self.name}={self.weights}"
+
+
+@dataclass
+class SweepPlan:
+    """What to measure where. ``units`` applies to every layer (``"all"`` or ranges). The
+    scope (models, layers, units) and the task size (chunk) may change between runs of one
+    store (``RUN_ONLY``); every other field is the store's identity."""
+
+    models: list[str] = field(default_factory=lambda: ["efficientnet_lite0"], metadata=RUN_ONLY)
+    layers: list[str] = field(default_factory=lambda: ["_blocks.10"], metadata=RUN_ONLY)
+    units: str | list[int] = field(default="all", metadata=RUN_ONLY)
+    measure: list[str] = field(default_factory=lambda: ["render", "exemplars"])
+    steps: int = 128
+    size: int = 128
+    seed: int = 0
+    chunk: int = field(default=8, metadata=RUN_ONLY)
+    n_references: int = 9  # K: natural exemplars (and 2-AFC references) per side
+    n_natural: int = 240  # natural images the exemplars and the 2-AFC trials are drawn from
+    images: str | None = None
+    n_trials: int = 20  # 2-AFC trials per unit
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if not self.models or not self.layers:
+            raise ValueError(f"a plan needs models and layers, got models={self.models!r}, "
+                             f"layers={self.layers!r}")
+        bad = [m for m in self.measure if m not in MEASUREMENTS]
+        if bad or not self.measure:
+            raise ValueError(f"unknown measurement(s) {bad or self.measure!r}; known: "
+                             f"{', '.join(MEASUREMENTS)}")
+        for name in ("steps", "size", "chunk", "n_references", "n_natural", "n_trials"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.size < 16:
+            raise ValueError(f"size must be >= 16 px, got size={self.size}")
+        afc = any(m.startswith("afc") for m in self.measure)
+        if afc and 2 * self.n_references + 2 * self.n_trials > self.n_natural:
+            raise ValueError(f"n_natural={self.n_natural} natural images cannot hold K = "
+                             f"{self.n_references} references per side and {self.n_trials} trials "
+                             f"(need >= {2 * self.n_references + 2 * self.n_trials})")
+        if 2 * self.n_references > self.n_natural:
+            raise ValueError(f"n_natural={self.n_natural} natural images cannot give "
+                             f"n_references={self.n_references} exemplars per side")
+        parse_units(self.units)
+
+    @property
+    def model_refs(self) -> list[ModelRef]:
+        return [ModelRef.parse(m) for m in self.models]
+
+    def settings(self) -> dict[str, Any]:
+        """What every unit's numbers depend on (the store's identity): the result fields."""
+        return result_fields(self)
+
+    def settings_hash(self) -> str:
+        return stage_key(self)
+
+    def model_config_hash(self, model: ModelRef) -> str:
+        return self.unit_config_hash(model, "")
+
+    def unit_config_hash(self, model: ModelRef, layer: str) -> str:
+        weights = None
+        if model.weights is not None:
+            from fvtrust.empirical.data.folders import file_digest
+
+            weights = file_digest(model.weights)
+        return stage_key(self, model=model.name, weights_sha256=weights, layer=layer)
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One Ray task: some units of one layer of one model."""
+
+    model: ModelRef
+    layer: str
+    units: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        label = f"{self.model}|{self.layer}|{','.join(map(str, self.units))}"
+        return f"{self.model.name}-{self.layer}-{self.units[0]:05d}-{digest(label)}"
+
+
+@dataclass
+class SweepSummary:
+    """What a run did, with counts."""
+
+    out: str
+    n_units: int
+    n_skipped: int
+    n_computed: int
+    n_failed: int
+    n_tasks: int
+    seconds: float
+    units_per_second: float
+    workers: int
+    address: str | None
+    failures: dict[str, str]
+
+
+def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
+    """(model, layer) → its units, with every model, layer and unit checked in the driver."""
+    from fvtrust.empirical.nets.layers import get_layer, layer_channels
+    from fvtrust.empirical.nets.registry import LOGITS, load_model
+
+    units = parse_units(plan.units)
+    out: dict[tuple[ModelRef, str], list[int]] = {}
+    for ref in plan.model_refs:
+        if ref.weights is not None and not Path(ref.weights).is_file():
+            raise ValueError(f"weights file {ref.weights!r} of model {ref.name!r} does not exist")
+        model = load_model(ref.name, weights=ref.weights, device="cpu")
+        for layer in plan.layers:
+            if layer != LOGITS:
+                get_layer(model, layer)  # an unknown layer fails here, naming close matches
+            n = layer_channels(model, [layer])[layer][0]
+            chosen = list(range(n)) if units is None else units
+            bad = [u for u in chosen if u >= n]
+            if bad:
+                raise ValueError(f"--units {bad[:5]}{' …' if len(bad) > 5 else ''} out of range for "
+                                 f"layer {layer!r} of {ref.name} with {n} units")
+            out[(ref, layer)] = chosen
+    return out
+
+
+def store_key(ref: ModelRef, layer: str = "", unit: int = -1) -> tuple[str, str, str, int]:
+    """How the store names a unit (a model's own record: layer "" and unit -1)."""
+    return (ref.name, ref.weights or "", layer, unit)
+
+
+def split_tasks(targets: dict[tuple[ModelRef, str], list[int]], chunk: int,
+                skip: Set[tuple[str, str, str, int]] | None = None) -> list[SweepTask]:
+    """Tasks of at most `chunk` units each, leaving out the units in `skip`."""
+    skip = skip or set()
+    tasks = []
+    for (ref, layer), units in targets.items():
+        todo = [u for u in units if store_key(ref, layer, u) not in skip]
+        tasks.extend(SweepTask(ref, layer, tuple(todo[i:i + chunk])) for i in range(0, len(todo), chunk))
+    return tasks
+
+
+# ---------------------------------------------------------------------------- worker side
+
+
+# ---------------------------------------------------------------------------- driver side
+
+
+
+
+
+
+
+
+
