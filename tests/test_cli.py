@@ -1,4 +1,5 @@
 import pytest
+
 from fvtrust.empirical.cli import main
 
 
@@ -47,7 +48,7 @@ def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys)
 
 
 def test_version_and_interrupt(monkeypatch, capsys):
-    import fvtrust.empirical.cli as cli_module
+    from fvtrust.empirical.cli import commands
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -55,7 +56,7 @@ def test_version_and_interrupt(monkeypatch, capsys):
 
     def interrupted(args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli_module, "_cmd_theory", interrupted)
+    monkeypatch.setattr(commands, "_cmd_theory", interrupted)
     assert main(["theory"]) == 130
     assert "interrupted; rerun the same command to resume" in capsys.readouterr().err
 

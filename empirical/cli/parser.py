@@ -7,19 +7,9 @@ import argparse
 import sys
 from collections.abc import Mapping
 
+from fvtrust._version import __version__
 from fvtrust.empirical.circuits.gates import GATES
-from fvtrust.empirical.cli.commands import (
-    _cmd_afc,
-    _cmd_appendix,
-    _cmd_fool,
-    _cmd_layers,
-    _cmd_proofs,
-    _cmd_render,
-    _cmd_sanity,
-    _cmd_silent,
-    _cmd_sweep,
-    _cmd_theory,
-)
+from fvtrust.empirical.cli import commands
 from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, TASKS, AFCConfig
 from fvtrust.empirical.experiments.fooling import FoolingConfig
 from fvtrust.empirical.experiments.sanity import SanityConfig
@@ -30,8 +20,6 @@ from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.empirical.render.param import PARAMETRIZATIONS
 from fvtrust.empirical.runs.appendix import PARTS, SCALES
 from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, SweepPlan
-
-from fvtrust._version import __version__
 
 
 class _Deprecated(argparse.Action):
@@ -101,20 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", action="store_true",
                    help="demand the PDF: exit 1 when pdflatex is missing or fails (default: try, "
                         "and say why when it cannot)")
-    p.set_defaults(func=_cmd_appendix)
+    p.set_defaults(func=commands._cmd_appendix)
 
     p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)",
                        epilog="example: fvtrust theory --out theory-results")
     p.add_argument("--out", default="theory-results", help="directory for table.{json,md,tex}")
     p.add_argument("--eps", type=float, default=1e-3, help="epsilon of the constructions")
     p.add_argument("--samples", type=int, default=8, help="sampled members per reliable class")
-    p.set_defaults(func=_cmd_theory)
+    p.set_defaults(func=commands._cmd_theory)
 
     p = sub.add_parser("layers", help="list a model's layer names with their number of units",
                        epilog="example: fvtrust layers --model efficientnet_lite0")
     _add_model_args(p)
     p.add_argument("--all", action="store_true", help="every module, not only the main blocks")
-    p.set_defaults(func=_cmd_layers)
+    p.set_defaults(func=commands._cmd_layers)
 
     p = sub.add_parser("render", help="render feature visualizations of units of a layer",
                        epilog="example: fvtrust render --layer _blocks.10 --units 0-7 --steps 256 --size 224")
@@ -136,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default %(default)s")
     p.add_argument("--out", default="renders", help="output directory")
     p.add_argument("--force", action="store_true", help="re-render units already on disk")
-    p.set_defaults(func=_cmd_render)
+    p.set_defaults(func=commands._cmd_render)
 
     p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation",
                        epilog="example: fvtrust fool --target coffee   or   fvtrust fool --permute 100")
@@ -155,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure natural behaviour on this directory of images (any layout); "
                         "it must share no file with the calibration images")
     _add_run_args(p, FoolingConfig(), "results/fooling")
-    p.set_defaults(func=_cmd_fool)
+    p.set_defaults(func=commands._cmd_fool)
 
     p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse",
                        epilog="example: fvtrust silent --layer _conv_head --units 0-5")
@@ -179,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure natural behaviour on this directory of images (any layout); "
                         "it must share no file with the calibration images")
     _add_run_args(p, SilentConfig(), "results/silent")
-    p.set_defaults(func=_cmd_silent)
+    p.set_defaults(func=commands._cmd_silent)
 
     p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations",
                        epilog="example: fvtrust sanity --images /data/imagenet/val --natural 2000")
@@ -191,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--similarity", default="spearman", choices=KINDS,
                    help="similarity of activation vectors; default %(default)s")
     _add_run_args(p, SanityConfig(), "results/sanity")
-    p.set_defaults(func=_cmd_sanity)
+    p.set_defaults(func=commands._cmd_sanity)
 
     afc = AFCConfig()
     p = sub.add_parser(
@@ -257,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the synthetic references are kept, shared by both tasks (the "
                         "occlusion run reuses the references run's renders); default: --out")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
-    p.set_defaults(func=_cmd_afc)
+    p.set_defaults(func=commands._cmd_afc)
 
 
     plan = SweepPlan()
@@ -305,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
     p.add_argument("--force", action="store_true",
                    help="recompute a store written with other settings")
-    p.set_defaults(func=_cmd_sweep)
+    p.set_defaults(func=commands._cmd_sweep)
 
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
                        epilog="example: fvtrust proofs -v --out proofs-results")
     p.add_argument("--out", default=None, help="directory for proofs.json")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
-    p.set_defaults(func=_cmd_proofs)
+    p.set_defaults(func=commands._cmd_proofs)
     return parser

@@ -104,7 +104,8 @@ def test_cli_afc_writes_json_table_and_figure(tmp_path, capsys):
     from fvtrust.empirical.cli import main
 
     args = ["afc", "--task", "occlusion", "--layers", "_blocks.5", "--units", "0-1", "--references", "2",
-            "--trials", "3", "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16", "--out", str(tmp_path)]
+            "--trials", "3", "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16",
+            "--out", str(tmp_path)]
     assert main(args) == 0
     assert "`spatial` observer" in capsys.readouterr().out
     for suffix in ("json", "md", "png", "pdf"):
@@ -119,7 +120,8 @@ def test_the_two_tasks_share_their_synthetic_references_across_output_folders(tm
     from fvtrust.empirical.cli import main
 
     common = ["--layers", "_blocks.5", "--units", "0", "--references", "2", "--trials", "3",
-              "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16", "--renders", str(tmp_path / "renders")]
+              "--natural", "40", "--steps", "2", "--size", "64", "--stride", "16",
+              "--renders", str(tmp_path / "renders")]
     assert main(["afc", "--task", "references", *common, "--out", str(tmp_path / "ref")]) == 0
     assert main(["afc", "--task", "occlusion", *common, "--out", str(tmp_path / "occ")]) == 0
     reused = json.loads((tmp_path / "occ" / "afc_occlusion.json").read_text())["reused_stages"]
