@@ -23,10 +23,10 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
 
 def blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """`image` (3, H, W) under a Gaussian blur of std `sigma` px."""
-    from torchvision.transforms.functional import gaussianblur
+    from torchvision.transforms.functional import gaussian_blur
 
     k = 2 * int(np.ceil(2 * sigma)) + 1
-    return gaussianblur(image[None], [k, k], [sigma, sigma])[0]
+    return gaussian_blur(image[None], [k, k], [sigma, sigma])[0]
 
 
 def augment_natural(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
