@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.theory.plots."""
+"""Pictures of the theory for the notebooks: a 2-D unit as a heat map with its visualization."""
 
 from __future__ import annotations
 

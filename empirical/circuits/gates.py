@@ -3,7 +3,7 @@
 * :class:`FeatureGate` ("features", the default): a learned "is this a render?" boundary on
   the statistics (per-channel mean and standard deviation) of four early-to-middle layers of
   the wrapped network plus three pixel statistics; a small MLP trained on augmented natural
-  photos against renders of many settings (:mod:`empirical.gate_data`), hard-thresholded at
+  photos against renders of many settings (:mod:`empirical.circuits.gate_bank`), hard-thresholded at
   a quantile of its scores on natural photos of *other* sources. It generalizes to photos it
   never saw, because it learns what makes a render a render, not which photos are natural.
 * :class:`ClassifierGate` ("classifier", the paper's): a small CNN on pixels trained on the
@@ -29,9 +29,10 @@ from itertools import pairwise
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from fvtrust.empirical.nets.layers import batches, check_images, forward_activations, main_layers
 from fvtrust.empirical.nets.registry import LOGITS, Network
-from torch import nn
 
 #: Fewer calibration images than this draws a warning (ranges would be too narrow).
 MIN_CALIBRATION_IMAGES = 32

@@ -22,7 +22,7 @@ checkerboards and text were left out). Together with the ten scikit-image photos
 has 68 distinct sources (scikit-image's telescope, fundus and microscope images are left out:
 see :data:`NOT_PHOTOGRAPHS`). Sample ids are ``"<package>/<source>@<file>#<crop>"``; the source
 id (``source_of``) is everything before ``@``, so all crops of all files of one scene land on
-one side of :func:`empirical.data.split_by_source`.
+one side of :func:`empirical.data.splits.split_by_source`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.crops import NaturalImages, augmented_crop
 from fvtrust.empirical.data.images import read_image_uint8
 from fvtrust.empirical.data.photos import BUNDLED_PHOTOS, load_photo

@@ -1,4 +1,4 @@
-"""Natural images: the photo corpus (:mod:`empirical.corpus`: 69 photographs of 61 scenes from
+"""Natural images: the photo corpus (:mod:`empirical.data.corpus`: 69 photographs of 61 scenes from
 Debian packages plus scikit-image's seven photographs; the offline default), scikit-image's ten
 images alone (``corpus="bundled"``, a demo), or a user's ImageFolder / ImageNet directory.
 

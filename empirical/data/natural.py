@@ -1,10 +1,12 @@
-"""TODO docstring: fvtrust.empirical.data.natural."""
+"""Natural images by name: a user's directory, the photo corpus or scikit-image's photos
+(:func:`natural_images`), and decoy targets (:func:`load_target`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
 from fvtrust.empirical.data.corpus import corpus_crops
 from fvtrust.empirical.data.crops import NaturalImages
 from fvtrust.empirical.data.folders import image_folder

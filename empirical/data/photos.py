@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.empirical.data.photos."""
+"""scikit-image's bundled photographs (no download) and deterministic crops of them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.crops import NaturalImages, augmented_crop
 
 #: Photographs shipped inside scikit-image (no download): name → loader attribute.

@@ -8,8 +8,9 @@ import io
 
 import numpy as np
 import torch
-from fvtrust.empirical.data.images import read_image
 from PIL import Image
+
+from fvtrust.empirical.data.images import read_image
 
 
 def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""TODO docstring: fvtrust.empirical.data.splits."""
+"""Source ids and splits. Every split called held-out is by *source* (photo, scene or file):
+:func:`split_by_source` (two parts) and :func:`gate_split` (train / threshold / held out);
+:func:`split_indices` is the plain seeded split for data without sources."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from fvtrust.empirical.data.crops import NaturalImages
 
 

@@ -1,1 +1,1 @@
-"""TODO."""
+"""One module per experiment, each ``Config`` → ``run_x`` → ``Result`` (with ``to_json()``)."""

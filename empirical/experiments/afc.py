@@ -15,8 +15,8 @@ Reference conditions: ``natural`` (the K most / least activating reference image
 ``synthetic`` (K max / K min feature visualizations, different seeds) and ``random``
 (2K random reference images, drawn anew for every trial: uninformative references).
 References and queries come from **source-disjoint** halves of the natural images (no photo
-or file contributes to both). Observers: see :mod:`empirical.afc_observers`. Every interval
-is a hierarchical bootstrap over units, then trials (:mod:`empirical.clustered_stats`).
+or file contributes to both). Observers: see :mod:`empirical.observers.rules`. Every interval
+is a hierarchical bootstrap over units, then trials (:mod:`empirical.observers.statistics`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.crops import NaturalImages
 from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.data.splits import source_of, split_by_source
@@ -47,7 +48,6 @@ from fvtrust.empirical.observers.rules import (
 from fvtrust.empirical.observers.statistics import ClusteredEstimate
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
-
 from fvtrust.stages import Stages
 
 CONDITIONS = ("natural", "synthetic", "random")

@@ -1,16 +1,16 @@
 """The fooling-circuit experiment: both halves of the claim, measured.
 
 ``run_fooling(config)`` → :class:`FoolingResult`. Natural images are split by *source*
-(:func:`empirical.gate_data.gate_split`): the gate trains on one set of photos, sets its
+(:func:`empirical.data.splits.gate_split`): the gate trains on one set of photos, sets its
 threshold on a second, and every natural number is measured on a third it never saw
-(:class:`~empirical.verify.NaturalBehaviour`: top-1/top-5 identical, max |A − (F + c)|, gate
+(:class:`~empirical.circuits.behaviour.NaturalBehaviour`: top-1/top-5 identical, max |A − (F + c)|, gate
 false alarms, with counts) — and on the user's own directory with ``verify_images``. The
 gate's catch rate along the optimization is reported for the experiment's renders and, in
-:mod:`empirical.gate_robustness`, for render settings it was never trained on. Last, how much
+:mod:`empirical.experiments.gate_robustness`, for render settings it was never trained on. Last, how much
 the manipulated units' visualizations resemble their targets compared with the originals.
 Similarity: the Pearson correlation of the two images' pixels (RGB, resized to 64×64),
 and the cosine similarity in a different network's embedding
-(:class:`~empirical.observer.Observer`; texture-level likeness, blind to where things are).
+(:class:`~empirical.observers.embedding.Observer`; texture-level likeness, blind to where things are).
 A unit's original and manipulated renders share a seed, so their difference comes from the
 objective alone.
 """
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
 from fvtrust.empirical.circuits.behaviour import NaturalBehaviour, natural_behaviour
 from fvtrust.empirical.circuits.fooling import (
     CircuitConstants,
@@ -43,7 +44,6 @@ from fvtrust.empirical.observers.similarity import pixel_similarity
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import class_logit
 from fvtrust.empirical.render.snapshots import log_steps
-
 from fvtrust.stages import Stages
 
 #: Paper's ImageNet-val numbers for the classifier gate on Inception-V1, for comparison only.

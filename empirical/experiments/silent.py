@@ -4,7 +4,7 @@ nothing changes on natural images.
 ``run_silent(config)`` → :class:`SilentResult`: on natural photos of sources never used to
 calibrate the branches or the gate (a source-disjoint split; plus ``verify_images``),
 identical top-1 and top-5 predictions, max |logit change|, gate false alarms
-(:class:`~empirical.verify.NaturalBehaviour`), max |activation change| of the manipulated
+(:class:`~empirical.circuits.behaviour.NaturalBehaviour`), max |activation change| of the manipulated
 layer and how often a branch fires, with and without the gate (:class:`BranchActivity`) — on
 the photos and under common shifts (brightness, contrast, JPEG, grey, blur, noise), with
 counts; the gate's catch rate along the silent network's optimization. On the
@@ -13,7 +13,7 @@ unit's manipulated visualization closer to the target than to the unit's own ori
 mean pairwise similarity across the units before vs after, and each unit's similarity to the
 target: pixel Pearson correlation (64×64; all units share one seed,
 so identical objectives give identical images) and the observer's embedding similarity
-(:class:`~empirical.observer.Observer`, a different network: texture-level likeness).
+(:class:`~empirical.observers.embedding.Observer`, a different network: texture-level likeness).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.circuits.behaviour import natural_behaviour
 from fvtrust.empirical.circuits.gate_setup import GateConfig, build_gate, calibration_photos
 from fvtrust.empirical.circuits.silent import (
@@ -44,7 +45,6 @@ from fvtrust.empirical.observers.similarity import pixel_similarity
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.snapshots import log_steps
-
 from fvtrust.stages import Stages
 
 #: The default margin per lock: the gate lets b′ sit below the natural maximum, so the branch

@@ -1,1 +1,1 @@
-"""TODO."""
+"""Networks: the registry (``load_model``), layers and hooks, responses, input checks, fusing."""

@@ -1,4 +1,5 @@
-"""TODO docstring: fvtrust.empirical.nets.layers."""
+"""Layers of a :class:`~empirical.nets.registry.Network`: names, hooks, activations and
+spatial-mean responses, depths, input checks, batching and unit selections."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-from fvtrust.empirical.nets.registry import LOGITS, Network
 from torch import nn
+
+from fvtrust.empirical.nets.registry import LOGITS, Network
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.layers import check_eval, forward_activations
 from fvtrust.empirical.nets.registry import Network, resolve_device
@@ -74,7 +75,7 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
            fuse: bool = True, precision: str = "float32") -> RenderResult:
     """Optimize `batch` images so that each maximizes its part of `objective`.
 
-    ``fuse`` renders through :func:`~empirical.fuse.fuse_for_rendering` (BatchNorm folded
+    ``fuse`` renders through :func:`~empirical.nets.fuse.fuse_for_rendering` (BatchNorm folded
     into convolutions, channels-last layout; numerically equivalent, checked, faster).
     ``precision="bfloat16"`` runs the network under bfloat16 autocast (parameters, Adam and
     the objective trace stay float32): faster where the hardware has bfloat16 units, and the

@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.empirical.render.snapshots."""
+"""The one snapshot rule: where renders are saved along an optimization."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.empirical.reports.fooling."""
+"""Tables of the fooling experiment."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ CHECK, CROSS = r"\ding{51}", r"\ding{55}"
 
 
 def natural_rows(nat: dict[str, Any], what: str) -> list[list[str]]:
-    """Table rows for a :class:`~empirical.verify.NaturalBehaviour` (with its counts)."""
+    """Table rows for a :class:`~empirical.circuits.behaviour.NaturalBehaviour` (with its counts)."""
     rows = [[f"{what}: images (sources)", f"{nat['n_images']} ({nat['n_sources']})"],
             [f"{what}: top-1 identical", f"{100 * nat['top1_identical']:.2f} \\% "
                                          f"({nat['n_top1_changed']} changed)"],

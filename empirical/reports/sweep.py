@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.empirical.reports.sweep."""
+"""The sweep's figure, drawn from its Parquet store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ def plot_sweep(table: Any, path_stem: str | Path) -> list[Path]:
     activating natural image, and the 2-AFC accuracy per reference condition, one point per
     unit (whatever of these the store measured)."""
     import numpy as np
+
     from fvtrust.empirical.reports.figures import plt, save_figure
 
     ok = table[table["status"] == "ok"]

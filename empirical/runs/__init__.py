@@ -1,1 +1,1 @@
-"""TODO."""
+"""Long runs over many experiments: the appendix and the sweep on Ray."""

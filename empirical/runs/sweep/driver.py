@@ -1,4 +1,4 @@
-"""TODO docstring: fvtrust.empirical.runs.sweep.driver."""
+"""The sweep's driver: start (or reach) Ray, run the tasks, land each result in the store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from fvtrust.empirical.runs.sweep.plan import (
     MODEL_MEASUREMENTS,
     ModelRef,
@@ -75,9 +76,10 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     `workers` tasks run at once on a local Ray (default: one per CPU core); with `address`
     the cluster's own resources decide. On CUDA every task holds one GPU."""
     import ray
+    from tqdm import tqdm
+
     from fvtrust.empirical.nets.registry import resolve_device
     from fvtrust.empirical.runs.sweep.store import SweepStore
-    from tqdm import tqdm
 
     if device != "auto":
         resolve_device(device)  # an unknown device fails here, in one line

@@ -5,7 +5,7 @@ the driver (an unknown model, layer or unit range fails before any task starts),
 tasks of (model, layer, chunk of units), and the tasks run as Ray tasks: an embedded local
 Ray by default, an existing cluster with ``address``. A worker keeps the networks, the
 observer and the natural images it loaded for the tasks that follow (loaded once per worker
-process, not once per task). Results arrive in a :class:`~empirical.sweep_store.SweepStore`
+process, not once per task). Results arrive in a :class:`~empirical.runs.sweep.store.SweepStore`
 (Parquet, PNGs beside it) as each task finishes; a rerun skips finished units.
 
 Measurements per unit (each a set of columns of the unit's record):
@@ -17,7 +17,7 @@ Measurements per unit (each a set of columns of the unit's record):
   ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own.
 
 and per model: ``sanity``, the layerwise sanity check of class visualizations
-(:func:`~empirical.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
+(:func:`~empirical.experiments.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 
 from fvtrust.empirical.nets.layers import parse_units
 from fvtrust.empirical.render.loop import PRECISIONS
-
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
 MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity")

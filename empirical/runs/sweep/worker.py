@@ -1,4 +1,5 @@
-"""TODO docstring: fvtrust.empirical.runs.sweep.worker."""
+"""The sweep's worker side: measure the units of one task, keeping networks, observers and
+natural images loaded for the tasks that follow."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.images import png_bytes
 from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, SweepTask
-
 from fvtrust.stages import digest
 
 #: what a worker process keeps between tasks: networks, observers, natural images, responses.
@@ -40,7 +41,7 @@ def _worker_model(ref: ModelRef, device: str) -> Any:
 
 def _worker_pool(plan: SweepPlan) -> Any:
     """The natural images of the exemplars and the 2-AFC trials: one pool, loaded once per
-    worker (the same images :func:`~empirical.psychophysics.afc_pool` draws)."""
+    worker (the same images :func:`~empirical.experiments.afc.afc_pool` draws)."""
     from fvtrust.empirical.data.natural import natural_images
 
     return _cached(("pool", plan.images, plan.n_natural, plan.size, plan.seed),
