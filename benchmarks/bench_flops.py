@@ -15,13 +15,13 @@ import json
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.bench_render import CASES
 from fvtrust.empirical.nets.registry import load_model
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.transform import TransformConfig
-from torch.utils.flop_counter import FlopCounterMode
-
-from benchmarks.bench_render import CASES
 from fvtrust.io import atomic_write_json
 
 

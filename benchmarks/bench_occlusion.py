@@ -16,10 +16,10 @@ import platform
 import time
 
 import torch
+
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.registry import load_model, resolve_device
 from fvtrust.empirical.observers.occlusion import OcclusionGrid, occlusion_responses
-
 from fvtrust.io import atomic_write_json
 
 

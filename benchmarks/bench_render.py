@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.nets.layers import forward_activations
 from fvtrust.empirical.nets.registry import Network, load_model
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.transform import TransformConfig
-
 from fvtrust.io import atomic_write_json
 
 #: network → (layer, weights, render size in px); the issue's four networks.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fvtrust.theory.classes import get_class
-from fvtrust.theory.table import compute_table
 
 from fvtrust.io import atomic_write_json
+from fvtrust.theory.classes import get_class
+from fvtrust.theory.table import compute_table
 
 
 def _interior(cls, f, k):

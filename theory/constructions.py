@@ -6,6 +6,8 @@ each class module holds its theorem's construction (and names its proof and test
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes import get_class
 from fvtrust.theory.classes.base import CounterexamplePair
 from fvtrust.theory.classes.erm import move_argmax
@@ -13,7 +15,6 @@ from fvtrust.theory.classes.relu_networks import tent_pair
 from fvtrust.theory.functions import UnitFunction
 from fvtrust.theory.relu import affine_combination, bump, maximum, minimum, tent_network
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
 
 
 def counterexample_pair(class_key: str, f: UnitFunction | Visualization, z: ArrayLike,

@@ -11,9 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.domain import Array, check_in_cube, l1
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
 
 
 def _require_full(phi: Visualization, who: str) -> None:

@@ -14,8 +14,9 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 import torch
-from fvtrust.theory.domain import Array, Grid, as_points, check_dimension
 from numpy.typing import ArrayLike
+
+from fvtrust.theory.domain import Array, Grid, as_points, check_dimension
 
 
 def cube_symbols(d: int) -> tuple[sp.Symbol, ...]:

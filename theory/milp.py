@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fvtrust.theory.domain import Array
-from fvtrust.theory.functions import ReLUNetwork
 from numpy.typing import ArrayLike
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import lil_matrix
+
+from fvtrust.theory.domain import Array
+from fvtrust.theory.functions import ReLUNetwork
 
 #: HiGHS's primal feasibility tolerance is 1e-7; an extreme is certified to this much on top
 #: of the solver's own gap, scaled by the size of the network's weights (see _tolerance).

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sps
+from numpy.typing import ArrayLike
+from scipy.optimize import linprog
+
 from fvtrust.theory.decoders import Decoder
 from fvtrust.theory.domain import Array, Grid
 from fvtrust.theory.functions import GridFunction
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
-from scipy.optimize import linprog
 
 
 @dataclass

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.domain import check_dimension, check_in_cube
 from fvtrust.theory.functions import ReLUNetwork, linear_layer
-from numpy.typing import ArrayLike
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W of shape (out, in), b of shape (out,))
 

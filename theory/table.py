@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from fvtrust.theory.classes import all_classes
 from fvtrust.theory.classes.base import FunctionClass
 from fvtrust.theory.decoders import standard_decoders

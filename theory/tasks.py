@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.decoders import Decoder
 from fvtrust.theory.domain import Array, check_in_cube, l1
 from fvtrust.theory.functions import UnitFunction
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
 
 #: γ: 2-AFC pairs count only if their true values differ by at least γ·R.
 AFC_MARGIN = 0.25
@@ -62,11 +63,6 @@ def sup_error(decoder: Decoder, f: UnitFunction, phi: Visualization, points: Arr
     """(A) max over `points` of |D(Φ)(x) − f(x)| / R (a lower bound on the sup over X)."""
     pts = check_in_cube(points, f.d, name="points")
     return normalized(float(np.max(np.abs(decoder(phi, pts) - f(pts)))), phi.range)
-
-
-def query_error(decoder: Decoder, f: UnitFunction, phi: Visualization, z: ArrayLike) -> float:
-    """(B) |D(Φ)(z) − f(z)| / R."""
-    return sup_error(decoder, f, phi, z)
 
 
 def local_points(points: ArrayLike, phi: Visualization, radius: float = LOCAL_RADIUS) -> Array:

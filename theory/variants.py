@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fvtrust.theory.classes import all_classes
 from fvtrust.theory.classes.affine import Affine
 from fvtrust.theory.classes.base import FunctionClass, ProvenBound, cube_certified_extremes

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import sympy as sp
 import torch
+from numpy.typing import ArrayLike
+from scipy.optimize import minimize
+
 from fvtrust.theory.domain import Array, Grid, check_in_cube, vertices
 from fvtrust.theory.functions import ReLUNetwork, UnitFunction, cube_symbols
 from fvtrust.theory.symbolic import in_cube, prove
-from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 
 
 @dataclass(frozen=True)

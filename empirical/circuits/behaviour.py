@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+
 from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.data.splits import source_of
 from fvtrust.empirical.nets.layers import batches

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.nets.layers import batches
 from fvtrust.empirical.nets.registry import Network
-from torch import nn
 
 
 class Decoy(nn.Module):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from fvtrust.empirical.nets.layers import main_layers
 from fvtrust.empirical.nets.registry import LOGITS, Network
 from fvtrust.empirical.render.loop import render

@@ -8,12 +8,14 @@ from :class:`GateConfig`'s own fields, never from a list kept by hand.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from fvtrust.empirical.circuits.gate_bank import RenderBankConfig, render_bank
+
+from fvtrust.empirical.circuits.gate_bank import RenderBank, RenderBankConfig, render_bank
 from fvtrust.empirical.circuits.gates import (
-    GATES,
     Gate,
     NearestCalibrationGate,
     train_classifier_gate,
@@ -24,7 +26,6 @@ from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.data.shifts import augment_natural
 from fvtrust.empirical.data.splits import GateSplit, gate_split, source_of
 from fvtrust.empirical.nets.registry import Network
-
 from fvtrust.stages import Stages
 
 #: The logit units the render bank never draws by default: the fooling experiment's units
@@ -37,7 +38,7 @@ DEFAULT_HELD_OUT_UNITS = (80, 285, 385, 417, 517, 980)
 class GateConfig:
     """Everything the trained gate depends on (quick scale by default)."""
 
-    kind: str = "features"  # see circuits.gates.GATES
+    kind: str = "features"  # a name in GATES
     model: str = "efficientnet_lite0"
     weights: str | None = None
     layer: str = "_blocks.5"  # the nearest-calibration gate's layer
@@ -110,25 +111,62 @@ def calibration_photos(config: GateConfig) -> CalibrationPhotos:
     return CalibrationPhotos(split, train, thresh, files)
 
 
+def _train_features(config: GateConfig, model: Network, photos: CalibrationPhotos,
+                    bank: Callable[[], RenderBank]) -> Gate:
+    """A learned boundary on feature statistics, its threshold between photos of the threshold
+    sources and renders of settings the MLPs never saw (see circuits.gates.FeatureGate)."""
+    fit, held = bank().split(max(1, config.bank_settings // 4))
+    return train_feature_gate(model, photos.train, fit.images, photos.threshold,
+                              held.where(held.step >= 4).images, alpha=config.alpha,
+                              render_side=config.render_side, seed=config.seed)
+
+
+def _train_classifier(config: GateConfig, model: Network, photos: CalibrationPhotos,
+                      bank: Callable[[], RenderBank]) -> Gate:
+    """The paper's small CNN on pixels, trained on the same photos and renders."""
+    fit, _ = bank().split(max(1, config.bank_settings // 4))
+    return train_classifier_gate(photos.train, fit.images, epochs=15, seed=config.seed)
+
+
+def _calibrate_nearest(config: GateConfig, model: Network, photos: CalibrationPhotos,
+                       bank: Callable[[], RenderBank]) -> Gate:
+    """Distance to the calibration photos at one layer (closed-world: flags unseen photos)."""
+    return NearestCalibrationGate(model, config.layer).calibrate(photos.split.train.images)
+
+
+@dataclass(frozen=True)
+class GateKind:
+    """A registered gate: how it is trained (one call shape for every kind) and the name of
+    its saved stage (None: cheap enough to recompute, not saved)."""
+
+    train: Callable[[GateConfig, Network, CalibrationPhotos, Callable[[], RenderBank]], Gate]
+    stage: str | None
+
+
+#: The gates an experiment can use (``--gate``): name → how it is trained.
+GATES: dict[str, GateKind] = {
+    "features": GateKind(_train_features, "feature_gate"),
+    "classifier": GateKind(_train_classifier, "classifier_gate"),
+    "nearest": GateKind(_calibrate_nearest, None),
+}
+
+
 def build_gate(config: GateConfig, model: Network, photos: CalibrationPhotos,
-               root: str | None = None, force: bool = False,
+               root: str | Path | None = None, force: bool = False,
                reused: list[str] | None = None) -> Gate:
     """The configured gate, trained/calibrated on the train and threshold photos only; its
     render bank and weights are saved under `root` (``None``: not saved), keyed by
     :class:`GateConfig` and :class:`GateBank`. Names of reused stages go to `reused`."""
-    if config.kind == "nearest":
-        return NearestCalibrationGate(model, config.layer).calibrate(photos.split.train.images)
+    kind = GATES[config.kind]
     bank_stages, gate_stages = Stages(root, config.bank(), force), Stages(root, config, force)
-    bank = bank_stages.run("gate_render_bank", lambda: render_bank(
-        model, config.bank().settings, exclude_units=list(config.held_out_units), progress=True))
-    fit, held = bank.split(max(1, config.bank_settings // 4))
-    if config.kind == "classifier":
-        gate = gate_stages.run("classifier_gate", lambda: train_classifier_gate(
-            photos.train, fit.images, epochs=15, seed=config.seed))
-    else:
-        gate = gate_stages.run("feature_gate", lambda: train_feature_gate(
-            model, photos.train, fit.images, photos.threshold, held.where(held.step >= 4).images,
-            alpha=config.alpha, render_side=config.render_side, seed=config.seed))
+
+    def bank() -> RenderBank:
+        return bank_stages.run("gate_render_bank", lambda: render_bank(
+            model, config.bank().settings, exclude_units=list(config.held_out_units), progress=True))
+
+    def train() -> Gate:
+        return kind.train(config, model, photos, bank)
+    gate = train() if kind.stage is None else gate_stages.run(kind.stage, train)
     if reused is not None:
         reused += bank_stages.reused + gate_stages.reused
     return gate

@@ -31,7 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvtrust.empirical.nets.layers import batches, check_images, forward_activations, main_layers
+from fvtrust.empirical.nets.layers import (
+    batches,
+    check_images,
+    forward_activations,
+    main_layers,
+    spatial_mean,
+)
 from fvtrust.empirical.nets.registry import LOGITS, Network
 
 #: Fewer calibration images than this draws a warning (ranges would be too narrow).
@@ -72,7 +78,7 @@ class NearestCalibrationGate(Gate):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         acts = forward_activations(self.model, images.to(self.model.device), [self.layer])
         a = acts[self.layer]
-        return F.normalize(a.flatten(2).mean(2) if a.ndim > 2 else a, dim=1)
+        return F.normalize(spatial_mean(a), dim=1)
 
     def distance(self, images: torch.Tensor) -> torch.Tensor:
         """d(x): cosine distance to the nearest calibration image."""
@@ -343,5 +349,3 @@ def gate_accuracy(gate: Gate, natural: torch.Tensor, visualizations: torch.Tenso
             "visualizations_caught": float((vis == 1).float().mean()),
             "accuracy": float(torch.cat([nat == 0, vis == 1]).float().mean())}
 
-
-GATES = ("features", "classifier", "nearest")

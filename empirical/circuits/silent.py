@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from fvtrust.empirical.nets.layers import batches, get_layer
 from fvtrust.empirical.nets.registry import Network
-from torch import nn
 
 
 def conv_layer(model: Network, layer: str) -> nn.Conv2d:
@@ -46,7 +47,7 @@ def conv_layer(model: Network, layer: str) -> nn.Conv2d:
     return module
 
 
-def _conv_input(model: Network, conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor:
+def conv_input(model: Network, conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor:
     """The input h of `conv` for `images` (padding applied as the layer applies it)."""
     store: dict[str, torch.Tensor] = {}
 
@@ -182,7 +183,7 @@ def calibrate_branch(model: Network, conv: nn.Conv2d, weight: torch.Tensor,
     running, total, count = None, None, 0
     with torch.no_grad():
         for chunk in batches(images.to(model.device), batch_size):
-            r = _response(conv, _conv_input(model, conv, chunk), weight)
+            r = _response(conv, conv_input(model, conv, chunk), weight)
             m = r.amax((0, 2, 3))
             running = m if running is None else torch.maximum(running, m)
             s = r.sum((0, 2, 3))
@@ -211,7 +212,7 @@ def install_silent_units(model: Network, layer: str, target: torch.Tensor,
 
     conv = conv_layer(model, layer)
     with torch.no_grad():
-        h_target = _conv_input(model, conv, target[None].to(model.device))
+        h_target = conv_input(model, conv, target[None].to(model.device))
     delta = shared_direction(conv, h_target)
     weight = silent_weights(conv.weight.detach(), delta, lam, gain)
     cal = calibrate_branch(model, conv, weight, calibration, margin)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 
 from fvtrust._version import __version__
-from fvtrust.empirical.circuits.gates import GATES
+from fvtrust.empirical.circuits.gate_setup import GATES
 from fvtrust.empirical.cli import commands
 from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, TASKS, AFCConfig
 from fvtrust.empirical.experiments.fooling import FoolingConfig
@@ -68,13 +68,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
-    parser.add_argument("--version", action="version", version=f"fvtrust {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-
+def _appendix_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("appendix", help="regenerate the paper-style appendix (the main job)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  fvtrust appendix --parts theory,proofs --out appendix")
@@ -91,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and say why when it cannot)")
     p.set_defaults(func=commands._cmd_appendix)
 
+
+def _theory_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("theory", help="compute the results table (classes x tasks A-D)",
                        epilog="example: fvtrust theory --out theory-results")
     p.add_argument("--out", default="theory-results", help="directory for table.{json,md,tex}")
@@ -98,12 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=8, help="sampled members per reliable class")
     p.set_defaults(func=commands._cmd_theory)
 
+
+def _layers_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list a model's layer names with their number of units",
                        epilog="example: fvtrust layers --model efficientnet_lite0")
     _add_model_args(p)
     p.add_argument("--all", action="store_true", help="every module, not only the main blocks")
     p.set_defaults(func=commands._cmd_layers)
 
+
+def _render_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render feature visualizations of units of a layer",
                        epilog="example: fvtrust render --layer _blocks.10 --units 0-7 --steps 256 --size 224")
     _add_model_args(p)
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-render units already on disk")
     p.set_defaults(func=commands._cmd_render)
 
+
+def _fool_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation",
                        epilog="example: fvtrust fool --target coffee   or   fvtrust fool --permute 100")
     _add_model_args(p)
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unit i shows unit i+OFFSET's visualization (instead of a target)")
     p.add_argument("--units", default="285,417,980",
                    help="logit units to visualize: 0,1,2 or 0-7; default %(default)s")
-    p.add_argument("--gate", default="features", choices=GATES,
+    p.add_argument("--gate", default="features", choices=list(GATES),
                    help="the detector E that switches the circuit: a learned boundary on early "
                         "feature statistics (features), the paper's small CNN on pixels "
                         "(classifier), or distance to the calibration photos (nearest: flags every "
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=commands._cmd_fool)
 
+
+def _silent_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("silent", help="silent units: one layer's visualizations collapse",
                        epilog="example: fvtrust silent --layer _conv_head --units 0-5")
     _add_model_args(p)
@@ -157,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "times the branch (gate), or the branch bias alone, as in the paper "
                         "(bias: cannot be both shut on unseen photos and open on renders); "
                         "default %(default)s")
-    p.add_argument("--gate", default="features", choices=GATES,
+    p.add_argument("--gate", default="features", choices=list(GATES),
                    help="which gate, with --lock gate (see fvtrust fool --help); default %(default)s")
     p.add_argument("--margin", type=float, default=None,
                    help="branch threshold b' = max + MARGIN * (max - mean) of the calibration "
@@ -169,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, SilentConfig(), "results/silent")
     p.set_defaults(func=commands._cmd_silent)
 
+
+def _sanity_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sanity", help="layerwise sanity check of class visualizations",
                        epilog="example: fvtrust sanity --images /data/imagenet/val --natural 2000")
     _add_model_args(p)
@@ -181,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, SanityConfig(), "results/sanity")
     p.set_defaults(func=commands._cmd_sanity)
 
+
+def _afc_command(sub: argparse._SubParsersAction) -> None:
     afc = AFCConfig()
     p = sub.add_parser(
         "afc", help="machine-observer 2-AFC: references or occlusion task",
@@ -248,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands._cmd_afc)
 
 
+def _sweep_command(sub: argparse._SubParsersAction) -> None:
     plan = SweepPlan()
     p = sub.add_parser(
         "sweep", help="every unit of many layers of many models, on Ray, into a Parquet store",
@@ -295,9 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute a store written with other settings")
     p.set_defaults(func=commands._cmd_sweep)
 
+
+def _proofs_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
                        epilog="example: fvtrust proofs -v --out proofs-results")
     p.add_argument("--out", default=None, help="directory for proofs.json")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
     p.set_defaults(func=commands._cmd_proofs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fvtrust", description="Put feature visualizations on trial: theory and experiments.")
+    parser.add_argument("--version", action="version", version=f"fvtrust {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_appendix_command, _theory_command, _layers_command, _render_command, _fool_command,
+                _silent_command, _sanity_command, _afc_command, _sweep_command, _proofs_command):
+        add(sub)
     return parser

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.crops import NaturalImages, resize_center_crop
 from fvtrust.empirical.data.images import read_image
 

@@ -32,7 +32,7 @@ from fvtrust.empirical.data.crops import NaturalImages
 from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.data.splits import source_of, split_by_source
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
-from fvtrust.empirical.nets.layers import layer_channels, layer_responses, relative_depths
+from fvtrust.empirical.nets.layers import layer_channels, layer_responses, relative_depths, spatial_mean
 from fvtrust.empirical.nets.registry import Network, load_model
 from fvtrust.empirical.observers import human_data
 from fvtrust.empirical.observers.embedding import Observer
@@ -224,8 +224,6 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
     sweep worker keeps them across tasks); by default they are built from `config`.
     `responses` (layer → :func:`pool_responses` of that layer) saves the pool's forward
     pass when the caller already made it."""
-    from tqdm import tqdm
-
     stages = Stages(out_dir, config, force)
     if model is None:
         model = load_model(config.model, weights=config.weights, device=device)
@@ -239,113 +237,132 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         depth: dict[str, float | None] = dict(relative_depths(model, config.layers))
     except ValueError:
         depth = dict.fromkeys(config.layers)
-    if observer is None:
-        observer = afc_observer(config, device)
-    if pool is None:
-        pool = afc_pool(config)
-    ref_idx, query_idx = _split(pool, config)
-    pool_emb, pool_maps = observer.views(pool.images)
-    pool_pooled = pool_maps.mean((2, 3))
-    k, n = config.n_references, config.n_trials
+    trials = _Trials(config, model, observer if observer is not None else afc_observer(config, device),
+                     pool if pool is not None else afc_pool(config), responses or {},
+                     shared_dir if shared_dir is not None else out_dir, force, progress)
     names = config.chosen_observers
-    rules = observers_for(config.task)
-    grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
-    # Scoring thousands of occluded images is the expensive part: BatchNorm folded and
-    # channels-last, checked equivalent to the network (about 2x on CPU: benchmarks/bench_occlusion.py).
-    scorer = fuse_for_rendering(model, keep=config.layers)
-    shared = shared_dir if shared_dir is not None else out_dir
-    reused_shared: list[str] = []
-
-    def synthetic(layer: str) -> tuple[torch.Tensor, torch.Tensor]:
-        units = [u for u in config.units for _ in range(k)]
-        seeds = [config.seed + 101 + i for i in range(len(units))]
-        kw = {"steps": config.steps, "size": config.size, "seeds": seeds, "progress": progress}
-        top = render(model, channel(layer, units), **kw).images
-        bottom = render(model, -channel(layer, units), **kw).images
-        shape = (len(config.units), k, *top.shape[1:])
-        return top.view(shape), bottom.view(shape)
-
-    def pool_refs(idx_max: np.ndarray, idx_min: np.ndarray) -> ReferenceSet:
-        return ReferenceSet(pool_emb[idx_max], pool_emb[idx_min], pool_pooled[idx_max],
-                            pool_pooled[idx_min])
-
     records: Records = {o: {c: {} for c in CONDITIONS} for o in names}
     scoring = {"images": 0, "seconds": 0.0}
-    bar = tqdm(total=len(config.layers) * len(config.units), desc=f"2-AFC {config.task}", unit="unit",
-               disable=not progress)
-
-    def run_layer(li: int, layer: str) -> tuple[Records, dict[str, float]]:
-        # One generator per layer: a resumed run that loads some layers draws the same trials.
-        rng = np.random.default_rng([config.seed, li])
-        out: Records = {o: {c: {} for c in CONDITIONS} for o in names}
-        cost = {"images": 0, "seconds": 0.0}
-        references = Stages(shared, config.synthetic_references(layer), force)
-        synth = references.run("synthetic", lambda: synthetic(layer))
-        reused_shared.extend(references.reused)
-        acts = (responses[layer] if responses and layer in responses
-                else layer_responses(scorer, layer, pool.images))
-        occlusion_cache: dict[int, torch.Tensor] = {}
-        for i, unit in enumerate(config.units):
-            bar.set_postfix_str(f"{layer} unit {unit}")
-            act = acts[:, unit]
-            ref_order = ref_idx[np.argsort(-act[ref_idx].numpy(), kind="stable")]
-            query_order = query_idx[np.argsort(-act[query_idx].numpy(), kind="stable")]
-            refs = {"natural": pool_refs(ref_order[:k], ref_order[-k:]),
-                    "synthetic": ReferenceSet.from_images(observer, synth[0][i], synth[1][i])}
-            random_draw = np.stack([rng.choice(ref_idx, size=2 * k, replace=False) for _ in range(n)])
-            refs["random"] = pool_refs(random_draw[:, :k], random_draw[:, k:])
-            flip = torch.from_numpy(rng.random(n) < 0.5)
-            sign = answer_signs(flip)
-            if config.task == "references":
-                pair: QueryPair | OcclusionPair = _query_pair(config, query_order, act, rng, flip,
-                                                              pool_emb, pool_maps)
-            else:
-                tops = query_order[:n]
-                boxes = grid.boxes()
-                trials = []
-                for idx in tops.tolist():
-                    if idx not in occlusion_cache:
-                        t0 = time.perf_counter()
-                        occlusion_cache[idx] = occlusion_responses(scorer, layer, pool.images[idx], grid)
-                        cost["seconds"] += time.perf_counter() - t0
-                        cost["images"] += len(boxes)
-                    trials.append(extreme_occlusions(occlusion_cache[idx][:, unit], boxes,
-                                                     float(act[idx])))
-                most = torch.tensor([t.most for t in trials])
-                least = torch.tensor([t.least for t in trials])
-                # Option 1 is the most-changing occlusion unless flipped: sign +1 ⇔ option 1 right.
-                pair = OcclusionPair(observer, pool.images[tops], pool_maps[tops],
-                                     *ordered_options(most, least, flip), grid.patch)
-            for name in names:
-                for cond in CONDITIONS:
-                    evidence = rules[name](pair, refs[cond])
-                    out[name][cond][f"{layer}:{unit}"] = score(evidence, sign, config.alpha)
-            bar.update(1)
-        return out, cost
-
     for li, layer in enumerate(config.layers):
-        layer_records, cost = stages.run(f"trials-{layer}", lambda li=li, layer=layer: run_layer(li, layer))
+        layer_records, cost = stages.run(f"trials-{layer}",
+                                         lambda li=li, layer=layer: trials.layer(li, layer))
         if f"trials-{layer}" in stages.reused:
-            bar.update(len(config.units))
+            trials.bar.update(len(config.units))
         for name in names:
             for cond in CONDITIONS:
                 records[name][cond].update(layer_records[name][cond])
         scoring["images"] += cost["images"]
         scoring["seconds"] += cost["seconds"]
-    bar.close()
+    trials.bar.close()
     result = _summarize(config, records, depth)
+    pool, ref_idx, query_idx = trials.pool, trials.ref_idx, trials.query_idx
     result.split = {"rule": "source-disjoint: references and queries come from different photos/files",
                     "reference_sources": sorted({source_of(pool.sources[i]) for i in ref_idx}),
                     "query_sources": sorted({source_of(pool.sources[i]) for i in query_idx}),
                     "n_reference_images": len(ref_idx), "n_query_images": len(query_idx)}
     if config.task == "occlusion":
+        grid = trials.grid
         result.occlusion = {"patch_px": grid.patch, "stride_px": grid.stride, "positions": len(grid),
                             "n_query_images_scored": scoring["images"] // max(1, len(grid)),
                             "n_occluded_images_scored": scoring["images"],
                             "seconds_scoring": scoring["seconds"],
                             "occluded_images_per_second": scoring["images"] / max(scoring["seconds"], 1e-9)}
-    result.reused_stages = stages.reused + reused_shared
+    result.reused_stages = stages.reused + trials.reused_shared
     return result
+
+
+class _Trials:
+    """The trials of one run, a layer at a time: the pool's split and views, the scoring
+    network (BatchNorm folded, channels-last: about 2x on CPU, checked equivalent;
+    benchmarks/bench_occlusion.py), the occlusion grid and the synthetic references."""
+
+    def __init__(self, config: AFCConfig, model: Network, observer: Observer, pool: NaturalImages,
+                 responses: dict[str, torch.Tensor], shared: str | Path | None, force: bool,
+                 progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.config, self.model, self.observer, self.pool = config, model, observer, pool
+        self.responses, self.shared, self.force, self.progress = responses, shared, force, progress
+        self.ref_idx, self.query_idx = _split(pool, config)
+        self.emb, self.maps = observer.views(pool.images)
+        self.pooled = spatial_mean(self.maps)
+        self.grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
+        self.scorer = fuse_for_rendering(model, keep=config.layers)
+        self.rules = observers_for(config.task)
+        self.reused_shared: list[str] = []
+        self.bar = tqdm(total=len(config.layers) * len(config.units), desc=f"2-AFC {config.task}",
+                        unit="unit", disable=not progress)
+
+    def synthetic(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """K max and K min visualizations of every unit: (units, K, 3, S, S) each."""
+        config, k = self.config, self.config.n_references
+        units = [u for u in config.units for _ in range(k)]
+        seeds = [config.seed + 101 + i for i in range(len(units))]
+        kw = {"steps": config.steps, "size": config.size, "seeds": seeds, "progress": self.progress}
+        top = render(self.model, channel(layer, units), **kw).images
+        bottom = render(self.model, -channel(layer, units), **kw).images
+        shape = (len(config.units), k, *top.shape[1:])
+        return top.view(shape), bottom.view(shape)
+
+    def pool_refs(self, idx_max: np.ndarray, idx_min: np.ndarray) -> ReferenceSet:
+        return ReferenceSet(self.emb[idx_max], self.emb[idx_min], self.pooled[idx_max],
+                            self.pooled[idx_min])
+
+    def layer(self, li: int, layer: str) -> tuple[Records, dict[str, float]]:
+        """Every unit's trials in `layer`: (observer → condition → unit → scores, scoring cost)."""
+        config, k, n = self.config, self.config.n_references, self.config.n_trials
+        # One generator per layer: a resumed run that loads some layers draws the same trials.
+        rng = np.random.default_rng([config.seed, li])
+        out: Records = {o: {c: {} for c in CONDITIONS} for o in config.chosen_observers}
+        cost = {"images": 0, "seconds": 0.0}
+        references = Stages(self.shared, config.synthetic_references(layer), self.force)
+        synth = references.run("synthetic", lambda: self.synthetic(layer))
+        self.reused_shared.extend(references.reused)
+        acts = (self.responses[layer] if layer in self.responses
+                else layer_responses(self.scorer, layer, self.pool.images))
+        occlusion_cache: dict[int, torch.Tensor] = {}
+        for i, unit in enumerate(config.units):
+            self.bar.set_postfix_str(f"{layer} unit {unit}")
+            act = acts[:, unit]
+            ref_order = self.ref_idx[np.argsort(-act[self.ref_idx].numpy(), kind="stable")]
+            query_order = self.query_idx[np.argsort(-act[self.query_idx].numpy(), kind="stable")]
+            refs = {"natural": self.pool_refs(ref_order[:k], ref_order[-k:]),
+                    "synthetic": ReferenceSet.from_images(self.observer, synth[0][i], synth[1][i])}
+            random_draw = np.stack([rng.choice(self.ref_idx, size=2 * k, replace=False) for _ in range(n)])
+            refs["random"] = self.pool_refs(random_draw[:, :k], random_draw[:, k:])
+            flip = torch.from_numpy(rng.random(n) < 0.5)
+            sign = answer_signs(flip)
+            if config.task == "references":
+                pair: QueryPair | OcclusionPair = _query_pair(config, query_order, act, rng, flip,
+                                                              self.emb, self.maps)
+            else:
+                pair = self.occlusion_pair(layer, unit, query_order[:n], act, flip, occlusion_cache, cost)
+            for name in out:
+                for cond in CONDITIONS:
+                    evidence = self.rules[name](pair, refs[cond])
+                    out[name][cond][f"{layer}:{unit}"] = score(evidence, sign, config.alpha)
+            self.bar.update(1)
+        return out, cost
+
+    def occlusion_pair(self, layer: str, unit: int, tops: np.ndarray, act: torch.Tensor,
+                       flip: torch.Tensor, cache: dict[int, torch.Tensor],
+                       cost: dict[str, float]) -> OcclusionPair:
+        """Trial t shows the unit's t-th most activating query image with the occlusions after
+        which its activation is highest and lowest; option 1 is the most-changing occlusion
+        unless flipped (sign +1 ⇔ option 1 right). Each image's occlusions are scored once."""
+        boxes = self.grid.boxes()
+        trials = []
+        for idx in tops.tolist():
+            if idx not in cache:
+                t0 = time.perf_counter()
+                cache[idx] = occlusion_responses(self.scorer, layer, self.pool.images[idx], self.grid)
+                cost["seconds"] += time.perf_counter() - t0
+                cost["images"] += len(boxes)
+            trials.append(extreme_occlusions(cache[idx][:, unit], boxes, float(act[idx])))
+        most = torch.tensor([t.most for t in trials])
+        least = torch.tensor([t.least for t in trials])
+        return OcclusionPair(self.observer, self.pool.images[tops], self.maps[tops],
+                             *ordered_options(most, least, flip), self.grid.patch)
 
 
 def _query_pair(config: AFCConfig, query_order: np.ndarray, act: torch.Tensor,

@@ -64,7 +64,7 @@ class FoolingConfig:
     target: str = "coffee"  # a bundled photo or a path to an image
     units: list[int] = field(default_factory=lambda: [285, 417, 980])
     offset: int = 100
-    gate: str = "features"  # see circuits.gates.GATES
+    gate: str = "features"  # see circuits.gate_setup.GATES
     gate_layer: str = "_blocks.5"  # the nearest-calibration gate's layer
     n_natural: int = 1000  # crops drawn to split by source (train / threshold / held out)
     images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus

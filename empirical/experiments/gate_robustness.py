@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.data.crops import resize
 from fvtrust.empirical.nets.registry import Network

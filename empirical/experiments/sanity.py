@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from fvtrust.empirical.data.crops import NaturalImages
 from fvtrust.empirical.data.photos import bundled_images
 from fvtrust.empirical.nets.layers import batches, forward_activations, get_layer, main_layers, predict
@@ -28,7 +29,6 @@ from fvtrust.empirical.nets.registry import LOGITS, Network, load_model
 from fvtrust.empirical.observers.similarity import similarity_matrix
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import class_logit
-
 from fvtrust.stages import Stages
 
 _SKIP = ("BatchNorm", "Pool", "Dropout", "ReLU", "Swish", "Identity", "Flatten")

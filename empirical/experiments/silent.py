@@ -31,7 +31,7 @@ from fvtrust.empirical.circuits.silent import (
     MIN_GATED_MARGIN,
     GatedSilentUnits,
     SilentConv,
-    _conv_input,
+    conv_input,
     conv_layer,
     install_silent_units,
 )
@@ -76,7 +76,7 @@ class SilentConfig:
     lam: float = 3.0
     gain: float = 100.0
     lock: str = "gate"  # "gate": branch × the fooling gate's E(x); "bias": b′ alone (paper)
-    gate: str = "features"  # which gate, with the gate lock (see circuits.gates.GATES)
+    gate: str = "features"  # which gate, with the gate lock (see circuits.gate_setup.GATES)
     margin: float | None = None  # b′ = max + margin·(max − mean); None: DEFAULT_MARGIN[lock]
     bank_settings: int = 32  # the gate's render bank, as in FoolingConfig
     bank_steps: int = 128
@@ -173,7 +173,7 @@ def branch_activity(model: torch.nn.Module, layer: str, images: torch.Tensor,
     active = total = firing = firing_alone = flagged = 0
     with torch.no_grad():
         for k, chunk in enumerate(batches(images.to(model.device), 32)):
-            h = _conv_input(model, module.conv, chunk)  # padded as the layer pads it
+            h = conv_input(model, module.conv, chunk)  # padded as the layer pads it
             alone = module.trigger(h) > 0
             if own_units is not None:
                 idx = torch.tensor(own_units[k * 32:k * 32 + len(chunk)], device=alone.device)

@@ -19,8 +19,9 @@ import itertools
 from collections.abc import Iterable
 
 import torch
-from fvtrust.empirical.nets.registry import Network
 from torch import nn
+
+from fvtrust.empirical.nets.registry import Network
 
 
 def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

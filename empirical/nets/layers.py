@@ -226,6 +226,12 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) 
     return torch.cat(outs)
 
 
+def spatial_mean(activations: torch.Tensor) -> torch.Tensor:
+    """(B, C, …) → (B, C): each channel's mean over its positions (a unit's response); an
+    activation without positions (B, C) is returned as it is."""
+    return activations.flatten(2).mean(2) if activations.ndim > 2 else activations
+
+
 def batches(images: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:
     for i in range(0, len(images), batch_size):
         yield images[i:i + batch_size]
@@ -237,7 +243,7 @@ def layer_responses(model: Network, layer: str, images: torch.Tensor, batch_size
     out = []
     for start in range(0, len(images), batch_size):
         a = forward_activations(model, images[start:start + batch_size].to(model.device), [layer])[layer]
-        out.append((a.flatten(2).mean(2) if a.ndim > 2 else a).float().cpu())
+        out.append(spatial_mean(a).float().cpu())
     return torch.cat(out)
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from fvtrust.empirical.nets.layers import batches, forward_activations
+
+from fvtrust.empirical.nets.layers import batches, forward_activations, spatial_mean
 from fvtrust.empirical.nets.registry import Network, load_model
 
 
@@ -41,7 +42,7 @@ class Observer:
             yield forward_activations(self.model, x, layers)
 
     def _embedding(self, acts: torch.Tensor) -> torch.Tensor:
-        feats = acts.flatten(2).mean(2) if acts.ndim > 2 else acts
+        feats = spatial_mean(acts)
         return F.normalize(feats, dim=1).cpu()
 
     def _maps(self, acts: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from fvtrust.empirical.nets.layers import forward_activations
+
+from fvtrust.empirical.nets.layers import forward_activations, spatial_mean
 from fvtrust.empirical.nets.registry import Network
 
 
@@ -77,7 +78,7 @@ def occlusion_responses(model: Network, layer: str, image: torch.Tensor, grid: O
     for start in range(0, len(boxes), batch_size):
         batch = occlude_with_mean(image, boxes[start:start + batch_size], grid.patch)
         act = forward_activations(model, batch.to(model.device), [layer])[layer]
-        out.append((act.flatten(2).mean(2) if act.ndim > 2 else act).float().cpu())
+        out.append(spatial_mean(act).float().cpu())
     return torch.cat(out)
 
 

@@ -25,6 +25,8 @@ from functools import cached_property
 
 import torch
 import torch.nn.functional as F
+
+from fvtrust.empirical.nets.layers import spatial_mean
 from fvtrust.empirical.observers.embedding import Observer
 from fvtrust.empirical.observers.occlusion import occlude_with_mean
 
@@ -53,7 +55,7 @@ class ReferenceSet:
                     min_images: torch.Tensor) -> ReferenceSet:
         def views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             emb, maps = observer.views(images)
-            return emb, maps.mean((2, 3))
+            return emb, spatial_mean(maps)
         (e_max, p_max), (e_min, p_min) = views(max_images), views(min_images)
         return cls(e_max, e_min, p_max, p_min)
 

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
 from fvtrust.empirical.data.images import contact_sheet, read_image, save_png
 from fvtrust.empirical.nets.layers import get_layer, layer_channels
 from fvtrust.empirical.nets.registry import LOGITS, class_names, load_model
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
-
 from fvtrust.io import atomic_write_json
 from fvtrust.stages import RUN_ONLY, StageDamaged, read_record, stage_key
 

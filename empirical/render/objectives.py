@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
 from fvtrust.empirical.nets.registry import LOGITS
 
 Activations = dict[str, torch.Tensor]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fvtrust.empirical.reports.figures import plt, save_figure
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from fvtrust.empirical.reports.afc import afc_table, per_layer_table, plot_afc
 from fvtrust.empirical.reports.figures import image_grid
 from fvtrust.empirical.reports.sanity import plot_sanity
 from fvtrust.empirical.reports.sweep import plot_sweep
-
 from fvtrust.io import atomic_write_json, atomic_write_text
 
 

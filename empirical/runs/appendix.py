@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from fvtrust._version import __version__
 from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
 from fvtrust.empirical.experiments.fooling import PAPER_TOP1, FoolingConfig, run_fooling
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
@@ -45,13 +47,11 @@ from fvtrust.empirical.reports.writers import (
     write_sanity,
     write_silent,
 )
+from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.proofs import run_all
+from fvtrust.stages import StageDamaged, read_record, stage_key
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
-
-from fvtrust._version import __version__
-from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
-from fvtrust.stages import StageDamaged, read_record, stage_key
 
 #: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores);
 #: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights.

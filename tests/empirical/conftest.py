@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from fvtrust.empirical.nets.registry import load_model
 
 

@@ -8,9 +8,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from fvtrust.empirical.data.crops import NaturalImages
 from fvtrust.empirical.nets.registry import Network
-from torch import nn
 
 SIZE = 16
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from fvtrust.empirical.observers.rules import (
     OCCLUSION_OBSERVERS,
     REFERENCE_OBSERVERS,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from fvtrust.empirical.experiments.sanity import bootstrap_ci
 from fvtrust.empirical.observers.statistics import (
     ClusteredEstimate,

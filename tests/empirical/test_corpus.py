@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from fvtrust.empirical.data.corpus import (
     INSTALL_COMMAND,
     PHOTOS,

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from fvtrust.empirical.data.crops import augmented_crop
 from fvtrust.empirical.data.folders import image_folder
 from fvtrust.empirical.data.photos import bundled_images, load_photo

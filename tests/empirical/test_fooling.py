@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from fvtrust.empirical.circuits.fooling import (
     FoolingCircuit,
     PermutationDecoy,
@@ -19,7 +20,7 @@ from fvtrust.empirical.circuits.gates import (
 from fvtrust.empirical.circuits.silent import (
     GatedSilentUnits,
     SilentConv,
-    _conv_input,
+    conv_input,
     install_silent_units,
 )
 from fvtrust.empirical.data.splits import split_indices
@@ -28,7 +29,6 @@ from fvtrust.empirical.nets.layers import forward_activations, predict
 from fvtrust.empirical.observers.similarity import pixel_similarity
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel, class_logit
-
 from tests.empirical.digits import SIZE, trained_digits_network
 
 
@@ -107,7 +107,7 @@ def test_silent_branch_is_exactly_zero_on_held_out_digits(digits):
     module = silent.net[4]
     assert isinstance(module, SilentConv)
     with torch.no_grad():
-        branch = module.branch(_conv_input(silent, module.conv, held))
+        branch = module.branch(conv_input(silent, module.conv, held))
     assert float(branch.max()) == 0.0
     a = forward_activations(model, held, [layer])[layer]
     b = forward_activations(silent, held, [layer])[layer]

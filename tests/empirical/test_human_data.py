@@ -1,6 +1,7 @@
 """Published human data (empirical/human_data.py): the numbers and their layer depths."""
 
 import pytest
+
 from fvtrust.empirical.nets.layers import relative_depths
 from fvtrust.empirical.nets.registry import load_model
 from fvtrust.empirical.observers import human_data

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from fvtrust.empirical.data.crops import resize, resize_center_crop
 from fvtrust.empirical.data.photos import load_photo
 from fvtrust.empirical.nets.layers import (

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from fvtrust.empirical.nets.layers import forward_activations
 from fvtrust.empirical.observers.occlusion import (
     OcclusionGrid,

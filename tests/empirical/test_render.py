@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+
 from fvtrust.empirical.data.photos import bundled_images
 from fvtrust.empirical.nets.layers import forward_activations
 from fvtrust.empirical.render.loop import render

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+
 from fvtrust.empirical.data.photos import bundled_images
 from fvtrust.empirical.experiments.sanity import (
     SanityConfig,

@@ -43,7 +43,7 @@ def _task_processes() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"ray::_remote_measure" in (entry / "cmdline").read_bytes():
+                if b"ray::remote_measure" in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
             except OSError:
                 continue

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from fvtrust.proofs import MODULES, all_proofs, run_proof
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from fvtrust.proofs import MODULES, all_proofs, run_proof
 from fvtrust.proofs.base import z3_step
 from fvtrust.theory.symbolic import prove

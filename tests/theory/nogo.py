@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes.base import CounterexamplePair, FunctionClass
 from fvtrust.theory.decoders import TableDecoder, standard_decoders
-from hypothesis import strategies as st
 
 #: ε as a fraction of R/2, drawn shrinkably.
 eps_fractions = st.integers(1, 99).map(lambda k: k / 100)

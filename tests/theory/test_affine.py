@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from fvtrust.theory.classes import Affine
-from fvtrust.theory.functions import AffineFunction
-from fvtrust.theory.tasks import LOCAL_RADIUS, local_error
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import Affine
+from fvtrust.theory.functions import AffineFunction
+from fvtrust.theory.tasks import LOCAL_RADIUS, local_error
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
 
 D1, D2 = Affine(1), Affine(2)

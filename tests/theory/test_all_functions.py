@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from fvtrust.theory.classes import AllFunctions
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import AllFunctions
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, interior_grid_point
 
 CLS = AllFunctions()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from fvtrust.theory.classes import all_classes
 from fvtrust.theory.classes.affine import Affine
 from fvtrust.theory.classes.lipschitz import Lipschitz

@@ -1,9 +1,10 @@
 """Constant units: theorem in theory/classes/constant.py, proof in proofs/constant.py."""
 
 import numpy as np
+from hypothesis import given
+
 from fvtrust.theory.classes import Constant
 from fvtrust.theory.functions import AffineFunction
-from hypothesis import given
 
 CLS = Constant()
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes import Convex
 from fvtrust.theory.classes.convex import convex_by_rules
 from fvtrust.theory.functions import ExpressionFunction, cube_symbols
 from fvtrust.theory.visualization import grid_visualization
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
 
 CLS = Convex()

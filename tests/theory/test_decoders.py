@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+
 from fvtrust.theory.classes import AllFunctions
 from fvtrust.theory.decoders import AffineD1Decoder, ChanceDecoder, LipschitzBandDecoder, standard_decoders
 from fvtrust.theory.visualization import from_extremes
-from hypothesis import given
 
 CLS = AllFunctions()
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from fvtrust.theory.domain import Grid, check_in_cube, l1, linf, vertices
 from hypothesis import given
 from hypothesis import strategies as st
+
+from fvtrust.theory.domain import Grid, check_in_cube, l1, linf, vertices
 
 
 @given(st.integers(1, 3), st.integers(2, 6))

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from fvtrust.theory.classes import ERMNetworks
-from fvtrust.theory.classes.erm import move_argmax
-from fvtrust.theory.domain import l1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import ERMNetworks
+from fvtrust.theory.classes.erm import move_argmax
+from fvtrust.theory.domain import l1
 from tests.theory.nogo import assert_nogo, eps_fractions
 
 CLS = ERMNetworks()
@@ -60,6 +60,7 @@ def test_a_slightly_worse_fit_is_not_a_member():
     import copy
 
     import torch
+
     from fvtrust.theory.functions import ReLUNetwork
 
     f = FITTED[0]

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from fvtrust.theory.decoders import lipschitz_band
-from fvtrust.theory.domain import l1
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
+from fvtrust.theory.decoders import lipschitz_band
+from fvtrust.theory.domain import l1
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
 
 LARGE, SMALL = Lipschitz(KAPPA_LARGE), Lipschitz(KAPPA_SMALL)
@@ -104,6 +104,7 @@ def test_membership_counts_the_factor_d():
 def _ridge(t):
     """a·s for s = x0 + x1 ≤ t, a·(2t − s) beyond: peak a·t on the line s = t, ℓ1-Lipschitz a."""
     import sympy as sp
+
     from fvtrust.theory.functions import ExpressionFunction, cube_symbols
 
     x0, x1 = cube_symbols(2)
@@ -115,6 +116,7 @@ def test_a_maximal_slope_member_with_an_off_grid_peak_is_a_member():
     """t = 5/3: Lip·d = 2 = κ·R exactly for κ = 1.2 with R = 5/3, a peak between the grid lines
     (grid sums 1.6 and 1.7 give at most 1.6333): the grid's range is too small, the cube's is exact."""
     import sympy as sp
+
     from fvtrust.theory.functions import PointwiseFunction
 
     f = _ridge(sp.Rational(5, 3))
@@ -130,6 +132,7 @@ def test_a_steep_off_grid_spike_is_not_a_member():
     (0.33, 0.33) that no grid point touches: Lip doubles, so it is not a member; the grid
     check alone would accept it."""
     import sympy as sp
+
     from fvtrust.theory.functions import ExpressionFunction, PointwiseFunction, cube_symbols
 
     x0, x1 = cube_symbols(2)

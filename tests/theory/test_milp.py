@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from fvtrust.theory.milp import interval_bounds, network_extreme
 from fvtrust.theory.relu import random_relu_network
 

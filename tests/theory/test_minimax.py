@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes import AllFunctions, Convex, Lipschitz, Monotone
 from fvtrust.theory.decoders import lipschitz_band
 from fvtrust.theory.domain import Grid
 from fvtrust.theory.minimax import InfeasibleVisualization, minimax_errors, value_range
 from fvtrust.theory.visualization import from_extremes
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 @given(st.sampled_from([1.0, 1.2, 1.5, 2.0, 5.0, 20.0]), st.sampled_from([(0.0, 0.0), (0.2, 0.0)]))

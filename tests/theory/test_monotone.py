@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from fvtrust.theory.classes import Monotone
-from fvtrust.theory.functions import AffineFunction
-from fvtrust.theory.tasks import Task
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import Monotone
+from fvtrust.theory.functions import AffineFunction
+from fvtrust.theory.tasks import Task
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions
 
 CLS = Monotone()

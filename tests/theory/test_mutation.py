@@ -1,6 +1,7 @@
 """Wrong claims must be refuted by the verifier with a concrete counterexample."""
 
 import numpy as np
+
 from fvtrust.theory.classes import Affine, Convex, Lipschitz
 from fvtrust.theory.decoders import InterpolatingDecoder, LipschitzBandDecoder, NearestExtremeDecoder
 from fvtrust.theory.minimax import refute_decoder

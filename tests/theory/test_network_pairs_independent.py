@@ -10,6 +10,7 @@ and independently by dense sampling (no sampled point may beat the certified ext
 import numpy as np
 import pytest
 import torch
+
 from fvtrust.theory.classes import ERMNetworks, ReLUNetworks
 from fvtrust.theory.classes.erm import FittedNetwork
 from fvtrust.theory.functions import ReLUNetwork

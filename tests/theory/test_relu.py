@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from fvtrust.theory.relu import affine_combination, maximum, minimum, random_relu_network, tent_network
 from hypothesis import given
 from hypothesis import strategies as st
+
+from fvtrust.theory.relu import affine_combination, maximum, minimum, random_relu_network, tent_network
 
 widths = st.lists(st.integers(1, 6), min_size=0, max_size=3)
 points = st.integers(0, 2**16).map(lambda s: np.random.default_rng(s).random((64, 3)))

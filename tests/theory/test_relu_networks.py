@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from fvtrust.theory.classes import ReLUNetworks
-from fvtrust.theory.classes.relu_networks import canonical_network
-from fvtrust.theory.functions import ReLUNetwork
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fvtrust.theory.classes import ReLUNetworks
+from fvtrust.theory.classes.relu_networks import canonical_network
+from fvtrust.theory.functions import ReLUNetwork
 from tests.theory.nogo import arbitrary_predictions, assert_nogo, eps_fractions, strictly_inside_point
 
 CLS = ReLUNetworks()

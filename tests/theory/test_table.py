@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from fvtrust.theory.table import compute_table
 
 #: Rows: class → verdicts for tasks A, B, C, D (I impossible, R reliable, ? no proof either

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes import all_classes
 from fvtrust.theory.decoders import ChanceDecoder, TableDecoder, standard_decoders
 from fvtrust.theory.tasks import Task, afc_accuracy, normalized
-from hypothesis import given
-from hypothesis import strategies as st
 
 CLASSES = {c.key: c for c in all_classes()}
 IMPOSSIBLE = [("relu", t) for t in Task] + [("monotone", Task.AFC), ("convex", Task.LOCAL)]

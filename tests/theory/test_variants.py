@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes import KAPPA_SMALL, Affine, Lipschitz
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task
 from fvtrust.theory.variants import (
@@ -14,8 +17,6 @@ from fvtrust.theory.variants import (
     scale_pair,
 )
 from fvtrust.theory.visualization import from_extremes
-from hypothesis import given
-from hypothesis import strategies as st
 
 SMALL = Lipschitz(KAPPA_SMALL)
 D1 = Affine(d=1)

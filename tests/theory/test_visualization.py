@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fvtrust.theory.classes import ReLUNetworks
 from fvtrust.theory.classes.relu_networks import canonical_network
 from fvtrust.theory.domain import Grid
 from fvtrust.theory.functions import GridFunction
 from fvtrust.theory.visualization import grid_visualization, numeric_visualization, symbolic_visualization
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_ties_break_to_the_first_grid_point():

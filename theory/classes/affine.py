@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sps
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
@@ -31,7 +33,6 @@ from fvtrust.theory.functions import AffineFunction, UnitFunction
 from fvtrust.theory.minimax import LinearConstraints
 from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization, grid_visualization
-from numpy.typing import ArrayLike
 
 
 def affine_visualization(f: AffineFunction) -> Visualization:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
@@ -23,7 +25,6 @@ from fvtrust.theory.functions import GridFunction, UnitFunction
 from fvtrust.theory.minimax import LinearConstraints
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, grid_visualization
-from numpy.typing import ArrayLike
 
 
 class AllFunctions(FunctionClass):

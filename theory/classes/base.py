@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.decoders import Decoder
 from fvtrust.theory.domain import Array, Grid, check_in_cube, l1
 from fvtrust.theory.functions import UnitFunction
 from fvtrust.theory.minimax import LinearConstraints, difference_range, value_range
 from fvtrust.theory.tasks import AFC_MARGIN, LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes, grid_visualization
-from numpy.typing import ArrayLike
 
 #: Membership tolerance for float64 checks (documented per class where it is used).
 MEMBERSHIP_TOL = 1e-9
@@ -207,6 +208,7 @@ def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
     """z3, over the reals on [0, 1]^d: g's closed form takes phi's values at phi's points, lies
     between them everywhere, and reaches them nowhere else (exact arithmetic)."""
     import sympy as sp
+
     from fvtrust.theory.functions import cube_symbols
     from fvtrust.theory.symbolic import in_cube, prove
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+
 from fvtrust.theory.domain import Array, Grid
 from fvtrust.theory.functions import UnitFunction, cube_symbols
 

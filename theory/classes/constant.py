@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from fvtrust.theory.classes.base import MEMBERSHIP_TOL, FunctionClass, Membership, ProvenBound
 from fvtrust.theory.decoders import ChanceDecoder, Decoder
 from fvtrust.theory.domain import Grid

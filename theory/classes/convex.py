@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
+from numpy.typing import ArrayLike
+from scipy.optimize import linprog
+
 from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
@@ -35,8 +38,6 @@ from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunct
 from fvtrust.theory.minimax import LinearConstraints
 from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
-from numpy.typing import ArrayLike
-from scipy.optimize import linprog
 
 
 def local_pair(phi: Visualization, eps: float) -> tuple[ExpressionFunction, ExpressionFunction, Array]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import CounterexamplePair, FunctionClass, Membership, ensure_query
 from fvtrust.theory.classes.relu_networks import CubeNetworkPhi, tent_pair, tent_witness
 from fvtrust.theory.domain import Array, check_in_cube, l1
@@ -21,7 +23,6 @@ from fvtrust.theory.functions import ReLUNetwork, UnitFunction
 from fvtrust.theory.relu import bump, maximum, random_relu_network
 from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
 
 #: Members may exceed the reference training loss by this much (float64 round-off).
 LOSS_TOL = 1e-10

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 import sympy as sp
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
@@ -47,7 +49,6 @@ from fvtrust.theory.minimax import LinearConstraints, difference_rows
 from fvtrust.theory.symbolic import is_piecewise_linear
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
-from numpy.typing import ArrayLike
 
 
 def chance_threshold(d: int) -> float:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import (
     MEMBERSHIP_TOL,
     CounterexamplePair,
@@ -30,7 +32,6 @@ from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunct
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
 from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
-from numpy.typing import ArrayLike
 
 
 class Monotone(FunctionClass):

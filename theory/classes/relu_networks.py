@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from fvtrust.theory.classes.base import (
     CounterexamplePair,
     FunctionClass,
@@ -33,7 +35,6 @@ from fvtrust.theory.milp import network_extreme, network_extremes
 from fvtrust.theory.relu import affine_network, bump, maximum, minimum, random_relu_network
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization
-from numpy.typing import ArrayLike
 
 
 def network_visualization(f: ReLUNetwork, time_limit: float | None = 60.0) -> Visualization:

@@ -19,7 +19,7 @@ from fvtrust.empirical.runs.sweep.plan import (
     split_tasks,
     store_key,
 )
-from fvtrust.empirical.runs.sweep.worker import _failed_records, _remote_measure
+from fvtrust.empirical.runs.sweep.worker import failed_records, remote_measure
 
 
 class ClusterUnreachable(ValueError):
@@ -108,7 +108,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
             use_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
             # One task per slot; on a local Ray the cores are shared out between the slots.
             threads = max(1, (os.cpu_count() or 1) // slots) if address is None else 1
-            remote = ray.remote(_remote_measure).options(
+            remote = ray.remote(remote_measure).options(
                 num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
                 retry_exceptions=True)
             def task_hash(t: SweepTask | ModelRef) -> str:
@@ -126,7 +126,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
                     except Exception as exc:  # after max_retries: record the failure, keep the rest
                         message = str(getattr(exc, "cause", None) or exc).strip().splitlines()
                         error = message[0] if message else type(exc).__name__
-                        records = _failed_records(plan, task, error, task_hash(task))
+                        records = failed_records(plan, task, error, task_hash(task))
                         images, failed = {}, True
                         failures[key] = error
                     if isinstance(task, ModelRef):

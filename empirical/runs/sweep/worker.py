@@ -160,7 +160,7 @@ def _versions() -> str:
     return f"fvtrust {theory.__version__}; torch {torch.__version__}"
 
 
-def _failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
+def failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
                     unit_hash: str) -> list[dict]:
     if isinstance(task, ModelRef):
         return [{**_record_meta(plan, task, unit_hash, None, error), "seconds": None}]
@@ -168,7 +168,7 @@ def _failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
     return [{**meta, "layer": task.layer, "unit": u, "seconds": None} for u in task.units]
 
 
-def _remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, threads: int,
+def remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, threads: int,
                     unit_hash: str) -> tuple[list[dict], dict[str, bytes]]:
     torch.set_num_threads(threads)
     try:
