@@ -94,20 +94,63 @@ def _tolerance(net: ReLUNetwork) -> float:
 
 def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike, float] | None = None,
                     time_limit: float | None = 60.0) -> Extreme:
-    """The certified max (or min) of `net` over [0, 1]^d, or over [0, 1]^d ∩ B₁(z, r)."""
+    """The certified max (or min) of `net` over [0, 1]^d, or over [0, 1]^d ∩ B₁(z, r).
+
+    The network is encoded exactly as a MILP (:func:`_encode`: big-M ReLUs with interval
+    bounds), solved by HiGHS with a zero relative gap (:func:`_solve`), and the incumbent is
+    re-evaluated on the network itself; η is the certified gap between that value and the
+    solver's dual bound, widened by the float tolerance (:func:`_certify`)."""
     if sense not in ("max", "min"):
         raise ValueError(f"sense must be 'max' or 'min', got {sense!r}")
-    d = net.d
+    lower, upper, z, r = _domain(net.d, ball)
+    program = _encode(net, lower, upper, None if ball is None else (z, r))
+    sign = -1.0 if sense == "max" else 1.0
+    res, seconds = _solve(program, sign, time_limit)
+    if res.x is None:
+        raise RuntimeError(f"MILP for the {sense} of {net.name} found no solution: {res.message}")
+    x = np.clip(res.x[:net.d], lower, upper)
+    if z is not None and r is not None:
+        excess = np.abs(x - z).sum() - r
+        if excess > 0:  # pull the incumbent back into the ball (round-off only)
+            x = z + (x - z) * (r / (r + excess))
+    return _certify(net, sense, sign, x, res, program.b_out, seconds, program.n_binary)
+
+
+def _domain(d: int, ball: tuple[ArrayLike, float] | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float | None]:
+    """The box [lower, upper] the search runs over (the cube, cut to the ball's box), and the
+    ball's centre and radius (None without a ball)."""
     lower, upper = np.zeros(d), np.ones(d)
-    z = r = None
-    if ball is not None:
-        z = np.asarray(ball[0], dtype=np.float64).reshape(-1)
-        r = float(ball[1])
-        if z.shape != (d,) or not np.isfinite(r) or r <= 0:
-            raise ValueError(f"ball must be (z in R^{d}, r > 0), got z={z.tolist()}, r={r}")
-        lower, upper = np.maximum(lower, z - r), np.minimum(upper, z + r)
-        if np.any(lower > upper):
-            raise ValueError(f"the ball B(z={z.tolist()}, r={r}) misses the cube")
+    if ball is None:
+        return lower, upper, None, None
+    z = np.asarray(ball[0], dtype=np.float64).reshape(-1)
+    r = float(ball[1])
+    if z.shape != (d,) or not np.isfinite(r) or r <= 0:
+        raise ValueError(f"ball must be (z in R^{d}, r > 0), got z={z.tolist()}, r={r}")
+    lower, upper = np.maximum(lower, z - r), np.minimum(upper, z + r)
+    if np.any(lower > upper):
+        raise ValueError(f"the ball B(z={z.tolist()}, r={r}) misses the cube")
+    return lower, upper, z, r
+
+
+@dataclass
+class _Program:
+    """A MILP in HiGHS's form: objective c, variable bounds and integrality, rows
+    (coefficients, lower, upper); `b_out` is the output bias the objective leaves out."""
+
+    c: np.ndarray
+    var_lo: list[float]
+    var_hi: list[float]
+    integrality: list[int]
+    rows: list[tuple[dict[int, float], float, float]]
+    b_out: float
+    n_binary: int
+
+
+def _encode(net: ReLUNetwork, lower: np.ndarray, upper: np.ndarray,
+            ball: tuple[np.ndarray, float] | None) -> _Program:
+    """The exact MILP of `net` on the box, with the ℓ1 ball as linear constraints."""
+    d = net.d
     layers = _layers(net)
     bounds = interval_bounds(net, lower, upper)
     # Variable layout: x (d) | t (d, ℓ1 slack, only with a ball) | per hidden layer: ŷ, h, δ.
@@ -154,7 +197,8 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
             cur.append(h)
         prev = cur
     if ball is not None:
-        assert t_index is not None and z is not None and r is not None
+        assert t_index is not None
+        z, r = ball
         for i in range(d):
             rows.append(({t_index + i: 1.0, i: -1.0}, -float(z[i]), np.inf))  # t ≥ x − z
             rows.append(({t_index + i: 1.0, i: 1.0}, float(z[i]), np.inf))  # t ≥ z − x
@@ -163,8 +207,13 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
     c = np.zeros(len(var_lo))
     for i, p in enumerate(prev):
         c[p] += float(w_out[0, i])
-    sign = -1.0 if sense == "max" else 1.0
-    a = lil_matrix((len(rows), len(var_lo)))
+    return _Program(c, var_lo, var_hi, integrality, rows, float(b_out[0]), n_bin)
+
+
+def _solve(program: _Program, sign: float, time_limit: float | None) -> tuple[Any, float]:
+    """HiGHS on min sign·c·v with a zero relative gap: (its result, seconds)."""
+    rows = program.rows
+    a = lil_matrix((len(rows), len(program.var_lo)))
     row_lo, row_hi = np.empty(len(rows)), np.empty(len(rows))
     for r_i, (row, lb, ub) in enumerate(rows):
         for col, val in row.items():
@@ -175,27 +224,27 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
     options: dict[str, Any] = {"mip_rel_gap": 0.0}
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
+
     def solve(presolve: bool) -> Any:
         with _quiet_c_stdout():
-            return milp(sign * c, integrality=np.array(integrality), bounds=Bounds(var_lo, var_hi),
-                        constraints=constraints, options={**options, "presolve": presolve})
+            return milp(sign * program.c, integrality=np.array(program.integrality),
+                        bounds=Bounds(program.var_lo, program.var_hi), constraints=constraints,
+                        options={**options, "presolve": presolve})
     res = solve(True)
     if res.x is None:  # HiGHS's presolve occasionally breaks down numerically: solve as given
         res = solve(False)
-    seconds = time.perf_counter() - start
-    if res.x is None:
-        raise RuntimeError(f"MILP for the {sense} of {net.name} found no solution: {res.message}")
-    x = np.clip(res.x[:d], lower, upper)
-    if ball is not None:
-        assert z is not None and r is not None
-        excess = np.abs(x - z).sum() - r
-        if excess > 0:  # pull the incumbent back into the ball (round-off only)
-            x = z + (x - z) * (r / (r + excess))
+    return res, time.perf_counter() - start
+
+
+def _certify(net: ReLUNetwork, sense: str, sign: float, x: np.ndarray, res: Any, b_out: float,
+             seconds: float, n_binary: int) -> Extreme:
+    """The incumbent's value on the network itself, the solver's bound (its dual bound, else
+    its objective) widened by the float tolerance, and η = their gap."""
     value = float(net(x[None])[0])
     dual = getattr(res, "mip_dual_bound", None)
-    model_bound = sign * float(dual) + float(b_out[0]) if dual is not None and np.isfinite(dual) else np.nan
+    model_bound = sign * float(dual) + b_out if dual is not None and np.isfinite(dual) else np.nan
     if not np.isfinite(model_bound):
-        model_bound = sign * float(res.fun) + float(b_out[0])
+        model_bound = sign * float(res.fun) + b_out
     tol = _tolerance(net)
     if sense == "max":
         bound = max(model_bound, value) + tol
@@ -203,7 +252,7 @@ def network_extreme(net: ReLUNetwork, sense: str = "max", ball: tuple[ArrayLike,
     else:
         bound = min(model_bound, value) - tol
         eta = value - bound
-    return Extreme(sense, x, value, bound, float(eta), seconds, n_bin)
+    return Extreme(sense, x, value, bound, float(eta), seconds, n_binary)
 
 
 @dataclass(frozen=True)
