@@ -44,7 +44,8 @@ def _deprecated(p: argparse.ArgumentParser, aliases: Mapping[str, str]) -> None:
 
 
 def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
-    """--steps, --size, --natural (where the experiment has it), --out and --force, with the
+    """--steps, --size, --natural and --images, --verify-images (where the experiment has them),
+    --out and --force, with the
     defaults of the experiment's config dataclass (the documented quick scale)."""
     p.add_argument("--steps", type=int, default=config.steps,
                    help="optimization steps of each visualization; default %(default)s")
@@ -56,6 +57,10 @@ def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
         p.add_argument("--images", default=None,
                        help="ImageFolder/ImageNet directory or any tree of images (default: the "
                             "photo corpus, see README)")
+    if hasattr(config, "verify_images"):
+        p.add_argument("--verify-images", default=None, metavar="DIR",
+                       help="also measure natural behaviour on this directory of images (any layout); "
+                            "it must share no file with the calibration images")
     p.add_argument("--out", default=out, help="output directory (resumable)")
     p.add_argument("--force", action="store_true", help="recompute saved stages")
 
@@ -141,9 +146,6 @@ def _fool_command(sub: argparse._SubParsersAction) -> None:
                         "feature statistics (features), the paper's small CNN on pixels "
                         "(classifier), or distance to the calibration photos (nearest: flags every "
                         "unseen photo, closed-world only); default %(default)s")
-    p.add_argument("--verify-images", default=None, metavar="DIR",
-                   help="also measure natural behaviour on this directory of images (any layout); "
-                        "it must share no file with the calibration images")
     _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=commands._cmd_fool)
 
@@ -167,9 +169,6 @@ def _silent_command(sub: argparse._SubParsersAction) -> None:
                    help="branch threshold b' = max + MARGIN * (max - mean) of the calibration "
                         "responses: larger stays silent on more unseen photos, opens on fewer "
                         "renders; default -0.5 with --lock gate (>= -1), 1 with --lock bias (>= 0)")
-    p.add_argument("--verify-images", default=None, metavar="DIR",
-                   help="also measure natural behaviour on this directory of images (any layout); "
-                        "it must share no file with the calibration images")
     _add_run_args(p, SilentConfig(), "results/silent")
     p.set_defaults(func=commands._cmd_silent)
 
