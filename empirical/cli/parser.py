@@ -45,8 +45,8 @@ def _deprecated(p: argparse.ArgumentParser, aliases: Mapping[str, str]) -> None:
 
 def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
     """--steps, --size, --natural and --images, --verify-images (where the experiment has them),
-    --out and --force, with the
-    defaults of the experiment's config dataclass (the documented quick scale)."""
+    --out and --force, with the defaults of the experiment's config dataclass (the documented
+    quick scale)."""
     p.add_argument("--steps", type=int, default=config.steps,
                    help="optimization steps of each visualization; default %(default)s")
     p.add_argument("--size", type=int, default=config.size,
