@@ -14,12 +14,12 @@ only; a rerun reads them back and skips every unit that finished with the same s
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from fvtrust.io import atomic_write_json, atomic_write_with
+from fvtrust.stages import StageDamaged, read_record
 
 #: columns every record has, whatever was measured (measurement columns follow them).
 KEY_COLUMNS = ("model", "weights", "layer", "unit")
@@ -58,14 +58,13 @@ class SweepStore:
         self.parts = self.root / "parts"
         self.settings_hash = settings_hash
         meta_path = self.root / "sweep.json"
-        if meta_path.exists():
-            try:
-                meta = json.loads(meta_path.read_text())
-                old = meta["settings_hash"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise StoreMismatch(f"{meta_path} is damaged; pass --force to start the store "
-                                    f"afresh") from None
-            if old != settings_hash:
+        try:
+            meta = read_record(meta_path, ("settings_hash",))
+        except StageDamaged:
+            raise StoreMismatch(f"{meta_path} is damaged; pass --force to start the store "
+                                f"afresh") from None
+        if meta is not None:
+            if meta["settings_hash"] != settings_hash:
                 if not force:
                     changed = sorted(k for k in set(settings) | set(meta.get("settings", {}))
                                      if settings.get(k) != meta.get("settings", {}).get(k))
