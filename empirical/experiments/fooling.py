@@ -31,9 +31,7 @@ from fvtrust.empirical.circuits.fooling import (
     calibrate_constants,
 )
 from fvtrust.empirical.circuits.gate_setup import GateConfig, build_gate, calibration_photos
-from fvtrust.empirical.circuits.gates import (
-    gate_accuracy,
-)
+from fvtrust.empirical.circuits.gates import gate_accuracy
 from fvtrust.empirical.data.crops import NaturalImages, resize
 from fvtrust.empirical.data.folders import verification_images
 from fvtrust.empirical.data.natural import load_target
