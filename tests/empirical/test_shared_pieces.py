@@ -151,3 +151,10 @@ def test_deprecated_flags_warn_and_still_work(capsys):
     args = build_parser().parse_args(["sweep", "--afc-trials", "5", "--references", "2"])
     assert (args.trials, args.references) == (5, 2)
     assert "--afc-trials is deprecated" in capsys.readouterr().err
+
+
+def test_every_measurement_name_has_its_function():
+    from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, MODEL_MEASUREMENTS
+    from fvtrust.empirical.runs.sweep.worker import UNIT_MEASUREMENTS
+
+    assert (*UNIT_MEASUREMENTS, *MODEL_MEASUREMENTS) == MEASUREMENTS

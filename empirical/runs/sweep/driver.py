@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from fvtrust.empirical.nets.registry import resolve_device
 from fvtrust.empirical.runs.sweep.plan import (
     MODEL_MEASUREMENTS,
     ModelRef,
@@ -19,6 +20,7 @@ from fvtrust.empirical.runs.sweep.plan import (
     split_tasks,
     store_key,
 )
+from fvtrust.empirical.runs.sweep.store import SweepStore
 from fvtrust.empirical.runs.sweep.worker import failed_records, remote_measure
 
 
@@ -78,8 +80,6 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     import ray
     from tqdm import tqdm
 
-    from fvtrust.empirical.nets.registry import resolve_device
-    from fvtrust.empirical.runs.sweep.store import SweepStore
 
     if device != "auto":
         resolve_device(device)  # an unknown device fails here, in one line

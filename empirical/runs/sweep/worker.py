@@ -7,13 +7,23 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fvtrust._version import __version__
 from fvtrust.empirical.data.images import png_bytes
+from fvtrust.empirical.data.natural import natural_images
+from fvtrust.empirical.experiments.afc import CONDITIONS, AFCConfig, afc_observer, pool_responses, run_afc
+from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
+from fvtrust.empirical.nets.layers import layer_responses
+from fvtrust.empirical.nets.registry import load_model, resolve_device
+from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, SweepTask
 from fvtrust.stages import digest
 
@@ -31,8 +41,6 @@ def _cached(key: Any, build: Any) -> Any:
 
 
 def _worker_model(ref: ModelRef, device: str) -> Any:
-    from fvtrust.empirical.nets.registry import load_model
-
     def build() -> Any:
         _WORKER_LOADS["models"] += 1
         return load_model(ref.name, weights=ref.weights, device=device)
@@ -42,8 +50,6 @@ def _worker_model(ref: ModelRef, device: str) -> Any:
 def _worker_pool(plan: SweepPlan) -> Any:
     """The natural images of the exemplars and the 2-AFC trials: one pool, loaded once per
     worker (the same images :func:`~empirical.experiments.afc.afc_pool` draws)."""
-    from fvtrust.empirical.data.natural import natural_images
-
     return _cached(("pool", plan.images, plan.n_natural, plan.size, plan.seed),
                    lambda: natural_images(plan.images, plan.n_natural, plan.size, seed=plan.seed + 17))
 
@@ -58,88 +64,112 @@ def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str |
 
 
 def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
-    from fvtrust.empirical.experiments.afc import AFCConfig
-
     return AFCConfig(model=ref.name, weights=ref.weights, task=task, layers=[layer], units=units,
                      observers=["mis"], n_references=plan.n_references, n_trials=plan.n_trials,
                      n_natural=plan.n_natural,
                      images=plan.images, size=plan.size, steps=plan.steps, seed=plan.seed)
 
 
+@dataclass
+class UnitTask:
+    """What a unit measurement works on: the plan, the network and where it runs, one layer
+    and its units, the records to fill (one per unit) and the PNGs to send (path → bytes)."""
+    plan: SweepPlan
+    ref: ModelRef
+    model: Any
+    device: str
+    layer: str
+    units: list[int]
+    records: list[dict[str, Any]]
+    images: dict[str, bytes]
+
+    @property
+    def folder(self) -> Path:
+        # The same network with other weights gets its own folder (its own PNGs).
+        tag = self.ref.name if self.ref.weights is None else f"{self.ref.name}-{digest(self.ref.weights)}"
+        return Path("images") / tag / self.layer
+
+
+def _measure_render(t: UnitTask) -> None:
+    """The max and min visualization of each unit (PNG) and its final objective."""
+    plan = t.plan
+    for sign, side in ((1.0, "max"), (-1.0, "min")):
+        result = render(t.model, channel(t.layer, t.units) * sign, steps=plan.steps, size=plan.size,
+                        seeds=[plan.seed + u for u in t.units], device=t.device,
+                        precision=plan.precision)
+        for i, (u, rec) in enumerate(zip(t.units, t.records, strict=True)):
+            path = t.folder / f"unit_{u:04d}_{side}.png"
+            t.images[str(path)] = png_bytes(result.images[i])
+            rec[f"render_{side}_png"] = str(path)
+            rec[f"render_{side}_activation"] = float(sign * result.trace[-1, i])
+
+
+def _measure_exemplars(t: UnitTask) -> None:
+    """The K most and K least activating natural images of each unit (ids, activations)."""
+    plan = t.plan
+    pool = _worker_pool(plan)
+    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.n_natural, plan.size,
+                         plan.seed), lambda: layer_responses(t.model, t.layer, pool.images))
+    k = plan.n_references
+    for u, rec in zip(t.units, t.records, strict=True):
+        order = np.argsort(-responses[:, u].numpy(), kind="stable")
+        for side, idx in (("max", order[:k]), ("min", order[::-1][:k])):
+            rec[f"exemplar_{side}_ids"] = [pool.sources[i] for i in idx]
+            rec[f"exemplar_{side}_activations"] = [float(responses[i, u]) for i in idx]
+        rec["natural_activation_mean"] = float(responses[:, u].mean())
+
+
+def _measure_afc(task: str) -> Callable[[UnitTask], None]:
+    def measure(t: UnitTask) -> None:
+        """The machine observer's 2-AFC accuracy per reference condition, per unit."""
+        plan = t.plan
+        # The pool's forward pass is the same for every unit of the layer: once per worker.
+        responses = _cached(("afc_responses", t.ref, t.layer, t.device, plan.images, plan.n_natural,
+                             plan.size, plan.seed),
+                            lambda: pool_responses(t.model, t.layer, _worker_pool(plan)))
+        for u, rec in zip(t.units, t.records, strict=True):
+            # One unit per run: its trials and references are drawn exactly as by
+            # run_afc(units=[u]), whatever chunk the unit landed in (same command, same numbers).
+            config = _afc_config(plan, t.ref, t.layer, [u], task)
+            observer = _cached(("observer", config.observer, config.size, t.device),
+                               lambda c=config: afc_observer(c, t.device))
+            result = run_afc(config, device=t.device, progress=False, model=t.model, observer=observer,
+                             pool=_worker_pool(plan), responses={t.layer: responses})
+            for cond in CONDITIONS:
+                rec[f"afc_{task}_{cond}"] = result.per_unit["mis"][cond][f"{t.layer}:{u}"]
+    return measure
+
+
+#: Measurements of a unit (``--measure``): name → a function that fills each unit's record
+#: with its columns (one call shape). ``sanity`` measures a whole model: :func:`measure_model`.
+UNIT_MEASUREMENTS: dict[str, Callable[[UnitTask], None]] = {
+    "render": _measure_render, "exemplars": _measure_exemplars,
+    "afc_references": _measure_afc("references"), "afc_occlusion": _measure_afc("occlusion")}
+
+
 def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
                  unit_hash: str | None = None) -> tuple[list[dict], dict[str, bytes]]:
     """Every measurement of `plan` for the units of `task`: (records, PNG bytes by path).
     `unit_hash` is the settings hash the driver computed (default: computed here)."""
-    from fvtrust.empirical.nets.registry import resolve_device
-
     dev = str(resolve_device(None if device == "auto" else device))
     t0 = time.perf_counter()
     ref, layer, units = task.model, task.layer, list(task.units)
     model = _worker_model(ref, dev)
     base = {**_record_meta(plan, ref, unit_hash or plan.unit_config_hash(ref, layer), dev),
             "layer": layer, "worker_model_loads": _WORKER_LOADS["models"]}
-    records = [{**base, "unit": u} for u in units]
-    images: dict[str, bytes] = {}
-    # The same network with other weights gets its own folder (its own PNGs).
-    tag = ref.name if ref.weights is None else f"{ref.name}-{digest(ref.weights)}"
-    folder = Path("images") / tag / layer
-    if "render" in plan.measure:
-        from fvtrust.empirical.render.loop import render
-        from fvtrust.empirical.render.objectives import channel
-
-        for sign, side in ((1.0, "max"), (-1.0, "min")):
-            result = render(model, channel(layer, units) * sign, steps=plan.steps, size=plan.size,
-                            seeds=[plan.seed + u for u in units], device=dev, precision=plan.precision)
-            for i, (u, rec) in enumerate(zip(units, records, strict=True)):
-                path = folder / f"unit_{u:04d}_{side}.png"
-                images[str(path)] = png_bytes(result.images[i])
-                rec[f"render_{side}_png"] = str(path)
-                rec[f"render_{side}_activation"] = float(sign * result.trace[-1, i])
-    if "exemplars" in plan.measure:
-        from fvtrust.empirical.nets.layers import layer_responses
-
-        pool = _worker_pool(plan)
-        responses = _cached(("responses", ref, layer, dev, plan.images, plan.n_natural, plan.size, plan.seed),
-                            lambda: layer_responses(model, layer, pool.images))
-        for u, rec in zip(units, records, strict=True):
-            order = np.argsort(-responses[:, u].numpy(), kind="stable")
-            for side, idx in (("max", order[:plan.n_references]), ("min", order[::-1][:plan.n_references])):
-                rec[f"exemplar_{side}_ids"] = [pool.sources[i] for i in idx]
-                rec[f"exemplar_{side}_activations"] = [float(responses[i, u]) for i in idx]
-            rec["natural_activation_mean"] = float(responses[:, u].mean())
-    for measurement, afc_task in (("afc_references", "references"), ("afc_occlusion", "occlusion")):
-        if measurement not in plan.measure:
-            continue
-        from fvtrust.empirical.experiments.afc import afc_observer, pool_responses, run_afc
-
-        # The pool's forward pass is the same for every unit of the layer: once per worker.
-        responses = _cached(("afc_responses", ref, layer, dev, plan.images, plan.n_natural, plan.size,
-                             plan.seed),
-                            lambda: pool_responses(model, layer, _worker_pool(plan)))
-
-        for u, rec in zip(units, records, strict=True):
-            # One unit per run: its trials and references are drawn exactly as by
-            # run_afc(units=[u]), whatever chunk the unit landed in (same command, same numbers).
-            config = _afc_config(plan, ref, layer, [u], afc_task)
-            observer = _cached(("observer", config.observer, config.size, dev),
-                               lambda c=config: afc_observer(c, dev))
-            result = run_afc(config, device=dev, progress=False, model=model, observer=observer,
-                             pool=_worker_pool(plan), responses={layer: responses})
-            for cond in ("natural", "synthetic", "random"):
-                rec[f"{measurement}_{cond}"] = result.per_unit["mis"][cond][f"{layer}:{u}"]
+    unit_task = UnitTask(plan, ref, model, dev, layer, units, [{**base, "unit": u} for u in units], {})
+    for name, measure in UNIT_MEASUREMENTS.items():
+        if name in plan.measure:
+            measure(unit_task)
     seconds = (time.perf_counter() - t0) / len(units)
-    for rec in records:
+    for rec in unit_task.records:
         rec["seconds"] = seconds
-    return records, images
+    return unit_task.records, unit_task.images
 
 
 def measure_model(plan: SweepPlan, ref: ModelRef, device: str = "auto",
                   model_hash: str | None = None) -> dict[str, Any]:
     """The per-model measurements of `plan` (the sanity check) as one record."""
-    from fvtrust.empirical.data.natural import natural_images
-    from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
-    from fvtrust.empirical.nets.registry import resolve_device
-
     dev = str(resolve_device(None if device == "auto" else device))
     t0 = time.perf_counter()
     config = SanityConfig(model=ref.name, weights=ref.weights, size=plan.size, steps=plan.steps,
@@ -155,9 +185,7 @@ def measure_model(plan: SweepPlan, ref: ModelRef, device: str = "auto",
 
 
 def _versions() -> str:
-    from fvtrust import theory
-
-    return f"fvtrust {theory.__version__}; torch {torch.__version__}"
+    return f"fvtrust {__version__}; torch {torch.__version__}"
 
 
 def failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
