@@ -81,9 +81,11 @@ def read_image_uint8(source: str | Path | BinaryIO, short_side: int | None = Non
                                Image.Resampling.LANCZOS)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as err:
-        what = source if isinstance(source, str | Path) else "stream"
-        hint = f"; delete it ({damaged}) or rerun with --force" if damaged else ""
-        raise ValueError(f"cannot read image {str(what)!r}: {err}{hint}") from None
+        what = str(source) if isinstance(source, str | Path) else "stream"
+        if damaged:  # a file this package wrote
+            raise ValueError(f"{what} is damaged ({err}); delete it ({damaged}) or rerun with "
+                             f"--force") from None
+        raise ValueError(f"cannot read image {what!r}: {err}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 

@@ -115,7 +115,7 @@ def test_a_damaged_image_is_named_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"cannot read image .*bad\.png") as info:
         read_image(bad)
     assert "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="delete it \\(it is re-rendered\\) or rerun with --force"):
+    with pytest.raises(ValueError, match=r"bad\.png is damaged .*; delete it \(it is re-rendered\) or rerun"):
         read_image(bad, damaged="it is re-rendered")
 
 
