@@ -137,7 +137,8 @@ def _cmd_afc(args: argparse.Namespace) -> int:
                        units=_parse_units(args.units), n_references=args.references,
                        n_trials=args.trials, steps=args.steps, size=args.size,
                        n_natural=args.natural, observer=args.observer_model,
-                       observers=[s.strip() for s in args.observers.split(",")] if args.observers else None,
+                       observers=([s.strip() for s in args.observers.split(",")]
+                                  if args.observers else None),
                        images=args.images, query_selection=args.query_selection,
                        quantile=args.quantile, patch=args.patch, stride=args.stride,
                        alpha=args.alpha, seed=args.seed)
@@ -178,7 +179,6 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
     parts = args.parts.split(",") if args.parts else None
     if args.pdf and args.no_pdf:
         raise ValueError("--pdf and --no-pdf contradict each other: choose one")
-
     try:
         tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
                              parts=parts, pdf="require" if args.pdf else not args.no_pdf)
@@ -192,7 +192,6 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
 
 def _parse_units(text: str) -> list[int]:
     """'0,1,2' or '0-7' or a mix ('0-3,9'); a bad part is an error naming --units."""
-
     units = parse_units(text)
     if units is None:
         raise ValueError("--units: 'all' is for fvtrust sweep; name the units (0-7 or 0,1,2)")
