@@ -3,8 +3,8 @@
 :func:`natural_behaviour` runs the original and the manipulated network on the same natural
 images and counts what changed: top-1 and (ordered) top-5 predictions, the largest logit
 change (relative to a known offset: a fooling circuit outputs F + c on natural input), and how
-often the gate fired. :func:`check_not_calibration` refuses verification images that share a
-file (by content, so copies count) with the calibration data.
+often the gate fired. (Verification images that share a file with the calibration data are
+refused in :mod:`empirical.data.folders`.)
 """
 
 from __future__ import annotations

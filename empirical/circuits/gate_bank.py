@@ -1,15 +1,10 @@
-"""What a gate learns from: natural photos under common shifts, and renders taken along the
-optimization of many render settings.
-
-* :func:`augment_natural`: brightness, contrast, saturation, grey, blur, noise and JPEG, each
-  drawn per image from a seeded generator — so that a photo that is darker, greyer or more
-  compressed than the calibration photos is still "natural".
-* :func:`render_bank`: renders of the network's own units (class logits and channels of
-  a middle layer) under random settings — parametrization (Fourier/pixel), learning rate
-  (log-uniform), transforms on/off — saved at log-spaced steps, each also as the network saw
-  it (after the random transform: padding, jitter, scale, rotation), because that is what the
-  gate decides on inside the render loop.
-* :func:`gate_split`: the source-disjoint three-way split (train / threshold / held out).
+"""What a gate learns from besides photos: renders taken along the optimization of many render
+settings (:func:`render_bank`). Renders of the network's own units (class logits and channels
+of a middle layer) under random settings — parametrization (Fourier/pixel), learning rate
+(log-uniform), transforms on/off — saved at densely spaced steps, each also as the network saw
+it (after the random transform: padding, jitter, scale, rotation), because that is what the
+gate decides on inside the render loop. The photos' side: :mod:`empirical.data.shifts`
+(augmented copies) and :func:`empirical.data.splits.gate_split` (the three-way source split).
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
-"""Natural images: the photo corpus (:mod:`empirical.data.corpus`: 69 photographs of 61 scenes from
-Debian packages plus scikit-image's seven photographs; the offline default), scikit-image's ten
-images alone (``corpus="bundled"``, a demo), or a user's ImageFolder / ImageNet directory.
+"""Natural images as tensors: :class:`NaturalImages` (images with where each came from) and
+the crops every source yields — *deterministic* augmented crops (random-resized crop, flip;
+seeded per sample), the standard resize + centre crop, and a plain resize.
 
-Photos yield as many samples as an experiment needs through *deterministic*
-augmented crops (random-resized crop, flip; seeded per sample). Splits into calibration and
-held-out parts follow :func:`split_indices`: a seeded permutation, the first fraction calibrates.
-:func:`split_by_source` is the held-out split that means it: whole source photos (or files) go
-to one side, so no crop of a held-out photo is ever used on the other side.
+The sources themselves: :mod:`empirical.data.corpus` (the Debian photo corpus),
+:mod:`empirical.data.photos` (scikit-image's photos), :mod:`empirical.data.folders` (a user's
+directory); :mod:`empirical.data.natural` picks one by name, and
+:mod:`empirical.data.splits` splits by source.
 """
 
 from __future__ import annotations
