@@ -13,10 +13,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: docs/results/<file> → the appendix part that writes it
-SOURCES = {"fooling_permute.json": "fooling_permute", "fooling_target.json": "fooling_target",
-           "fooling_classifier.json": "fooling_classifier", "silent_units.json": "silent",
-           "afc_references.json": "afc_references", "afc_occlusion.json": "afc_occlusion"}
+#: docs/results/<file> → the appendix part and the file it writes
+SOURCES = {"fooling_permute.json": "fooling_permute/fooling_permute.json",
+           "fooling_target.json": "fooling_target/fooling_target.json",
+           "fooling_classifier.json": "fooling_classifier/fooling_target.json",
+           "silent_units.json": "silent/silent_units.json",
+           "afc_references.json": "afc_references/afc_references.json",
+           "afc_occlusion.json": "afc_occlusion/afc_occlusion.json"}
 #: keys that describe the run rather than its result
 RUN_KEYS = {"config", "reused_stages", "seconds_scoring", "occluded_images_per_second"}
 
@@ -47,7 +50,7 @@ def compare(run_dir: Path) -> int:
     differences = 0
     for name, part in SOURCES.items():
         old = leaves(json.loads((HERE / "results" / name).read_text()))
-        new = leaves(json.loads((run_dir / "parts" / part / name).read_text()))
+        new = leaves(json.loads((run_dir / "parts" / part).read_text()))
         changed = [p for p in sorted(set(old) | set(new)) if not same(old.get(p), new.get(p))]
         differences += len(changed)
         print(f"{name}: {len(old)} numbers, {len(changed)} differ")
