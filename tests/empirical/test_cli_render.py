@@ -90,21 +90,24 @@ def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
 
 
 def test_a_run_that_did_not_fool_says_so_and_exits_nonzero(tmp_path, monkeypatch, capsys):
+    from dataclasses import asdict
+
     import torch
 
-    from fvtrust.empirical.experiments import fooling as fooling_experiment
+    from fvtrust.empirical.cli import commands
     from fvtrust.empirical.experiments.fooling import FoolingResult, fooling_verdict
 
-    def result(caught, manipulated, original):
-        return FoolingResult({}, {}, {}, {}, None, None, {"visualizations_caught": caught}, {}, [], [], [],
-                             manipulated, original, {}, 0.0, [])
+    def result(caught, manipulated, original, config=None):
+        return FoolingResult(config or {}, {}, {}, {}, None, None, {"visualizations_caught": caught}, {},
+                             [], [], [], manipulated, original, {}, 0.0, [])
     assert fooling_verdict(result(1.0, [0.7, 0.2], [0.3, 0.3]))["fooled"]
     for bad in (result(0.0, [0.7], [0.3]), result(1.0, [0.2, 0.1], [0.3, 0.3])):
         verdict = fooling_verdict(bad)
         assert not verdict["fooled"] and "did not fool" in verdict["summary"]
     images = {k: torch.zeros(1, 3, 8, 8) for k in ("original", "manipulated", "target")}
-    monkeypatch.setattr(fooling_experiment, "run_fooling",
-                        lambda config, out, **kw: (result(0.0, [0.2], [0.3]), images))
+    # the command looks run_fooling up where it imported it
+    monkeypatch.setattr(commands, "run_fooling",
+                        lambda config, out, **kw: (result(0.0, [0.2], [0.3], asdict(config)), images))
     assert main(["fool", "--units", "417", "--out", str(tmp_path)]) == 1
     assert "did not fool" in capsys.readouterr().err
 

@@ -130,17 +130,17 @@ def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tm
     """The weights file vanishes after the plan was checked (as on a node without the file):
     that model's tasks fail after their retries; the other model's units land."""
     from fvtrust.empirical.nets.registry import load_model
-    from fvtrust.empirical.runs.sweep import plan as sweep
+    from fvtrust.empirical.runs.sweep import driver
 
     weights = tmp_path / "lite0.pt"
     torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
-    split = sweep.split_tasks
+    split = driver.split_tasks
 
     def split_then_lose_the_file(*args, **kwargs):
         tasks = split(*args, **kwargs)
         weights.unlink()
         return tasks
-    monkeypatch.setattr(sweep, "split_tasks", split_then_lose_the_file)
+    monkeypatch.setattr(driver, "split_tasks", split_then_lose_the_file)  # where run_sweep looks
     plan = SweepPlan(**{**SMALL, "models": ["efficientnet_lite0", f"efficientnet_lite0={weights}"]},
                      units="0-3", chunk=2, measure=["render"])
     summary = run_sweep(plan, tmp_path / "store", max_retries=1, progress=False)
