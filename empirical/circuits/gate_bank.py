@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fvtrust.empirical.nets.layers import main_layers
+from fvtrust.empirical.nets.layers import forward_activations, main_layers
 from fvtrust.empirical.nets.registry import LOGITS, Network
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel, class_logit
@@ -110,8 +110,6 @@ def render_bank(model: Network, config: RenderBankConfig = RenderBankConfig(),
 
 
 def _layer_width(model: Network, layer: str) -> int:
-    from fvtrust.empirical.nets.layers import forward_activations
-
     with torch.no_grad():
         acts = forward_activations(model, torch.full((1, 3, 64, 64), 0.5, device=model.device),
                                    [layer])

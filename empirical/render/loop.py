@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fvtrust.empirical.data.images import save_png
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.layers import check_eval, forward_activations
 from fvtrust.empirical.nets.registry import Network, resolve_device
@@ -60,8 +61,6 @@ class RenderResult:
 
     def save_pngs(self, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
         """One PNG per image, written atomically."""
-        from fvtrust.empirical.data.images import save_png
-
         out = Path(out_dir)
         names = names or [f"image_{i:03d}" for i in range(len(self.images))]
         return [save_png(img, out / f"{n}.png") for img, n in zip(self.images, names, strict=True)]

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from fvtrust.empirical.reports.figures import plt, save_figure
+
 CONDITION_NAMES = {"references": {"natural": "natural exemplars", "synthetic": "feature visualizations",
                                   "random": "uninformative (random natural)"},
                    "occlusion": {"natural": "natural exemplars", "synthetic": "feature visualizations",
@@ -72,8 +74,6 @@ def plot_afc(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
     """Left: accuracy per condition and observer (95 % clustered CIs), human data as marks.
     Right: accuracy over relative depth for each observer that looks at references, natural
     (solid) and synthetic (dashed), beside the papers' human data per Inception-V1 layer."""
-    from fvtrust.empirical.reports.figures import plt, save_figure
-
     task = data["config"]["task"]
     observers, conditions = data["observers"], data["conditions"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from fvtrust.empirical.reports.figures import plt, save_figure
+
 
 def plot_sweep(table: Any, path_stem: str | Path) -> list[Path]:
     """Per (model, layer): how far each unit's max visualization drives it beyond its most
     activating natural image, and the 2-AFC accuracy per reference condition, one point per
     unit (whatever of these the store measured)."""
-    import numpy as np
-
-    from fvtrust.empirical.reports.figures import plt, save_figure
-
     ok = table[table["status"] == "ok"]
     groups = list(ok.groupby(["model", "layer"], sort=False))
     panels: list[tuple[str, dict[str, list[Any]]]] = []

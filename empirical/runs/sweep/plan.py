@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fvtrust.empirical.nets.layers import parse_units
+from fvtrust.empirical.nets.layers import get_layer, layer_channels, parse_units
+from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
@@ -155,9 +156,6 @@ class SweepSummary:
 
 def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
     """(model, layer) → its units, with every model, layer and unit checked in the driver."""
-    from fvtrust.empirical.nets.layers import get_layer, layer_channels
-    from fvtrust.empirical.nets.registry import LOGITS, load_model
-
     units = parse_units(plan.units)
     out: dict[tuple[ModelRef, str], list[int]] = {}
     for ref in plan.model_refs:
