@@ -60,7 +60,8 @@ def test_gate_catches_render_settings_it_never_trained_on(permuted):
     decoy = PermutationDecoy(config.offset)
     circuit = FoolingCircuit(model, gate, decoy, calibrate_constants(
         model, decoy, torch.rand(4, 3, 64, 64) * 0.2 + 0.4))
-    rows = gate_robustness(model, circuit, gate, config, Observer(),
+    rows = gate_robustness(model, circuit, gate, config.units, Observer(), size=config.size,
+                           seed=config.seed, partners=config.partners(model.num_classes),
                            settings=(RenderSetting("pixel lr 0.2", param="pixel", lr=0.2, steps=16),
                                      RenderSetting("no transforms, lr 0.01", lr=0.01,
                                                    transforms=False, steps=16)))
