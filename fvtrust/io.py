@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fvtrust.outputs import record_written
+
 
 def umask_file_mode() -> int:
     """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask."""
@@ -21,6 +23,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    record_written([path])  # inside an output folder: listed as ours (never a user's file)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -37,6 +40,7 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None], suffix: st
     """``write(tmp_path)`` into a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    record_written([path])
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:

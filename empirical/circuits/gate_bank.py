@@ -9,8 +9,9 @@ gate decides on inside the render loop. The photos' side: :mod:`empirical.data.s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,11 +71,20 @@ class RenderBank:
         return self.where(~held), self.where(held)
 
 
+def _each(name: str, compute: Callable[[], Any]) -> Any:
+    return compute()
+
+
 def render_bank(model: Network, config: RenderBankConfig = RenderBankConfig(),
-                exclude_units: Sequence[int] = (), progress: bool = False) -> RenderBank:
+                exclude_units: Sequence[int] = (), progress: bool = False,
+                checkpoint: Callable[[str, Callable[[], Any]], Any] = _each) -> RenderBank:
     """Renders in [0, 1]: every snapshot ≤ steps of every setting, both as the image and as
     the network saw it after the setting's random transform (resized back to `size`).
-    Class units in `exclude_units` are never drawn (keep evaluation units out)."""
+    Class units in `exclude_units` are never drawn (keep evaluation units out).
+
+    ``checkpoint(name, compute)`` runs each setting's renders (e.g. ``Stages.run``: saved per
+    setting, so an interrupted bank resumes at the setting it stopped in). The settings are
+    drawn in order whether or not a setting is computed, so a resumed bank is the same."""
     rng = np.random.default_rng(config.seed)
     allowed = np.setdiff1d(np.arange(model.num_classes), np.asarray(exclude_units, dtype=int))
     middle = _middle_layer(model)
@@ -94,16 +104,21 @@ def render_bank(model: Network, config: RenderBankConfig = RenderBankConfig(),
             objective = channel(middle, [int(u) for u in rng.choice(width, n)])
         else:
             objective = class_logit([int(u) for u in rng.choice(allowed, n, replace=False)])
-        r = render(model, objective, steps=config.steps, size=config.size, lr=lr, param=param,
-                   transforms=transforms, seeds=seeds, snapshots=snaps, progress=progress)
-        seen = RandomTransform(transforms, seeds)
+        def compute(objective: Any = objective, transforms: TransformConfig = transforms,
+                    lr: float = lr, param: str = param, seeds: list[int] = seeds) -> torch.Tensor:
+            r = render(model, objective, steps=config.steps, size=config.size, lr=lr, param=param,
+                       transforms=transforms, seeds=seeds, snapshots=snaps, progress=progress)
+            seen = RandomTransform(transforms, seeds)
+            shots = []
+            for s in snaps:
+                shot = r.snapshots[s]
+                with torch.no_grad():
+                    viewed = seen(shot)
+                shots += [shot, F.interpolate(viewed, size=(config.size, config.size), mode="bilinear",
+                                              antialias=True, align_corners=False).clamp(0, 1)]
+            return torch.cat(shots)
+        out.append(checkpoint(f"gate_render_bank_setting{j:03d}", compute))
         for s in snaps:
-            shot = r.snapshots[s]
-            out.append(shot)
-            with torch.no_grad():
-                viewed = seen(shot)
-            out.append(F.interpolate(viewed, size=(config.size, config.size), mode="bilinear",
-                                     antialias=True, align_corners=False).clamp(0, 1))
             setting += [j] * 2 * n
             step += [s] * 2 * n
     return RenderBank(torch.cat(out), torch.tensor(setting), torch.tensor(step))

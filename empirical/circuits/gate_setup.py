@@ -161,8 +161,9 @@ def build_gate(config: GateConfig, model: Network, photos: CalibrationPhotos,
     bank_stages, gate_stages = Stages(root, config.bank(), force), Stages(root, config, force)
 
     def bank() -> RenderBank:
-        return bank_stages.run("gate_render_bank", lambda: render_bank(
-            model, config.bank().settings, exclude_units=list(config.held_out_units), progress=True))
+        # One saved stage per render setting: Ctrl-C loses at most the setting in progress.
+        return render_bank(model, config.bank().settings, exclude_units=list(config.held_out_units),
+                           progress=True, checkpoint=bank_stages.run)
 
     def train() -> Gate:
         return kind.train(config, model, photos, bank)

@@ -10,6 +10,11 @@ from fvtrust.empirical.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A terminal or pipe that cannot show some character (Φ, ≤, …) gets an escape, not a crash
+    # after the work is done.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

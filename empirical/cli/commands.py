@@ -31,18 +31,34 @@ from fvtrust.empirical.runs.appendix import build_appendix
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
+from fvtrust.outputs import OutputDir, check_out
 from fvtrust.proofs import run_all
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
 
+#: fool, silent, sanity and afc share one kind of output folder: their files have distinct
+#: names, and runs into one --out share their saved stages (the gate, the references' renders)
+EXPERIMENTS = "experiments"
+
+
+def _claim_out(args: argparse.Namespace, kind: str) -> OutputDir:
+    """Validate --out before any work (a file, under a file, read-only, or holding files
+    fvtrust did not write: refused in one line), then claim it for this kind of output."""
+    return OutputDir(args.out, kind).open()
+
 
 def _cmd_theory(args: argparse.Namespace) -> int:
+    if not args.eps > 0:
+        raise ValueError(f"--eps must be > 0, got {args.eps}")
+    if args.samples < 1:
+        raise ValueError(f"--samples must be an integer >= 1, got {args.samples}")
+    _claim_out(args, "theory")
     table = compute_table(eps=args.eps, samples=args.samples, progress=True)
-    print(table.to_markdown())
     variants = compute_variant_table(table, eps=args.eps, samples=args.samples)
+    paths = table.write(args.out) + variants.write(args.out)  # written before anything is printed
+    print(table.to_markdown())
     print("\nThe same classes under the Φ variants (max-only, approximate extremes):\n")
     print(variants.to_markdown())
-    paths = table.write(args.out) + variants.write(args.out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     # Open cells (no proof either way) are reported as such; a construction that fails its
     # own verification is an error.
@@ -54,7 +70,11 @@ def _cmd_theory(args: argparse.Namespace) -> int:
 
 
 def _cmd_proofs(args: argparse.Namespace) -> int:
+    if args.out:
+        _claim_out(args, "proofs")
     reports = run_all(progress=True)
+    if args.out:
+        written = write_proofs(reports, args.out)[0]
     for report in reports:
         status = "PASS" if report.passed else "FAIL"
         print(f"{status}  {report.proof.kind} {report.proof.key}: {report.proof.title} "
@@ -65,7 +85,7 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
     passed = sum(r.passed for r in reports)
     print(f"\n{passed} of {len(reports)} proofs pass every machine-checked step")
     if args.out:
-        print(f"wrote {write_proofs(reports, args.out)[0]}")
+        print(f"wrote {written}")
     return 0 if passed == len(reports) else 1
 
 
@@ -83,17 +103,22 @@ def _cmd_render(args: argparse.Namespace) -> int:
                     param=args.param, seed=args.seed, minimize=args.minimize,
                     batch_size=args.batch_size, precision=args.precision)
     out = run_render_job(job, args.out, device=args.device, force=args.force)
-    print(f"wrote {out}")
+    print(f"wrote {len(job.units)} PNGs, contact_sheet.png and {out.name} to {out.parent}")
     return 0
 
 
 def _cmd_fool(args: argparse.Namespace) -> int:
+    if args.permute is not None and args.target is not None:
+        raise ValueError(f"--target {args.target!r} and --permute {args.permute} exclude each other: "
+                         f"the visualizations show either a target or a permutation")
     mode = "permute" if args.permute is not None else "target"
     config = FoolingConfig(model=args.model, weights=args.weights, mode=mode,
-                           target=args.target, units=_parse_units(args.units),
-                           offset=args.permute or 100, gate=args.gate, steps=args.steps,
+                           target=args.target or FoolingConfig.target, units=_parse_units(args.units),
+                           offset=args.permute if args.permute is not None else FoolingConfig.offset,
+                           gate=args.gate, steps=args.steps,
                            size=args.size, n_natural=args.natural, images=args.images,
                            verify_images=args.verify_images)
+    _claim_out(args, EXPERIMENTS)
     result, images = run_fooling(config, args.out, device=args.device, force=args.force)
     write_fooling(result.to_json(), images, args.out)
     print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
@@ -111,6 +136,7 @@ def _cmd_silent(args: argparse.Namespace) -> int:
                           n_natural=args.natural, images=args.images,
                           verify_images=args.verify_images, lock=args.lock, gate=args.gate,
                           margin=args.margin)
+    _claim_out(args, EXPERIMENTS)
     result, images = run_silent(config, args.out, device=args.device, force=args.force)
     write_silent(result.to_json(), images, args.out)
     print(json.dumps({k: v for k, v in result.to_json().items() if k != "config"}, indent=2))
@@ -121,13 +147,20 @@ def _cmd_sanity(args: argparse.Namespace) -> int:
     config = SanityConfig(model=args.model, weights=args.weights, n_natural=args.natural,
                           steps=args.steps, size=args.size, similarity=args.similarity,
                           vis_per_class=args.vis_per_class, min_per_class=args.min_per_class)
-    natural = (image_folder(args.images, size=args.size, limit=args.natural)
+    _claim_out(args, EXPERIMENTS)
+    natural = (image_folder(args.images, size=args.size, limit=args.natural, option="--images")
                if args.images else None)
     result = run_sanity(config, args.out, device=args.device, force=args.force, natural=natural)
-    write_sanity(result.to_json(), args.out)
-    print(f"{len(result.classes)} classes kept of {result.n_candidate_classes} seen")
-    for layer, m, (lo, hi) in zip(result.layers, result.score_mean, result.score_ci, strict=True):
-        print(f"{layer:28s} {m:6.3f}  [{lo:6.3f}, {hi:6.3f}]")
+    paths = write_sanity(result.to_json(), args.out)
+    print(f"{len(result.classes)} classes kept of {result.n_candidate_classes} seen; score: 1 = "
+          f"processed like natural images of the class, 0 = like other classes")
+    print(f"{'layer':28s} {'score':>6s}  {'95% CI':^18s}  {'normalizer':>10s}")
+    for layer, m, (lo, hi), norm in zip(result.layers, result.score_mean, result.score_ci,
+                                        result.normalizer, strict=True):
+        print(f"{layer:28s} {m:6.3f}  [{lo:6.3f}, {hi:6.3f}]  {norm:10.3f}")
+    for warning in result.warnings:
+        print(f"fvtrust: warning: {warning}", file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -142,6 +175,9 @@ def _cmd_afc(args: argparse.Namespace) -> int:
                        images=args.images, query_selection=args.query_selection,
                        quantile=args.quantile, patch=args.patch, stride=args.stride,
                        alpha=args.alpha, seed=args.seed)
+    _claim_out(args, EXPERIMENTS)
+    if args.renders is not None:
+        check_out(args.renders, "--renders")
     result = run_afc(config, args.out, device=args.device, force=args.force, shared_dir=args.renders)
     out = Path(args.out)
     data = result.to_json()

@@ -136,7 +136,8 @@ def _fool_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fool", help="fooling circuit: visualizations show a target or a permutation",
                        epilog="example: fvtrust fool --target coffee   or   fvtrust fool --permute 100")
     _add_model_args(p)
-    p.add_argument("--target", default="coffee", help="bundled photo name or image path")
+    p.add_argument("--target", default=None,
+                   help=f"bundled photo name or image path; default {FoolingConfig.target}")
     p.add_argument("--permute", type=int, default=None, metavar="OFFSET",
                    help="unit i shows unit i+OFFSET's visualization (instead of a target)")
     p.add_argument("--units", default="285,417,980",
@@ -195,7 +196,7 @@ def _afc_command(sub: argparse._SubParsersAction) -> None:
         description="Machine observers take the 2-AFC tasks of Borowski et al. (references: which "
                     "of two queries activates the unit more?) and Zimmermann et al. 2021 (occlusion: "
                     "which of two occlusions changes the activation more?). References and queries "
-                    "come from source-disjoint halves of the natural images; 95 %% CIs are "
+                    "come from source-disjoint halves of the natural images; 95 % CIs are "
                     "hierarchical bootstraps over units, then trials.",
         epilog="example:\n  fvtrust afc --task occlusion --layers _blocks.2,_blocks.10 --units 0-3 "
                "--stride 8\n  fvtrust afc --task references --query-selection mis")
@@ -295,9 +296,9 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None,
                    help="an existing Ray cluster, host:port or ray://host:port or auto "
                         "(default: start an embedded local Ray)")
-    p.add_argument("--device", default="auto",
-                   help="auto (CUDA in each worker where present, one GPU per task), cpu or cuda; "
-                        "default %(default)s")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, or auto (CUDA in each worker where present, one GPU per task); "
+                        "default %(default)s, as every command")
     p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
     p.add_argument("--force", action="store_true",
                    help="recompute a store written with other settings")

@@ -5,6 +5,7 @@ calibration photos."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,25 +18,46 @@ from fvtrust.empirical.data.images import read_image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-def image_files(root: str | Path) -> list[Path]:
-    """Every image file under `root` (any depth), sorted; a clear error when there is none."""
+def image_files(root: str | Path, option: str = "image directory") -> list[Path]:
+    """Every image file under `root` (any depth, through symlinked folders, each real folder
+    once), sorted; a clear error naming `option` when there is none, and naming a file whose
+    name is not valid UTF-8 (it could not be stored in a record)."""
     root = Path(root)
+    if not root.exists():
+        raise ValueError(f"{option} {str(root)!r} does not exist")
     if not root.is_dir():
-        raise ValueError(f"image directory {str(root)!r} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        raise ValueError(f"{option} {str(root)!r} is a file, not a folder of images")
+    files, seen = [], set()
+    for folder, subdirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop, or a folder reached twice: read it once
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        subdirs.sort()
+        for name in names:
+            path = Path(folder) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                try:
+                    str(path).encode("utf-8")
+                except UnicodeEncodeError:
+                    name = os.fsencode(path)
+                    raise ValueError(f"{option}: the file name {name!r} is not valid UTF-8; "
+                                     f"rename it") from None
+                files.append(path)
     if not files:
-        raise ValueError(f"image directory {str(root)!r} holds no image files "
+        raise ValueError(f"{option} {str(root)!r} holds no image files "
                          f"({', '.join(IMAGE_SUFFIXES)})")
-    return files
+    return sorted(files)
 
 
 def image_folder(root: str | Path, size: int = 224, limit: int | None = None,
-                 seed: int = 0) -> NaturalImages:
+                 seed: int = 0, option: str = "image directory") -> NaturalImages:
     """Images from a directory — ImageFolder/ImageNet layout (one folder per class: labels
     are the folder indices) or any tree of image files (no labels) — resized and
     centre-cropped; `limit` keeps a seeded random subset. Each file is its own source."""
     root = Path(root)
-    files = image_files(root)
+    files = image_files(root, option)
     classes = sorted({p.parent.name for p in files})
     layered = all(p.parent.parent == root for p in files)
     order = np.arange(len(files))

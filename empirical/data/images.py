@@ -4,6 +4,7 @@ bytes for workers, and contact sheets."""
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -64,24 +65,54 @@ def contact_sheet(images: torch.Tensor | Sequence[torch.Tensor], columns: int = 
     return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
+#: the largest image read (Pillow's own guard against decompression bombs): 89,478,485 pixels,
+#: about 9459 x 9459. Larger files are refused by name; downscale them first.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _as_rgb(im: Image.Image) -> Image.Image:
+    """Any mode Pillow opens → 8-bit RGB. 16-bit grey (I;16*, and I, which Pillow uses for
+    16-bit files) is scaled from 0…65535 and float grey (F) from 0…1 (0…255 when its values
+    exceed 1): Pillow's own convert would clip both to white. Alpha is dropped, as is the
+    transparency of palette images."""
+    if im.mode in _SIXTEEN_BIT or im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        full = 65535.0 if im.mode in _SIXTEEN_BIT else (1.0 if arr.max(initial=0) <= 1 else 255.0)
+        grey = np.clip(np.nan_to_num(arr) / full, 0, 1)
+        return Image.fromarray((grey * 255 + 0.5).astype(np.uint8), mode="L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # Pillow's palette-with-transparency path, without its warning
+    return im.convert("RGB")
+
+
 def read_image_uint8(source: str | Path | BinaryIO, short_side: int | None = None,
                      damaged: str | None = None) -> torch.Tensor:
     """An image file (or an open binary stream) as (3, H, W) uint8 RGB — the one image reader.
     With `short_side`, a larger image is brought down so its shorter side is `short_side`
     (JPEGs decode at reduced scale first, then Lanczos). A file that cannot be read is named
-    in a one-line error (`damaged`: what happens to it, e.g. "it is re-rendered")."""
+    in a one-line error (`damaged`: what happens to it, e.g. "it is re-rendered"), and so is
+    one over :data:`MAX_PIXELS`. Every mode Pillow opens is read (see :func:`_as_rgb`)."""
+    what = str(source) if isinstance(source, str | Path) else "stream"
     try:
-        with Image.open(source) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(source)
+        with opened as im:
             if short_side is not None:
                 im.draft("RGB", (short_side * 2, short_side * 2))  # JPEG: decode at reduced scale
-            im = im.convert("RGB")
+            im = _as_rgb(im)
             if short_side is not None and short_side < min(im.size):
                 scale = short_side / min(im.size)
                 im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                                Image.Resampling.LANCZOS)
             arr = np.asarray(im, dtype=np.uint8)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        pixels = str(err).split("(")[1].split(" ")[0] if "(" in str(err) else "too many"
+        raise ValueError(f"image {what!r} has {pixels} pixels, over the limit of {MAX_PIXELS:,} "
+                         f"(a guard against decompression bombs); downscale it first") from None
     except (OSError, UnidentifiedImageError, ValueError) as err:
-        what = str(source) if isinstance(source, str | Path) else "stream"
         if damaged:  # a file this package wrote
             raise ValueError(f"{what} is damaged ({err}); delete it ({damaged}) or rerun with "
                              f"--force") from None

@@ -112,6 +112,12 @@ class AFCConfig:
         if self.query_selection not in QUERY_SELECTIONS:
             raise ValueError(f"query_selection must be one of {', '.join(QUERY_SELECTIONS)}, got "
                              f"{self.query_selection!r}")
+        if not (self.alpha > 0 and np.isfinite(self.alpha)):
+            raise ValueError(f"--alpha (the slope of P(correct) = sigmoid(alpha * evidence)) must be "
+                             f"> 0, got {self.alpha}")
+        if self.observer == self.model:
+            raise ValueError(f"--observer-model {self.observer!r} is the explained network itself; "
+                             f"the observer must see images through a different network")
         if not 0 < self.quantile <= 0.5:
             raise ValueError(f"quantile must lie in (0, 0.5], got {self.quantile}")
         if not self.layers or not self.units:

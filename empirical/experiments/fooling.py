@@ -83,6 +83,10 @@ class FoolingConfig:
             raise ValueError(f"mode must be 'target' or 'permute', got {self.mode!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.mode == "permute" and (isinstance(self.offset, bool) or not isinstance(self.offset, int)
+                                       or self.offset < 1):
+            raise ValueError(f"--permute OFFSET must be a positive integer (unit i shows unit "
+                             f"i+OFFSET), got {self.offset!r}")
         if self.early_step not in self.snapshots:
             raise ValueError(f"early_step {self.early_step} must be one of the snapshot steps "
                              f"{self.snapshots} of {self.steps} steps")
@@ -94,7 +98,11 @@ class FoolingConfig:
         return tuple(log_steps(self.steps))
 
     def partners(self, n_out: int) -> list[int]:
-        """Unit i's permutation partner, (i + offset) mod n_out, for every unit."""
+        """Unit i's permutation partner, (i + offset) mod n_out, for every unit; an offset
+        that is a multiple of n_out (the identity: no unit would change) is refused."""
+        if self.offset % n_out == 0:
+            raise ValueError(f"--permute {self.offset} is a multiple of the {n_out} output units: "
+                             f"every unit would show itself; choose 1..{n_out - 1}")
         return [(u + self.offset) % n_out for u in self.units]
 
     def gate_config(self, n_out: int = 1000) -> GateConfig:
@@ -163,6 +171,10 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     if bad:
         raise ValueError(f"units {bad} are out of range for {n_out} output units")
     gate_config = config.gate_config(n_out)
+    # Cheap checks first: a mistyped target or offset is named before any training.
+    target = load_target(config.target) if config.mode == "target" else None
+    if config.mode == "permute":
+        config.partners(n_out)
     photos = calibration_photos(gate_config)
     # refuse an overlap with the calibration photos before any long computation
     verify = (verification_images(config.verify_images, photos.calibration_files, config.size)
@@ -178,7 +190,6 @@ def run_fooling(config: FoolingConfig, out_dir: str | Path | None = None,
     held = photos.split.held_out
     gate_report = gate_accuracy(gate, held.images, per_unit.flatten(0, 1))
 
-    target = load_target(config.target) if config.mode == "target" else None
     decoy = (TemplateDecoy(target, config.units) if target is not None
              else PermutationDecoy(config.offset))
     constants: CircuitConstants = calibrate_constants(model, decoy, photos.split.train.images,

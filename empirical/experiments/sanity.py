@@ -53,6 +53,22 @@ def layer_vectors(model: Network, images: torch.Tensor, layer: str,
     return torch.cat(out)
 
 
+#: a class normalizer s_nat,same − s_nat,other below this makes its score a ratio of noise
+MIN_NORMALIZER = 0.02
+
+
+def normalizer_warning(layer: str, normalizer: np.ndarray) -> str | None:
+    """Words for a layer where some class's normalizer s_nat,same − s_nat,other is below
+    :data:`MIN_NORMALIZER` (None when none is)."""
+    small = int((np.abs(normalizer) < MIN_NORMALIZER).sum())
+    if not small:
+        return None
+    return (f"{layer}: {small} of {len(normalizer)} classes have s_nat,same - s_nat,other < "
+            f"{MIN_NORMALIZER} (natural images of a class are hardly more alike than images of "
+            f"other classes there); the score divides by it, so it can leave 0..1 and its "
+            f"interval is wide: use more natural images")
+
+
 def class_scores(sim_vn: torch.Tensor, sim_nn: torch.Tensor, vis_labels: np.ndarray,
                  nat_labels: np.ndarray, classes: list[int]) -> dict[str, np.ndarray]:
     """Per class: the four mean similarities and the normalized score (formula above)."""
@@ -122,6 +138,10 @@ class SanityResult:
     score_ci: list[tuple[float, float]]
     per_class: dict[str, list[list[float]]] = field(default_factory=dict)
     reused_stages: list[str] = field(default_factory=list)
+    #: per layer, the mean of s_nat,same − s_nat,other over classes: the score's denominator
+    normalizer: list[float] = field(default_factory=list)
+    #: layers whose score is a ratio of noise (a normalizer near zero), said in words
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -172,7 +192,7 @@ def run_sanity(config: SanityConfig, out_dir: str | Path | None = None, device: 
         vis_labels = np.asarray(units)
     nat_labels = kept.labels.numpy()
     layers = sanity_layers(model)
-    means, cis, per_class = [], [], {}
+    means, cis, per_class, norms, warnings = [], [], {}, [], []
     for layer in tqdm(layers, desc="sanity check", unit="layer"):
         vn = layer_vectors(model, visualizations, layer)
         nn_ = layer_vectors(model, kept.images, layer)
@@ -182,8 +202,12 @@ def run_sanity(config: SanityConfig, out_dir: str | Path | None = None, device: 
         means.append(float(np.nanmean(scores["score"])))
         cis.append(bootstrap_ci(scores["score"], seed=config.seed))
         per_class[layer] = [scores[k].tolist() for k in ("score", "vis_same", "nat_same", "nat_other")]
+        norm = scores["nat_same"] - scores["nat_other"]
+        norms.append(float(np.mean(norm)))
+        if (warning := normalizer_warning(layer, norm)) is not None:
+            warnings.append(warning)
     return SanityResult(asdict(config), classes,
                         [int((nat_labels == c).sum()) for c in classes], seen, layers,
-                        means, cis, per_class, stages.reused)
+                        means, cis, per_class, stages.reused, norms, warnings)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fvtrust.empirical.data.images import save_png
+from fvtrust.empirical.data.images import save_png, to_uint8
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.layers import check_eval, forward_activations
 from fvtrust.empirical.nets.registry import Network, resolve_device
@@ -47,16 +47,25 @@ class RenderConfig:
 
 @dataclass
 class RenderResult:
-    """Images (B, 3, H, W) in [0, 1] on the CPU, the trace (steps, B), snapshots by step."""
+    """Images (B, 3, H, W) in [0, 1] on the CPU, the trace (steps, B), snapshots by step, and
+    ``scores``: the objective of each final image as a PNG stores it (see :func:`score_saved`)."""
 
     images: torch.Tensor
     trace: np.ndarray
     snapshots: dict[int, torch.Tensor]
     seeds: list[int]
     objective: str
+    scores: np.ndarray
 
     @property
     def final_values(self) -> np.ndarray:
+        """The objective of the saved images (not the optimizer's last, jittered step)."""
+        return self.scores
+
+    @property
+    def last_objective(self) -> np.ndarray:
+        """The optimizer's objective at its last step: on a randomly transformed copy of the
+        image, one update before the final one (so not the saved image's value)."""
         return self.trace[-1]
 
     def save_pngs(self, out_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
@@ -64,6 +73,22 @@ class RenderResult:
         out = Path(out_dir)
         names = names or [f"image_{i:03d}" for i in range(len(self.images))]
         return [save_png(img, out / f"{n}.png") for img, n in zip(self.images, names, strict=True)]
+
+
+def quantized(images: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, H, W) in [0, 1] rounded to 8 bits exactly as :func:`save_png` stores
+    them (and :func:`~empirical.data.images.read_image` reads them back)."""
+    return torch.stack([torch.from_numpy(to_uint8(im)).permute(2, 0, 1) for im in images]).float() / 255
+
+
+def score_saved(model: Network, objective: Objective, images: torch.Tensor) -> np.ndarray:
+    """objective(f(q(x))): the objective of images as saved — 8-bit quantized q, no random
+    transform, the network as given — one value per image (float64)."""
+    dtype = next(model.parameters()).dtype
+    inputs = quantized(images).to(device=model.device, dtype=dtype)
+    with torch.no_grad():
+        values = objective(forward_activations(model, inputs, objective.layers))
+    return values.detach().double().cpu().numpy()
 
 
 def render(model: Network, objective: Objective, batch: int | None = None, steps: int = 512,
@@ -85,6 +110,7 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
     config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed)
     check_eval(model)
     dev = resolve_device(device) if device is not None else model.device
+    original = model  # the saved images are scored by the network as given
     if fuse:  # a checked copy: the caller's network is left where and as it is
         model = fuse_for_rendering(model, keep=objective.layers)
     model = model.to(dev)
@@ -130,4 +156,5 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
                 shots[step] = image().detach().cpu()
     with torch.no_grad():
         final = image().detach().cpu()
-    return RenderResult(final, trace, shots, seeds, objective.name)
+    return RenderResult(final, trace, shots, seeds, objective.name,
+                        score_saved(original, objective, final))

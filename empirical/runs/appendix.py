@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -48,6 +47,7 @@ from fvtrust.empirical.reports.writers import (
     write_silent,
 )
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
+from fvtrust.outputs import OutputDir
 from fvtrust.proofs import run_all
 from fvtrust.stages import StageDamaged, read_record, stage_key
 from fvtrust.theory.table import compute_table
@@ -331,7 +331,8 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
     unknown = [n for n in names if n not in PARTS]
     if unknown:
         raise ValueError(f"unknown appendix parts {unknown}; known: {', '.join(PARTS)}")
-    out = Path(out_dir)
+    out = OutputDir(out_dir, "appendix").open()  # refuses a file, a read-only or a foreign folder
+    out = out.root
     manifest: dict[str, Any] = {
         "scale": scale, "device": device, "seed": 0,
         "versions": {"fvtrust": __version__, "python": platform.python_version(),
@@ -353,8 +354,11 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
         else:
             position = [n for n in PARTS if n in names].index(name) + 1
             print(f"part {position}/{len(names)} {name}: {part.title}", flush=True)
-            if force:  # recompute the part's own saved stages (renders, gates) too
-                shutil.rmtree(part_dir / ".stages", ignore_errors=True)
+            if force:  # recompute the part's own saved stages (renders, gates) too: only
+                # the stage files this package wrote there (listed in the identity) go
+                owner = OutputDir.around(out)
+                stale = [rel for rel in owner.files() if (out / rel).parent == part_dir / ".stages"]
+                owner.remove(stale)
             output = part.run(part_dir, config, device)
             # Theory and proofs never touch a network: they ran on the CPU whatever --device said.
             used = "cpu" if part.group == "theory" else str(resolve_device(device))

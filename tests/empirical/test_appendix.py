@@ -76,10 +76,11 @@ def test_a_damaged_part_is_named_and_does_not_block_other_parts(appendix, tmp_pa
 
 
 def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, capsys):
-    from fvtrust.empirical.cli import main
-    from fvtrust.empirical.runs import appendix as module
+    import shutil
 
-    monkeypatch.setattr(module.shutil, "which", lambda name: None)  # no pdflatex here
+    from fvtrust.empirical.cli import main
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no pdflatex here
     assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent),
                  "--pdf"]) == 1
     captured = capsys.readouterr()

@@ -7,6 +7,12 @@ import pytest
 from fvtrust.empirical.cli import main
 
 
+def _set(out, layer="_blocks.5", side="max"):
+    """The one settings folder of `layer` and `side` under a render --out."""
+    (folder,) = out.glob(f"{layer}-{side}-*")
+    return folder
+
+
 @dataclass
 class _Settings:
     a: int
@@ -16,13 +22,14 @@ def test_render_command_writes_pngs_sheet_and_traces_and_resumes(tmp_path, capsy
     args = ["render", "--layer", "_blocks.5", "--units", "0-2", "--steps", "3", "--size", "48",
             "--out", str(tmp_path)]
     assert main(args) == 0
-    record = json.loads((tmp_path / "render.json").read_text())
+    out = _set(tmp_path)
+    record = json.loads((out / "render.json").read_text())
     assert sorted(record["units"]) == ["0", "1", "2"]
     assert len(record["units"]["1"]["trace"]) == 3
-    assert (tmp_path / "contact_sheet.png").exists() and (tmp_path / "unit_0002.png").exists()
-    stamp = (tmp_path / "unit_0000.png").stat().st_mtime_ns
+    assert (out / "contact_sheet.png").exists() and (out / "unit_0002.png").exists()
+    stamp = (out / "unit_0000.png").stat().st_mtime_ns
     assert main(args) == 0  # resumes: nothing re-rendered
-    assert (tmp_path / "unit_0000.png").stat().st_mtime_ns == stamp
+    assert (out / "unit_0000.png").stat().st_mtime_ns == stamp
 
 
 def test_render_rejects_out_of_range_units(tmp_path, capsys):
@@ -36,17 +43,21 @@ def test_layers_command(capsys):
     assert "_blocks.10" in capsys.readouterr().out
 
 
-def test_two_jobs_into_one_out_merge_and_new_settings_leave_no_stale_pngs(tmp_path):
+def test_two_jobs_into_one_out_merge_and_other_settings_live_side_by_side(tmp_path):
     base = ["render", "--layer", "_blocks.5", "--steps", "2", "--size", "32", "--out", str(tmp_path)]
     assert main([*base, "--units", "0-1"]) == 0
     assert main([*base, "--units", "2"]) == 0  # another job, same settings: units merge
-    record = json.loads((tmp_path / "render.json").read_text())
+    first = _set(tmp_path)
+    record = json.loads((first / "render.json").read_text())
     assert sorted(record["units"]) == ["0", "1", "2"]
+    pngs = {p: p.read_bytes() for p in first.glob("unit_*.png")}
     assert main([*base[:-2], "--steps", "3", "--units", "1", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.glob("unit_*.png")) == ["unit_0001.png"]
-    assert main([*base[:-2], "--steps", "3", "--units", "1", "--batch-size", "4",
-                 "--out", str(tmp_path)]) == 0  # the batch is a setting: re-rendered
-    assert json.loads((tmp_path / "render.json").read_text())["job"]["batch_size"] == 4
+    assert main([*base, "--units", "1", "--minimize"]) == 0
+    assert len(list(tmp_path.glob("_blocks.5-max-*"))) == 2 and _set(tmp_path, side="min")
+    assert {p: p.read_bytes() for p in first.glob("unit_*.png")} == pngs  # nothing replaced
+    stamp = (first / "unit_0001.png").stat().st_mtime_ns
+    assert main([*base, "--units", "0-2", "--batch-size", "1"]) == 0  # batch: speed, not a setting
+    assert (first / "unit_0001.png").stat().st_mtime_ns == stamp
 
 
 def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
@@ -57,10 +68,11 @@ def test_damaged_record_png_weights_and_stage_files_are_named(tmp_path, capsys):
     base = ["render", "--layer", "_blocks.5", "--units", "0", "--steps", "2", "--size", "32"]
     out = tmp_path / "r"
     assert main([*base, "--out", str(out)]) == 0
-    (out / "unit_0000.png").write_bytes(b"\x89PNG\r\n garbage")
+    folder = _set(out)
+    (folder / "unit_0000.png").write_bytes(b"\x89PNG\r\n garbage")
     assert main([*base, "--out", str(out)]) == 2
     assert "unit_0000.png is damaged" in capsys.readouterr().err
-    (out / "render.json").write_text('{"settings_hash": ')
+    (folder / "render.json").write_text('{"settings_hash": ')
     assert main([*base, "--out", str(out)]) == 2
     assert "render.json is damaged" in capsys.readouterr().err
     assert main([*base, "--out", str(out), "--force"]) == 0
@@ -120,7 +132,7 @@ def test_contact_sheets_name_units_and_classes(tmp_path):
     assert class_names()[285] == "Egyptian cat" and len(class_names()) == 1000
     assert main(["render", "--layer", "logits", "--units", "285", "--steps", "1", "--size", "64",
                  "--out", str(tmp_path)]) == 0
-    sheet = Image.open(tmp_path / "contact_sheet.png")
+    sheet = Image.open(_set(tmp_path, layer="logits") / "contact_sheet.png")
     assert sheet.size == (64 + 4, 64 + 12 + 4)  # a 12 px label strip above the image
     strip = np.asarray(sheet)[2:14, 2:66]
     assert (strip < 128).any()  # the label is written there

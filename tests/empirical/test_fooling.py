@@ -205,22 +205,23 @@ def test_fool_and_silent_commands_write_json_and_figures(tmp_path):
     verify = tmp_path / "verify"
     for i, img in enumerate(corpus_crops(6, 64, sources=["skimage/coffee", "skimage/chelsea"]).images):
         save_png(img, verify / f"crop{i}.png")
+    out = tmp_path / "out"  # one folder for both: they share the gate's saved stages
     args = ["fool", "--units", "417", "--steps", "16", "--size", "64", "--natural", "60",
-            "--gate", "nearest", "--verify-images", str(verify), "--out", str(tmp_path)]
+            "--gate", "nearest", "--verify-images", str(verify), "--out", str(out)]
     rc = main(args)
-    result = json.loads((tmp_path / "fooling_target.json").read_text())
+    result = json.loads((out / "fooling_target.json").read_text())
     # At this toy scale the circuit may not fool: then the command says so and exits 1.
     shown = sum(m > o for m, o in zip(result["observer_similarity_manipulated"],
                                       result["observer_similarity_original"], strict=True))
     assert rc == (0 if shown and result["gate"]["visualizations_caught"] > 0 else 1)
     assert result["natural_heldout"]["n_images"] > 0
     assert result["natural_verify"]["n_images"] == 6
-    assert (tmp_path / "fooling_target.png").exists() and (tmp_path / "fooling_target.pdf").exists()
+    assert (out / "fooling_target.png").exists() and (out / "fooling_target.pdf").exists()
     assert main(args) == rc  # resumed from the saved stages
     assert "manipulated_renders" in json.loads(
-        (tmp_path / "fooling_target.json").read_text())["reused_stages"]
+        (out / "fooling_target.json").read_text())["reused_stages"]
     assert main(["silent", "--units", "0,1", "--steps", "8", "--size", "64", "--natural", "40",
-                 "--lock", "bias", "--verify-images", str(verify), "--out", str(tmp_path)]) == 0
-    silent = json.loads((tmp_path / "silent_units.json").read_text())
+                 "--lock", "bias", "--verify-images", str(verify), "--out", str(out)]) == 0
+    silent = json.loads((out / "silent_units.json").read_text())
     assert silent["natural_verify"]["n_images"] == 6
-    assert (tmp_path / "silent_units.png").exists()
+    assert (out / "silent_units.png").exists()

@@ -105,7 +105,7 @@ def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray
     # Each worker loaded the network once and kept it for the tasks that followed.
     assert set(table["worker_model_loads"]) == {1}
     assert table["worker"].nunique() <= 3
-    parts = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
+    parts = {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")}
     assert sum(len(pd.read_parquet(p)) for p in parts) == 12
     for u in range(12):
         assert (out / "images" / "efficientnet_lite0" / "_blocks.2" / f"unit_{u:04d}_max.png").is_file()
@@ -114,7 +114,7 @@ def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray
 
     again = run_sweep(plan, out, progress=False)
     assert (again.n_skipped, again.n_computed, again.n_tasks) == (12, 0, 0)
-    assert {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")} == parts
+    assert {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")} == parts
 
     wider = run_sweep(SweepPlan(**{**SMALL, "steps": 40}, units="0-13", chunk=2), out, progress=False)
     assert (wider.n_skipped, wider.n_computed) == (12, 2)  # the scope grows; settings stay
@@ -124,6 +124,9 @@ def test_sweep_survives_a_killed_worker_and_a_rerun_recomputes_nothing(local_ray
         run_sweep(changed, out, progress=False)
     redone = run_sweep(changed, out, force=True, progress=False)
     assert (redone.n_skipped, redone.n_computed) == (0, 12)
+    # the old settings' parts went only after the new table was written
+    assert [p.name for p in (out / "parts").iterdir()] == [changed.settings_hash()]
+    assert len(pd.read_parquet(out / "units.parquet")) == 12
 
 
 def test_a_task_that_keeps_failing_is_recorded_and_the_others_land(local_ray, tmp_path, monkeypatch):

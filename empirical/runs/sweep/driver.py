@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
@@ -21,7 +25,7 @@ from fvtrust.empirical.runs.sweep.plan import (
     store_key,
 )
 from fvtrust.empirical.runs.sweep.store import SweepStore
-from fvtrust.empirical.runs.sweep.worker import failed_records, remote_measure
+from fvtrust.empirical.runs.sweep.worker import RetryableError, failed_records, remote_measure
 
 
 class ClusterUnreachable(ValueError):
@@ -46,7 +50,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                                  f"leave out --address for a local one") from None
 
 
-def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
+def _start_ray(address: str | None, workers: int | None, temp_dir: str | None = None) -> tuple[bool, int]:
     """(whether we started Ray, how many tasks can run at once)."""
     import logging
 
@@ -65,9 +69,84 @@ def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
             raise ClusterUnreachable(f"--address {address!r}: no Ray cluster answers there "
                                      f"({str(exc).splitlines()[0][:200]})") from None
     else:
-        ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        # Embedded: every Ray process listens on the loopback address only (Ray's own
+        # single-machine mode, as on macOS: its node address is 127.0.0.1, so its gRPC servers
+        # bind there), and keeps its session files in this run's own temporary folder (removed
+        # at exit), never under $HOME.
+        _loopback_only(True)
+        try:
+            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False,
+                     _node_ip_address="127.0.0.1", _temp_dir=temp_dir)
+        except (OSError, RuntimeError, ConnectionError) as exc:
+            _loopback_only(False)
+            raise ValueError(f"the embedded Ray could not start ({str(exc).splitlines()[0][:200]})"
+                             ) from None
     return True, int(ray.cluster_resources().get("CPU", 1))
+
+
+_RAY_PREFIX = "fvtrust-ray-"
+_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: what the embedded Ray is started with: single-machine mode (node address 127.0.0.1) and a
+#: token of its own in the environment (Ray would otherwise write one to ~/.ray)
+_EMBEDDED_ENV = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+_saved_env: list[dict[str, str | None]] = []
+
+
+def _loopback_only(on: bool) -> None:
+    """Switch the embedded Ray's settings on (for the driver and, through the environment,
+    every process Ray starts) or back to what they were."""
+    import secrets
+
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    if on:
+        _saved_env.append({k: os.environ.get(k) for k in _EMBEDDED_ENV})
+        os.environ[_CLUSTER_ENV] = "0"
+        # Token authentication stays on (unless the user turned it off), with a token of its
+        # own unless the user gave one: Ray would otherwise write one to ~/.ray.
+        if os.environ.get("RAY_AUTH_MODE", "token").lower() != "disabled":
+            os.environ["RAY_AUTH_MODE"] = "token"
+            if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+                os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    elif _saved_env:
+        for key, old in _saved_env.pop().items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+    ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(
+        _CLUSTER_ENV, not ray_constants.IS_WINDOWS_OR_OSX)
+    Config.initialize("")  # Ray caches its configuration (the auth mode) per process
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextmanager
+def _ray_temp_dir() -> Iterator[str]:
+    """A fresh folder for an embedded Ray's session files, removed at exit; folders left by
+    drivers that were killed (their pid is gone) are removed first. Short, under /tmp when it
+    can be: Ray's socket paths must stay under 107 characters."""
+    base = "/tmp" if os.access("/tmp", os.W_OK) else None
+    for old in Path(base or tempfile.gettempdir()).glob(f"{_RAY_PREFIX}*"):
+        pid = old.name[len(_RAY_PREFIX):].split("-")[0]
+        if pid.isdigit() and old.is_dir() and old.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{_RAY_PREFIX}{os.getpid()}-", dir=base)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
@@ -81,20 +160,25 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     from tqdm import tqdm
 
 
+    # Everything is checked before the store is touched or a task starts.
     if device != "auto":
         resolve_device(device)  # an unknown device fails here, in one line
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
-    targets = check_plan(plan)
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
+    targets = check_plan(plan)
+    if address is not None and not ray.is_initialized():
+        check_address(address)
+    store.open()
     layer_hash = {(ref, layer): plan.unit_config_hash(ref, layer) for ref, layer in targets}
     model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
     hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]
               for (ref, layer), units in targets.items() for u in units}
-    done = store.done(hashes)
+    done = set() if force else store.done(hashes)
     tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
     if any(m in plan.measure for m in MODEL_MEASUREMENTS):
-        finished = store.done({store_key(ref): h for ref, h in model_hash.items()}, models=True)
+        finished = set() if force else store.done({store_key(ref): h for ref, h in model_hash.items()},
+                                                  models=True)
         tasks += [ref for ref in plan.model_refs if store_key(ref) not in finished]
     unit_tasks = [t for t in tasks if isinstance(t, SweepTask)]
     n_units = len(hashes)
@@ -102,15 +186,19 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     t0 = time.perf_counter()
     n_computed = n_failed = 0
     started, slots = False, 0
+    completed = False
+    cleanup = ExitStack()  # the embedded Ray's own temporary folder, removed at exit
     try:
         if tasks:
-            started, slots = _start_ray(address, workers)
+            embedded = address is None and not ray.is_initialized()
+            temp = cleanup.enter_context(_ray_temp_dir()) if embedded else None
+            started, slots = _start_ray(address, workers, temp)
             use_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
             # One task per slot; on a local Ray the cores are shared out between the slots.
             threads = max(1, (os.cpu_count() or 1) // slots) if address is None else 1
             remote = ray.remote(remote_measure).options(
                 num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
-                retry_exceptions=True)
+                retry_exceptions=[RetryableError])
             def task_hash(t: SweepTask | ModelRef) -> str:
                 return model_hash[t] if isinstance(t, ModelRef) else layer_hash[(t.model, t.layer)]
             pending = {remote.remote(plan, t, device, threads, task_hash(t)): t for t in tasks}
@@ -138,10 +226,16 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
                     store.add(key, records, images)
                     bar.set_postfix_str(f"{task.model.name} {task.layer}")
                     bar.update(len(task.units))
+        completed = True
     finally:
         store.consolidate()
         if started:
             ray.shutdown()
+            if address is None:
+                _loopback_only(False)
+        cleanup.close()
+    if completed:
+        store.drop_stale()  # the old settings' parts go only after the new table is written
     seconds = time.perf_counter() - t0
     return SweepSummary(str(out_dir), n_units, n_units - sum(len(t.units) for t in unit_tasks), n_computed,
                         n_failed, len(tasks), seconds, n_computed / seconds if n_computed else 0.0,

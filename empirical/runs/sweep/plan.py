@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fvtrust.empirical.data.folders import image_files
 from fvtrust.empirical.nets.layers import get_layer, layer_channels, parse_units
 from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
@@ -157,6 +158,8 @@ class SweepSummary:
 def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
     """(model, layer) → its units, with every model, layer and unit checked in the driver."""
     units = parse_units(plan.units)
+    if plan.images is not None:
+        image_files(plan.images, option="--images")  # a missing or empty folder, before any task
     out: dict[tuple[ModelRef, str], list[int]] = {}
     for ref in plan.model_refs:
         if ref.weights is not None and not Path(ref.weights).is_file():

@@ -2,13 +2,17 @@
 
 Layout of a store directory::
 
-    sweep.json            the measurement settings (their hash is the store's identity)
-    parts/<task>.parquet  one file per finished task, written atomically as results arrive
+    .fvtrust.json         the folder's identity: a sweep store, and every file written here
+    sweep.json            the measurement settings (their hash names the current parts)
+    parts/<hash>/<task>.parquet  one file per finished task, written atomically as results arrive
     units.parquet         every unit's newest record (an ``ok`` one before a ``failed`` one)
     images/<model>/<layer>/unit_0007_max.png ...
 
 A part is written by the driver alone (one writer), by rename, so a crash leaves whole parts
 only; a rerun reads them back and skips every unit that finished with the same settings.
+``--force`` with other settings starts a new ``parts/<hash>/``; the old settings' parts are
+removed only after the new run has written its table, and only those the identity lists (a
+folder that is not a sweep store is refused before anything is touched).
 ``pandas.read_parquet(store / "units.parquet")`` gives the table.
 """
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fvtrust.io import atomic_write_json, atomic_write_with
+from fvtrust.outputs import OutputDir
 from fvtrust.stages import StageDamaged, read_record
 
 #: columns every record has, whatever was measured (measurement columns follow them).
@@ -50,43 +55,53 @@ def _atomic_write_bytes(data: bytes, path: Path) -> Path:
 
 class SweepStore:
     """Open (or create) the store at `root` for `settings`; a store written with other
-    settings is refused unless ``force`` (which clears its records)."""
+    settings is refused unless ``force``. Opening validates only: nothing is written until
+    :meth:`open`."""
 
     def __init__(self, root: str | Path, settings: dict[str, Any], settings_hash: str,
                  force: bool = False) -> None:
-        self.root = Path(root)
-        self.parts = self.root / "parts"
-        self.settings_hash = settings_hash
-        meta_path = self.root / "sweep.json"
+        self.out = OutputDir(root, "sweep")  # refuses a file, a read-only or a foreign folder
+        self.root = self.out.root
+        self.settings, self.settings_hash = settings, settings_hash
+        self.meta_path = self.root / "sweep.json"
         try:
-            meta = read_record(meta_path, ("settings_hash",))
+            meta = read_record(self.meta_path, ("settings_hash",))
         except StageDamaged:
-            raise StoreMismatch(f"{meta_path} is damaged; pass --force to start the store "
-                                f"afresh") from None
-        if meta is not None:
-            if meta["settings_hash"] != settings_hash:
-                if not force:
-                    changed = sorted(k for k in set(settings) | set(meta.get("settings", {}))
-                                     if settings.get(k) != meta.get("settings", {}).get(k))
-                    raise StoreMismatch(
-                        f"the store {self.root} was written with other settings (changed: "
-                        f"{', '.join(changed) or 'unknown'}); pass --force to recompute it, or "
-                        f"choose another --out")
-                self.clear()
-        elif force:
-            self.clear()
-        atomic_write_json(meta_path, {"settings": settings, "settings_hash": settings_hash})
+            if not force:
+                raise StoreMismatch(f"{self.meta_path} is damaged; pass --force to start the "
+                                    f"store afresh") from None
+            meta = None
+        if meta is not None and meta["settings_hash"] != settings_hash and not force:
+            changed = sorted(k for k in set(settings) | set(meta.get("settings", {}))
+                             if settings.get(k) != meta.get("settings", {}).get(k))
+            raise StoreMismatch(
+                f"the store {self.root} was written with other settings (changed: "
+                f"{', '.join(changed) or 'unknown'}); pass --force to recompute it, or "
+                f"choose another --out")
+        self.parts = self.root / "parts" / settings_hash
 
-    def clear(self) -> None:
-        """Drop every record (images are overwritten as units are recomputed)."""
-        for parts in (self.parts, self._parts(models=True)):
-            for path in parts.glob("*.parquet") if parts.exists() else []:
-                path.unlink()
-        (self.root / UNITS_FILE).unlink(missing_ok=True)
-        (self.root / MODELS_FILE).unlink(missing_ok=True)
+    def open(self) -> SweepStore:
+        """Claim the folder and record the settings (the parts of earlier settings stay until
+        :meth:`drop_stale`)."""
+        self.out.open()
+        atomic_write_json(self.meta_path, {"settings": self.settings, "settings_hash": self.settings_hash})
+        return self
+
+    def drop_stale(self) -> list[Path]:
+        """Remove the parts of other settings, once this run's table is written; only files
+        the identity lists (ours) are removed."""
+        current = {self._parts(False), self._parts(True)}
+        stale = [rel for rel in self.out.files()
+                 if rel.endswith(".parquet") and rel.split("/")[0] in ("parts", "model_parts")
+                 and (self.root / rel).parent not in current]
+        removed = self.out.remove(stale)
+        for folder in {p.parent for p in removed}:
+            if not any(folder.iterdir()):  # emptied by us: a folder with a user's file stays
+                folder.rmdir()
+        return removed
 
     def _parts(self, models: bool) -> Path:
-        return self.root / "model_parts" if models else self.parts
+        return self.root / "model_parts" / self.settings_hash if models else self.parts
 
     def records(self, models: bool = False) -> list[dict[str, Any]]:
         """Every record of every part (unit records, or per-model ones), oldest part first."""
@@ -126,6 +141,7 @@ class SweepStore:
         images are there too)."""
         import pyarrow as pa
 
+        self.out.claim([*images, self._parts(models) / f"{task}.parquet"])  # one listing per task
         for rel, data in images.items():
             _atomic_write_bytes(data, self.root / rel)
         stamp = time.time()

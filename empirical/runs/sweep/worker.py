@@ -64,7 +64,10 @@ def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str |
 
 
 def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
+    default = AFCConfig.observer
+    observer = default if ref.name != default else "efficientnet_lite0"  # never the network itself
     return AFCConfig(model=ref.name, weights=ref.weights, task=task, layers=[layer], units=units,
+                     observer=observer,
                      observers=["mis"], n_references=plan.n_references, n_trials=plan.n_trials,
                      n_natural=plan.n_natural,
                      images=plan.images, size=plan.size, steps=plan.steps, seed=plan.seed)
@@ -101,7 +104,9 @@ def _measure_render(t: UnitTask) -> None:
             path = t.folder / f"unit_{u:04d}_{side}.png"
             t.images[str(path)] = png_bytes(result.images[i])
             rec[f"render_{side}_png"] = str(path)
-            rec[f"render_{side}_activation"] = float(sign * result.trace[-1, i])
+            # the activation of the PNG as stored (8 bits, no jitter), and the optimizer's own
+            rec[f"render_{side}_activation"] = float(sign * result.scores[i])
+            rec[f"render_{side}_last_objective"] = float(sign * result.last_objective[i])
 
 
 def _measure_exemplars(t: UnitTask) -> None:
@@ -157,7 +162,9 @@ def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",
     model = _worker_model(ref, dev)
     base = {**_record_meta(plan, ref, unit_hash or plan.unit_config_hash(ref, layer), dev),
             "layer": layer, "worker_model_loads": _WORKER_LOADS["models"]}
-    unit_task = UnitTask(plan, ref, model, dev, layer, units, [{**base, "unit": u} for u in units], {})
+    # A unit's renders and draws use seed + unit: the record holds the unit's own seed.
+    unit_task = UnitTask(plan, ref, model, dev, layer, units,
+                         [{**base, "unit": u, "seed": plan.seed + u} for u in units], {})
     for name, measure in UNIT_MEASUREMENTS.items():
         if name in plan.measure:
             measure(unit_task)
@@ -193,7 +200,20 @@ def failed_records(plan: SweepPlan, task: SweepTask | ModelRef, error: str,
     if isinstance(task, ModelRef):
         return [{**_record_meta(plan, task, unit_hash, None, error), "seconds": None}]
     meta = _record_meta(plan, task.model, unit_hash, None, error)
-    return [{**meta, "layer": task.layer, "unit": u, "seconds": None} for u in task.units]
+    return [{**meta, "layer": task.layer, "unit": u, "seed": plan.seed + u, "seconds": None}
+            for u in task.units]
+
+
+class RetryableError(RuntimeError):
+    """A task failed in a way another try may not repeat (the machine, not the input)."""
+
+
+class InputError(RuntimeError):
+    """A task failed on its input (a damaged image, a bad file): the same on every retry."""
+
+
+#: errors of the input, not of the machine: never retried
+_DETERMINISTIC = (ValueError, TypeError, KeyError, IndexError, FileNotFoundError, UnicodeError)
 
 
 def remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, threads: int,
@@ -204,5 +224,7 @@ def remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, thr
             return [measure_model(plan, task, device, unit_hash)], {}
         return measure_task(plan, task, device, unit_hash)
     except Exception as exc:
-        # Ray would pickle the traceback's frames; a plain message survives any cluster.
-        raise RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}") from None
+        # Ray would pickle the traceback's frames; a plain message survives any cluster. An
+        # error of the input is raised as such, so Ray does not retry it.
+        kind = InputError if isinstance(exc, _DETERMINISTIC) else RetryableError
+        raise kind(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}") from None

@@ -1,0 +1,224 @@
+"""Output folders: users' files are never deleted or overwritten.
+
+Every folder a command writes into carries an identity file, ``.fvtrust.json``: which kind of
+output it is (``render``, ``sweep``, ``fooling``, …) and every file this package wrote there.
+A folder is used only when it is new or empty, or when its identity says that it is an
+output of the same kind; ``--force`` and clean-up remove only files that the identity lists.
+:func:`check_out` validates a path before anything is computed or touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fvtrust._version import __version__
+
+IDENTITY = ".fvtrust.json"
+LOCK = ".fvtrust.lock"
+#: files a folder may hold before it is first claimed (left there by the OS or the shell)
+_HARMLESS = {".DS_Store", "Thumbs.db", LOCK}
+
+
+def _write_identity(path: Path, data: dict) -> None:
+    """Atomically, with the mode a plain open() gives (fvtrust.io builds on this module)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _CACHE.pop(path, None)
+
+
+#: identity path → (mtime_ns, files): lets a write into a listed file skip the lock
+_CACHE: dict[Path, tuple[int, frozenset[str]]] = {}
+#: identity path → its listing, while this process holds the folder's lock
+_HELD: dict[Path, dict] = {}
+
+
+class OutputRefused(ValueError):
+    """The output path cannot be used (a file, unwritable, or holding someone else's files)."""
+
+
+def check_out(path: str | Path, option: str = "--out") -> Path:
+    """`path` can be an output folder: it is not a file, nothing above it is a file, and the
+    folder (or the nearest folder above it that exists) is writable. Touches nothing."""
+    path = Path(path)
+    text = str(path)
+    if "\x00" in text:
+        raise OutputRefused(f"{option} {text!r} is not a path")
+    if path.exists() and not path.is_dir():
+        raise OutputRefused(f"{option} {text!r} is a file, not a folder")
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputRefused(f"{option} {text!r} lies under {str(probe)!r}, which is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == path.absolute() else f" (the folder {str(probe)!r} above it is not)"
+        raise OutputRefused(f"{option} {text!r} is not writable{where}")
+    return path
+
+
+class OutputDir:
+    """The output folder `root` of one `kind`: ``open()`` claims it (creating the identity),
+    ``claim(paths)`` records files as ours before they are written, ``remove(paths)`` deletes
+    only files the identity lists."""
+
+    def __init__(self, root: str | Path, kind: str, option: str = "--out") -> None:
+        self.root, self.kind, self.option = check_out(root, option), kind, option
+        self.identity = self.root / IDENTITY
+        saved = self._read()
+        if saved is not None and saved.get("kind") != kind:
+            raise OutputRefused(f"{option} {str(self.root)!r} holds a fvtrust "
+                                f"{saved.get('kind')!r} output, not a {kind!r} one; choose "
+                                f"another {option}")
+        if saved is None and self.root.is_dir():
+            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in _HARMLESS)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise OutputRefused(f"{option} {str(self.root)!r} holds files fvtrust did not "
+                                    f"write ({shown}); choose a new or empty folder")
+
+    def _read(self) -> dict | None:
+        if not self.identity.exists():
+            return None
+        try:
+            saved = json.loads(self.identity.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            saved = None
+        if not (isinstance(saved, dict) and isinstance(saved.get("files"), list)):
+            raise OutputRefused(f"{self.identity} is damaged (not a fvtrust identity file); "
+                                f"choose another {self.option}")
+        return saved
+
+    @contextmanager
+    def locked(self) -> Iterator[dict]:
+        """The identity, read and written back under the folder's lock (concurrent jobs and
+        processes). Re-entrant: a write inside the block (which records its file) joins it."""
+        key = self.identity.resolve()
+        if key in _HELD:
+            yield _HELD[key]
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                saved = self._read() or {"kind": self.kind, "files": []}
+                before = json.dumps(saved, sort_keys=True)
+                _HELD[key] = saved
+                try:
+                    yield saved
+                finally:
+                    del _HELD[key]
+                saved["fvtrust"] = saved.get("fvtrust", __version__)
+                if json.dumps(saved, sort_keys=True) != before or not self.identity.exists():
+                    saved["files"] = sorted(set(saved["files"]))
+                    _write_identity(self.identity, saved)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def open(self) -> OutputDir:
+        """Create the folder and its identity (nothing else is touched)."""
+        with self.locked():
+            pass
+        return self
+
+    def _rel(self, path: str | Path) -> str:
+        """`path` relative to the folder (given relative to it, or under it)."""
+        path = Path(path)
+        for base in (self.root, self.root.absolute(), self.root.resolve()):
+            if path.is_relative_to(base):
+                path = path.relative_to(base)
+                break
+        if path.is_absolute() or ".." in path.parts:
+            raise OutputRefused(f"{path} lies outside {self.root}")
+        return path.as_posix()
+
+    def files(self) -> frozenset[str]:
+        """The files this package wrote here (relative paths)."""
+        try:
+            stamp = self.identity.stat().st_mtime_ns
+        except FileNotFoundError:
+            return frozenset()
+        cached = _CACHE.get(self.identity)
+        if cached is None or cached[0] != stamp:
+            saved = self._read()
+            cached = (stamp, frozenset(saved["files"]) if saved else frozenset())
+            _CACHE[self.identity] = cached
+        return cached[1]
+
+    def owns(self, path: str | Path) -> bool:
+        return self._rel(path) in self.files()
+
+    def claim(self, paths: Iterable[str | Path]) -> list[Path]:
+        """Record `paths` as ours before writing them; a file already there that we did not
+        write is refused, naming it (nothing is overwritten)."""
+        rels = [self._rel(p) for p in paths]
+        if self.identity.exists() and set(rels) <= self.files():
+            return [self.root / rel for rel in rels]  # all listed already
+        with self.locked() as saved:
+            owned = set(saved["files"])
+            for rel in rels:
+                target = self.root / rel
+                if rel not in owned and (target.exists() or target.is_symlink()):
+                    raise OutputRefused(f"{target} exists and was not written by fvtrust; move it "
+                                        f"or choose another {self.option}")
+            saved["files"].extend(rels)
+        return [self.root / rel for rel in rels]
+
+    def remove(self, paths: Iterable[str | Path]) -> list[Path]:
+        """Delete the listed ones among `paths` (others are left alone); returns those removed."""
+        rels = [self._rel(p) for p in paths]
+        removed = []
+        with self.locked() as saved:
+            owned = set(saved["files"])
+            for rel in rels:
+                if rel in owned:
+                    target = self.root / rel
+                    if target.is_file() or target.is_symlink():
+                        target.unlink()
+                        removed.append(target)
+                    owned.discard(rel)
+            saved["files"] = sorted(owned)
+        return removed
+
+    @classmethod
+    def around(cls, path: str | Path) -> OutputDir | None:
+        """The output folder holding `path` (the nearest folder at or above it with an identity
+        file), or None when `path` is not inside one."""
+        probe = Path(path).absolute()
+        for folder in (probe, *probe.parents):
+            identity = folder / IDENTITY
+            if identity.is_file():
+                try:
+                    kind = json.loads(identity.read_text()).get("kind")
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                    return None
+                return cls(folder, str(kind))
+        return None
+
+
+def record_written(paths: Iterable[str | Path]) -> None:
+    """Record files about to be written as this package's, in the output folder that holds
+    them (where there is one: a library call into a plain folder records nothing). Every
+    atomic write of :mod:`fvtrust.io` calls this, so an output folder lists all it holds."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in paths:
+        path = Path(path).absolute()
+        by_folder.setdefault(path.parent, []).append(path)
+    for parent, files in by_folder.items():
+        owner = OutputDir.around(parent)
+        if owner is not None:
+            owner.claim(files)
