@@ -122,13 +122,19 @@ def _render_command(sub: argparse._SubParsersAction) -> None:
                         "pixels; default %(default)s")
     p.add_argument("--seed", type=int, default=0, help="seed of the start images; default %(default)s")
     p.add_argument("--minimize", action="store_true", help="render the min visualization")
-    p.add_argument("--batch-size", type=int, default=16, help="units rendered per batch")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="units rendered per batch (speed only: the same renders, up to float rounding); "
+                        "default %(default)s")
     p.add_argument("--precision", default="float32", choices=PRECISIONS,
                    help="the network's arithmetic while rendering: float32 (exact) or bfloat16 "
                         "autocast (faster on GPUs and bfloat16 CPUs; see README, Benchmarks); "
                         "default %(default)s")
-    p.add_argument("--out", default="renders", help="output directory")
-    p.add_argument("--force", action="store_true", help="re-render units already on disk")
+    p.add_argument("--out", default="renders",
+                   help="output directory: one subfolder <layer>-<max|min>-<settings hash> per set "
+                        "of settings, so renders never replace each other; default %(default)s")
+    p.add_argument("--force", action="store_true",
+                   help="re-render this job's units (each PNG is replaced once its new render is "
+                        "written)")
     p.set_defaults(func=commands._cmd_render)
 
 

@@ -465,6 +465,35 @@ def test_16_embedded_ray_listens_on_the_loopback_address_only(tmp_path, monkeypa
     assert not list(home.rglob("*")), list(home.rglob("*"))
 
 
+def test_16_a_killed_driver_leaves_no_ray_process_and_no_folder_behind():
+    """SIGKILL a driver holding an embedded Ray started as the sweep starts it: within
+    seconds every process Ray started is gone, and so is its session folder."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    code = ("import ray; from fvtrust.empirical.runs.sweep import driver\n"
+            "temp = driver._ray_temp_dir().__enter__(); driver._start_ray(None, 1, temp)\n"
+            "driver._reap_on_death(temp); ray.get(ray.remote(lambda: 1).remote())\n"
+            "print(temp, flush=True); import time; time.sleep(300)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    temp = Path(child.stdout.readline().strip())
+    ray_processes = psutil.Process(child.pid).children(recursive=True)
+    assert temp.is_dir() and len(ray_processes) >= 3
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        alive = [p for p in ray_processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive and not temp.exists():
+            break
+        time.sleep(0.5)
+    assert not alive, [p.name() for p in alive]
+    assert not temp.exists()
+
+
 # ------------------------------------------------------------------ 17: hygiene
 
 def test_17_help_and_defaults_are_consistent(capsys):

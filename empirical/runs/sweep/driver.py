@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -139,6 +141,62 @@ def _ray_temp_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+#: a watchdog, run as its own process: it waits until the driver's end of a pipe closes (the
+#: driver exited or was killed), then stops the Ray processes it was given (only those still
+#: running with the same start time: a recycled pid is left alone) and removes the folder.
+_REAPER = r"""
+import os, shutil, signal, sys, time
+folder, targets = sys.argv[1], [a.split(":") for a in sys.argv[2:]]
+sys.stdin.buffer.read()  # returns when the driver is gone
+def start(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+left = [int(p) for p, t in targets if start(p) == t]
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for pid in left:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    for _ in range(20):
+        left = [p for p in left if start(p) is not None]
+        if not left:
+            break
+        time.sleep(0.1)
+shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every process below `pid`, read from /proc (Linux; [] elsewhere)."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child[0])
+    return out
+
+
+def _reap_on_death(temp_dir: str) -> subprocess.Popen | None:
+    """Start the watchdog over the embedded Ray's processes: if this driver is killed, they
+    stop within seconds instead of lingering (Ray's own agents outlive a killed driver)."""
+    targets = [f"{pid}:{start}" for pid, start in _descendants(os.getpid())]
+    if not targets:
+        return None
+    return subprocess.Popen([sys.executable, "-c", _REAPER, temp_dir, *targets],
+                            stdin=subprocess.PIPE, start_new_session=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -193,6 +251,9 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
             embedded = address is None and not ray.is_initialized()
             temp = cleanup.enter_context(_ray_temp_dir()) if embedded else None
             started, slots = _start_ray(address, workers, temp)
+            if embedded and started and (reaper := _reap_on_death(temp)) is not None:
+                cleanup.callback(reaper.wait)
+                cleanup.callback(reaper.stdin.close)  # a clean exit: Ray is down, nothing to stop
             use_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
             # One task per slot; on a local Ray the cores are shared out between the slots.
             threads = max(1, (os.cpu_count() or 1) // slots) if address is None else 1
