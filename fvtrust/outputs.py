@@ -41,8 +41,26 @@ def _write_identity(path: Path, data: dict) -> None:
     _CACHE.pop(path, None)
 
 
-#: identity path → (mtime_ns, files): lets a write into a listed file skip the lock
-_CACHE: dict[Path, tuple[int, frozenset[str]]] = {}
+#: identity path → (mtime_ns, kind, files): a write into a listed file reads no JSON
+_CACHE: dict[Path, tuple[int, str, frozenset[str]]] = {}
+
+
+def _listing(identity: Path) -> tuple[str, frozenset[str]] | None:
+    """(kind, files) of an identity file, cached while the file is unchanged; None when there
+    is none or it is damaged."""
+    try:
+        stamp = identity.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    cached = _CACHE.get(identity)
+    if cached is None or cached[0] != stamp:
+        try:
+            saved = json.loads(identity.read_text())
+            cached = (stamp, str(saved["kind"]), frozenset(saved["files"]))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            return None
+        _CACHE[identity] = cached
+    return cached[1], cached[2]
 #: identity path → its listing, while this process holds the folder's lock
 _HELD: dict[Path, dict] = {}
 
@@ -148,16 +166,8 @@ class OutputDir:
 
     def files(self) -> frozenset[str]:
         """The files this package wrote here (relative paths)."""
-        try:
-            stamp = self.identity.stat().st_mtime_ns
-        except FileNotFoundError:
-            return frozenset()
-        cached = _CACHE.get(self.identity)
-        if cached is None or cached[0] != stamp:
-            saved = self._read()
-            cached = (stamp, frozenset(saved["files"]) if saved else frozenset())
-            _CACHE[self.identity] = cached
-        return cached[1]
+        listing = _listing(self.identity)
+        return listing[1] if listing else frozenset()
 
     def owns(self, path: str | Path) -> bool:
         return self._rel(path) in self.files()
@@ -202,11 +212,12 @@ class OutputDir:
         for folder in (probe, *probe.parents):
             identity = folder / IDENTITY
             if identity.is_file():
-                try:
-                    kind = json.loads(identity.read_text()).get("kind")
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                listing = _listing(identity)
+                if listing is None:
                     return None
-                return cls(folder, str(kind))
+                found = cls.__new__(cls)  # validated when it was claimed: no second check
+                found.root, found.kind, found.option, found.identity = folder, listing[0], "--out", identity
+                return found
         return None
 
 
