@@ -101,7 +101,6 @@ def _loopback_only(on: bool) -> None:
     import secrets
 
     from ray._private import ray_constants
-    from ray._raylet import AuthenticationTokenLoader, Config
 
     if on:
         _saved_env.append({k: os.environ.get(k) for k in _EMBEDDED_ENV})
@@ -120,6 +119,10 @@ def _loopback_only(on: bool) -> None:
                 os.environ[key] = old
     ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(
         _CLUSTER_ENV, not ray_constants.IS_WINDOWS_OR_OSX)
+    try:  # Ray >= 2.5x has token authentication; older releases write no token anywhere
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
     Config.initialize("")  # Ray caches its configuration (the auth mode) per process
     AuthenticationTokenLoader.instance().reset_cache()
 
