@@ -1,10 +1,10 @@
 """Output folders: users' files are never deleted or overwritten.
 
 Every folder a command writes into carries an identity file, ``.fvtrust.json``: which kind of
-output it is (``render``, ``sweep``, ``fooling``, …) and every file this package wrote there.
-A folder is used only when it is new or empty, or when its identity says that it is an
-output of the same kind; ``--force`` and clean-up remove only files that the identity lists.
-:func:`check_out` validates a path before anything is computed or touched.
+output it is (``render``, ``sweep``, ``experiments``, ``appendix``, …) and every file this
+package wrote there. A folder is used only when it is new or empty, or when its identity says
+that it is an output of the same kind; ``--force`` and clean-up remove only files that the
+identity lists. :func:`check_out` validates a path before anything is computed or touched.
 """
 
 from __future__ import annotations
