@@ -9,14 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fvtrust.outputs import record_written
-
-
-def umask_file_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+from fvtrust.outputs import record_written, replace_atomically, umask_file_mode
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -24,16 +17,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record_written([path])  # inside an output folder: listed as ours (never a user's file)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, umask_file_mode())  # mkstemp's 0600 would hide results from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return replace_atomically(path, text)
 
 
 def atomic_write_with(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:

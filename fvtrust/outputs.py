@@ -25,19 +25,31 @@ LOCK = ".fvtrust.lock"
 _HARMLESS = {".DS_Store", "Thumbs.db", LOCK}
 
 
-def _write_identity(path: Path, data: dict) -> None:
-    """Atomically, with the mode a plain open() gives (fvtrust.io builds on this module)."""
+def umask_file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def replace_atomically(path: Path, text: str) -> Path:
+    """Write `text` to a temporary file beside `path`, then rename it into place, with the
+    mode a plain open() gives (mkstemp's 0600 would hide results from other users). The
+    primitive under :mod:`fvtrust.io`, which also records the file as ours."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+            handle.write(text)
+        os.chmod(tmp, umask_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _write_identity(path: Path, data: dict) -> None:
+    replace_atomically(path, json.dumps(data, indent=1, sort_keys=True))
     _CACHE.pop(path, None)
 
 

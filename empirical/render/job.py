@@ -120,7 +120,7 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
                                    strict=True):
                 save_png(image, path)
             with out.locked():  # merge with what another job wrote meanwhile, then write
-                record = _record(out, job, force=True)
+                record = _record(out, job, force)
                 for i, unit in enumerate(chunk):
                     record["units"][str(unit)] = {
                         "trace": (sign * result.trace[:, i]).tolist(),
