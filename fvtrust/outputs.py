@@ -181,9 +181,6 @@ class OutputDir:
         listing = _listing(self.identity)
         return listing[1] if listing else frozenset()
 
-    def owns(self, path: str | Path) -> bool:
-        return self._rel(path) in self.files()
-
     def claim(self, paths: Iterable[str | Path]) -> list[Path]:
         """Record `paths` as ours before writing them; a file already there that we did not
         write is refused, naming it (nothing is overwritten)."""
