@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fvtrust.outputs import record_written, replace_atomically, umask_file_mode
+from fvtrust.outputs import record_written, replace_atomically, replace_with
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -25,15 +23,7 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None], suffix: st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record_written([path])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, umask_file_mode())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return replace_with(path, write, suffix)
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,20 +32,24 @@ def umask_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def replace_atomically(path: Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it into place, with the
+def replace_with(path: Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+    """``write(tmp)`` into a temporary file beside `path`, then rename it into place, with the
     mode a plain open() gives (mkstemp's 0600 would hide results from other users). The
     primitive under :mod:`fvtrust.io`, which also records the file as ours."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write(tmp)
         os.chmod(tmp, umask_file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
+
+
+def replace_atomically(path: Path, text: str) -> Path:
+    """`text` written to `path` by :func:`replace_with`."""
+    return replace_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _write_identity(path: Path, data: dict) -> None:

@@ -21,7 +21,7 @@ from fvtrust.empirical.render.job import RenderJob
 from fvtrust.empirical.render.snapshots import log_steps
 from fvtrust.empirical.reports.writers import WRITERS, write_fooling, write_proofs
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
-from fvtrust.io import umask_file_mode
+from fvtrust.outputs import umask_file_mode
 from fvtrust.stages import RUN_ONLY, Stages, result_fields, stage_key
 
 CONFIGS = [FoolingConfig(), SilentConfig(), AFCConfig(), GateConfig(), SweepPlan(), RenderJob()]
