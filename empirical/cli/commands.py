@@ -9,14 +9,19 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from fvtrust.empirical.circuits.silent import conv_layer
 from fvtrust.empirical.data.folders import image_folder
 from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+from fvtrust.empirical.experiments.audit.bench import BenchConfig, combined_summary, run_bench
+from fvtrust.empirical.experiments.audit.detectors import AuditConfig, check_layer, default_observer
+from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig, ZooSetup, build_zoo
 from fvtrust.empirical.experiments.fooling import FoolingConfig, fooling_verdict, run_fooling
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 from fvtrust.empirical.nets.layers import layer_channels, layer_names, main_layers, parse_units
-from fvtrust.empirical.nets.registry import load_model
+from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.job import RenderJob, run_render_job
+from fvtrust.empirical.reports.audit import write_bench, write_zoo
 from fvtrust.empirical.reports.latex import PDFNotBuilt
 from fvtrust.empirical.reports.writers import (
     afc_markdown,
@@ -28,6 +33,7 @@ from fvtrust.empirical.reports.writers import (
     write_sweep,
 )
 from fvtrust.empirical.runs.appendix import build_appendix
+from fvtrust.empirical.runs.audit import AuditPlan, run_audit
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
@@ -209,6 +215,79 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for task, error in summary.failures.items():
         print(f"  failed: {task}: {error}", file=sys.stderr)
     return 1 if summary.n_failed else 0
+
+
+def _names(text: str, option: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{option}: no names in {text!r}")
+    return items
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    model = args.model if args.weights is None else f"{args.model}={args.weights}"
+    plan = AuditPlan(models=[model], layers=_names(args.layers, "--layers"), units=args.units,
+                     steps=args.steps, size=args.size, audit_seeds=args.seeds, n_natural=args.natural,
+                     images=args.images, seed=args.seed, chunk=args.chunk)
+    summary = run_audit(plan, args.out, calibration=args.calibration, calibrate_here=args.calibrate,
+                        alpha=args.alpha, force=args.force, address=args.address,
+                        workers=args.workers, device=args.device)
+    sweep = summary.sweep
+    judged = (f"{summary.n_suspicious} of {summary.n_units} units suspicious"
+              if summary.n_suspicious is not None else
+              f"{summary.n_units} units scored, not judged (no --calibration or --calibrate)")
+    print(f"{judged}; {sweep.n_skipped} already done, {sweep.n_computed} computed, {sweep.n_failed} "
+          f"failed; wrote {summary.verdicts}, {summary.report}"
+          + (f", {summary.calibration}" if args.calibrate else ""))
+    for task, error in sweep.failures.items():
+        print(f"  failed: {task}: {error}", file=sys.stderr)
+    return 1 if sweep.n_failed else 0
+
+
+def _cmd_audit_bench(args: argparse.Namespace) -> int:
+    config = BenchConfig(models=_names(args.models, "--models"), fit_model=args.fit_model,
+                         manipulations=_names(args.manipulations, "--manipulations"))
+    _claim_out(args, EXPERIMENTS)
+    result = run_bench(config, args.out, device=args.device, force=args.force)
+    paths = write_bench(result.to_json(), result.rows, args.out)
+    for row in combined_summary(result):
+        print(f"{row['entry']}: {row['n_detected']} of {row['n_positive']} successfully manipulated "
+              f"units flagged on held-out networks ({row['n_succeeded']} of {row['n_units']} succeeded)")
+    for c in result.clean:
+        print(f"{c['model']}{'' if c['held_out'] else ' (fit)'}: {c['n_flagged']} of {c['n_clean']} "
+              f"clean units flagged")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    names = _names(args.manipulations, "--manipulations")
+    bad = [n for n in names if n not in MANIPULATIONS]
+    if bad:
+        raise ValueError(f"--manipulations: unknown {bad}; known: {', '.join(MANIPULATIONS)}")
+    config = ZooConfig(logit_units=tuple(_parse_units(args.logit_units)), conv_layer=args.conv_layer,
+                       conv_units=tuple(_parse_units(args.conv_units)))
+    check_out(args.out, "--out")
+    model = load_model(args.model, device=args.device)
+    n_logits = layer_channels(model, [LOGITS])[LOGITS][0]
+    n_conv = check_layer(model, config.conv_layer)
+    for what, units, n in (("--logit-units", config.logit_units, n_logits),
+                           ("--conv-units", config.conv_units, n_conv)):
+        if max(units) >= n:
+            raise ValueError(f"{what}: {max(units)} is out of range ({n} units)")
+    if any(n.startswith("silent") for n in names):
+        conv_layer(model, config.conv_layer)  # silent units need a full convolution: said now
+    out = _claim_out(args, EXPERIMENTS)
+    setup = ZooSetup(model, config, gate_root=out.root, force=args.force)
+    reports = build_zoo(setup, names, default_observer(AuditConfig(), model.name, args.device))
+    paths = write_zoo(reports, out.root)
+    for r in reports:
+        budget = "" if r.cost.within_budget else " (natural cost over budget)"
+        print(f"{r.entry.name}: {sum(r.succeeded)} of {len(r.succeeded)} units manipulated successfully; "
+              f"top-1 agreement {r.cost.top1_agreement:.3f} on {r.cost.n_images} held-out images "
+              f"of {r.cost.n_sources} sources{budget}")
+    print(f"wrote {len(paths)} files under {out.root}")
+    return 0
 
 
 def _cmd_appendix(args: argparse.Namespace) -> int:

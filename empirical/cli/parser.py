@@ -11,6 +11,9 @@ from fvtrust._version import __version__
 from fvtrust.empirical.circuits.gate_setup import GATES
 from fvtrust.empirical.cli import commands
 from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, TASKS, AFCConfig
+from fvtrust.empirical.experiments.audit.bench import BenchConfig
+from fvtrust.empirical.experiments.audit.calibration import DEFAULT_ALPHA
+from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig
 from fvtrust.empirical.experiments.fooling import FoolingConfig
 from fvtrust.empirical.experiments.sanity import SanityConfig
 from fvtrust.empirical.experiments.silent import DEFAULT_MARGIN, SilentConfig
@@ -19,6 +22,7 @@ from fvtrust.empirical.observers.similarity import KINDS
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.empirical.render.param import PARAMETRIZATIONS
 from fvtrust.empirical.runs.appendix import PARTS, SCALES
+from fvtrust.empirical.runs.audit import AuditPlan
 from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, SweepPlan
 
 
@@ -311,6 +315,89 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=commands._cmd_sweep)
 
 
+def _audit_command(sub: argparse._SubParsersAction) -> None:
+    plan = AuditPlan()
+    p = sub.add_parser(
+        "audit", help="per-unit trust verdicts for a network's visualizations (on Ray, resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  fvtrust audit --model efficientnet_lite0 --layers _blocks.5 --units all --calibrate "
+               "--out audit-lite0\n"
+               "  fvtrust audit --model efficientnet_lite0 --weights mine.pt --layers _blocks.5 "
+               "--calibration audit-lite0/calibration.json --out audit-mine")
+    p.add_argument("--model", default=plan.models[0], help="registry name; default %(default)s")
+    p.add_argument("--weights", default=None,
+                   help="a state-dict file for --model (default: its own weights)")
+    p.add_argument("--layers", default=",".join(plan.layers),
+                   help="comma-separated layers; default %(default)s")
+    p.add_argument("--units", default="all", help="'all' or 0,1,2 or 0-7 or 0-3,9; default %(default)s")
+    p.add_argument("--calibration", default=None,
+                   help="a calibration.json made on clean units of a clean network (same network, "
+                        "layers and settings, unless --force)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit the calibration on the audited units themselves (only for a network you "
+                        "hold to be clean); writes calibration.json")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help="false-flag rate of clean units, with --calibrate; default %(default)s")
+    p.add_argument("--steps", type=int, default=plan.steps, help="render steps; default %(default)s")
+    p.add_argument("--size", type=int, default=plan.size, help="render side in px; default %(default)s")
+    p.add_argument("--seeds", type=int, default=plan.audit_seeds,
+                   help="renders per unit (>= 2); default %(default)s")
+    p.add_argument("--natural", type=int, default=plan.n_natural,
+                   help="natural images the exemplars and the null are drawn from; default %(default)s")
+    p.add_argument("--images", default=None,
+                   help="a directory of natural images (default: the photo corpus)")
+    p.add_argument("--seed", type=int, default=plan.seed, help="base seed; default %(default)s")
+    p.add_argument("--chunk", type=int, default=plan.chunk, help="units per Ray task; default %(default)s")
+    p.add_argument("--workers", type=int, default=None, help="tasks at once on the local Ray")
+    p.add_argument("--address", default=None, help="an existing Ray cluster (default: embedded local Ray)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto; default %(default)s")
+    p.add_argument("--out", default="audit", help="the audit's store (resumable); default %(default)s")
+    p.add_argument("--force", action="store_true",
+                   help="recompute a store of other settings, or use a calibration made for another "
+                        "network, layer or settings")
+    p.set_defaults(func=commands._cmd_audit)
+
+
+def _audit_bench_command(sub: argparse._SubParsersAction) -> None:
+    config = BenchConfig()
+    p = sub.add_parser(
+        "audit-bench", help="every audit detector against every manipulation of the zoo "
+                            "(held out by model)",
+        epilog="example: fvtrust audit-bench --out audit-bench")
+    p.add_argument("--models", default=",".join(config.models),
+                   help="comma-separated networks; default %(default)s")
+    p.add_argument("--fit-model", default=config.fit_model,
+                   help="the network whose clean units set the thresholds; default %(default)s")
+    p.add_argument("--manipulations", default=",".join(config.manipulations),
+                   help=f"comma-separated subset of {', '.join(MANIPULATIONS)}; default all")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto; default %(default)s")
+    p.add_argument("--out", default="audit-bench", help="output folder (resumable); default %(default)s")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+    p.set_defaults(func=commands._cmd_audit_bench)
+
+
+def _zoo_command(sub: argparse._SubParsersAction) -> None:
+    config = ZooConfig()
+    p = sub.add_parser(
+        "zoo", help="build planted manipulations of a network, with ground truth, natural cost and "
+                    "success (manifest + weights)",
+        epilog="example: fvtrust zoo --model efficientnet_lite0 --out zoo")
+    p.add_argument("--model", default="efficientnet_lite0", help="registry name; default %(default)s")
+    p.add_argument("--manipulations", default=",".join(MANIPULATIONS),
+                   help=f"comma-separated subset of {', '.join(MANIPULATIONS)}; default all")
+    p.add_argument("--logit-units", default=",".join(map(str, config.logit_units)),
+                   help="the logits the fooling circuits manipulate; default %(default)s")
+    p.add_argument("--conv-layer", default=config.conv_layer,
+                   help="the convolution of the silent units and the fine-tunes; default %(default)s")
+    p.add_argument("--conv-units", default=",".join(map(str, config.conv_units)),
+                   help="its units the audit and the fine-tunes look at; default %(default)s")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto; default %(default)s")
+    p.add_argument("--out", default="zoo", help="output folder (resumable gate); default %(default)s")
+    p.add_argument("--force", action="store_true", help="retrain the saved gate")
+    p.set_defaults(func=commands._cmd_zoo)
+
+
 def _proofs_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
                        epilog="example: fvtrust proofs -v --out proofs-results")
@@ -325,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fvtrust {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_appendix_command, _theory_command, _layers_command, _render_command, _fool_command,
-                _silent_command, _sanity_command, _afc_command, _sweep_command, _proofs_command):
+                _silent_command, _sanity_command, _afc_command, _sweep_command, _audit_command,
+                _audit_bench_command, _zoo_command, _proofs_command):
         add(sub)
     return parser

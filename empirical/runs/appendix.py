@@ -23,11 +23,13 @@ import torch
 
 from fvtrust._version import __version__
 from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+from fvtrust.empirical.experiments.audit.bench import BenchConfig, bench_config, combined_summary, run_bench
 from fvtrust.empirical.experiments.fooling import PAPER_TOP1, FoolingConfig, run_fooling
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 from fvtrust.empirical.nets.registry import resolve_device
 from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL
+from fvtrust.empirical.reports.audit import write_bench
 from fvtrust.empirical.reports.latex import (
     CHECK,
     CROSS,
@@ -67,6 +69,12 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                    "min_confidence": 0.2, "vis_per_class": 1},
         "afc": {"steps": 4, "size": 64, "n_references": 2, "n_trials": 3, "n_natural": 40, "units": [0, 1],
                 "layers": ["_blocks.5", "_blocks.10"], "stride": 16},
+        "audit": {"models": ["efficientnet_lite0", "efficientnet_lite1"],
+                  "manipulations": ["silent_bias", "decoy_finetune"], "n_clean_logits": 6,
+                  "n_clean_conv": 6, "alpha": 0.1, "n_boot": 50,
+                  "zoo": {"logit_units": [1, 9], "conv_units": [3, 41], "n_natural": 200, "size": 32,
+                          "steps": 6, "finetune_steps": 3},
+                  "audit": {"steps": 6, "size": 32, "n_random": 16, "n_gradient": 8}},
     },
     "quick": {
         "theory": {"samples": 8},
@@ -75,6 +83,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "silent": {},
         "sanity": {},
         "afc": {},
+        "audit": {},  # the bench's defaults: Lite0/1/2, every manipulation, 64 px
     },
     "paper": {
         "theory": {"samples": 32},
@@ -84,6 +93,9 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)), "stride": 2,
                 "layers": ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.10", "_blocks.12",
                            "_blocks.14", "_blocks.15"]},
+        "audit": {"n_clean_logits": 256, "n_clean_conv": 256,
+                  "zoo": {"size": 128, "steps": 256, "finetune_steps": 1000},
+                  "audit": {"steps": 256, "size": 128, "n_seeds": 4}},
     },
 }
 
@@ -285,6 +297,34 @@ class Part:
     run: Callable[[Path, Any, str], PartOutput]
 
 
+def part_audit(out: Path, config: BenchConfig, device: str) -> PartOutput:
+    result = run_bench(config, out, device=device)
+    data = result.to_json()
+    write_bench(data, result.rows, out)
+    rows = [[latex_escape(e["entry"]), f"{e['n_succeeded']} of {e['n_units']}",
+             f"{e['n_detected']} of {e['n_positive']}",
+             f"{100 * e['tpr']:.0f}" if e["n_positive"] else "--"] for e in combined_summary(result)]
+    clean = [[latex_escape(c["model"]), "no (fit)" if not c["held_out"] else "yes", str(c["n_clean"]),
+              str(c["n_flagged"])] for c in result.clean]
+    cost = [[latex_escape(e["model"]), latex_escape(e["name"]), f"{e['cost']['top1_agreement']:.3f}",
+             f"{e['cost']['unit_correlation_min']:.2f}", f"{e['n_succeeded']}/{e['n_units']}",
+             CHECK if e["cost"]["within_budget"] else CROSS] for e in data["entries"]]
+    text = (f"Every detector and the combined verdict against the manipulation zoo. Thresholds are "
+            f"calibrated on the clean units of {latex_escape(config.fit_model)} only "
+            f"($\\alpha = {config.alpha:g}$) and applied unchanged to the held-out networks; "
+            f"natural images come from photo sources no manipulation was built on. Positives are "
+            f"the units whose manipulation succeeded (the observer finds the new visualization "
+            f"more like the decoy than like the original).\n"
+            + tabular(["manipulation", "succeeded", "flagged (held-out nets)", "TPR \\%"], rows)
+            + tabular(["network", "held out", "clean units", "flagged"], clean)
+            + tabular(["network", "manipulation", "top-1 agreement", "unit $r$ (min)", "succeeded",
+                       "within budget"], cost)
+            + figure("parts/audit/audit_bench_roc", "ROC of the combined statistic per manipulation "
+                     "on the held-out networks against their clean units; the dotted line is the "
+                     "false-flag rate of the calibrated threshold."))
+    return PartOutput(data, ["parts/audit/audit_bench_roc"], text)
+
+
 def _fooling(mode: str, gate: str = "features") -> Callable[[dict[str, Any]], FoolingConfig]:
     def config(settings: dict[str, Any]) -> FoolingConfig:
         # The robustness table belongs to the decisive test (permutation mode, default gate).
@@ -313,6 +353,8 @@ PARTS: dict[str, Part] = {
                            part_afc),
     "afc_occlusion": Part("2-AFC with occlusions (Zimmermann et al.)", "afc", _afc("occlusion"),
                           part_afc),
+    "audit": Part("Auditing units: detectors against planted manipulations", "audit", bench_config,
+                  part_audit),
 }
 
 

@@ -14,7 +14,9 @@ Measurements per unit (each a set of columns of the unit's record):
 * ``exemplars``: the K most and K least activating natural images (ids and activations);
 * ``afc_references`` / ``afc_occlusion``: the machine observer's 2-AFC accuracy per
   reference condition (natural, synthetic, random), equal to
-  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own.
+  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own;
+* ``audit``: every audit detector's score (:mod:`empirical.experiments.audit.detectors`),
+  with :class:`~empirical.runs.audit.AuditPlan`'s settings.
 
 and per model: ``sanity``, the layerwise sanity check of class visualizations
 (:func:`~empirical.experiments.sanity.run_sanity`; natural images: ``images`` or the bundled photos).
@@ -33,7 +35,7 @@ from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
-MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity")
+MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity", "audit")
 #: measurements of a whole model (one record per model, in models.parquet), not of a unit.
 MODEL_MEASUREMENTS = ("sanity",)
 

@@ -19,6 +19,7 @@ from fvtrust._version import __version__
 from fvtrust.empirical.data.images import png_bytes
 from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.experiments.afc import CONDITIONS, AFCConfig, afc_observer, pool_responses, run_afc
+from fvtrust.empirical.experiments.audit.detectors import AuditConfig, audit_scores, default_observer
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.nets.layers import layer_responses
 from fvtrust.empirical.nets.registry import load_model, resolve_device
@@ -145,11 +146,45 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
     return measure
 
 
+def audit_config(plan: SweepPlan) -> AuditConfig:
+    """The audit settings of a plan (an :class:`~empirical.runs.audit.AuditPlan`'s own
+    fields, the defaults for a plain sweep plan)."""
+    default = AuditConfig()
+    return AuditConfig(n_seeds=getattr(plan, "audit_seeds", default.n_seeds), steps=plan.steps,
+                       size=plan.size, n_exemplars=plan.n_references,
+                       n_random=getattr(plan, "n_random", default.n_random),
+                       n_gradient=getattr(plan, "n_gradient", default.n_gradient),
+                       observer=getattr(plan, "observer", default.observer), seed=plan.seed)
+
+
+def _measure_audit(t: UnitTask) -> None:
+    """Every audit detector's score per unit, the first render (PNG) and the top exemplars."""
+    plan, config = t.plan, audit_config(t.plan)
+    pool = _worker_pool(plan)
+    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.n_natural, plan.size,
+                         plan.seed), lambda: layer_responses(t.model, t.layer, pool.images))
+    name = config.observer_for(t.ref.name)
+    observer = _cached(("audit_observer", name, config.observer_size, t.device),
+                       lambda: default_observer(config, t.ref.name, t.device))
+    scores, ctx = audit_scores(t.model, t.layer, t.units, pool, config, observer=observer,
+                               responses=responses)
+    for i, (u, rec) in enumerate(zip(t.units, t.records, strict=True)):
+        path = t.folder / f"unit_{u:04d}_audit.png"
+        t.images[str(path)] = png_bytes(ctx.renders[i, 0])
+        rec["audit_png"] = str(path)
+        rec["audit_render_activation"] = float(ctx.render_activations[i].mean())
+        rec["audit_exemplar_ids"] = [pool.sources[j] for j in ctx.exemplars[i]]
+        rec["audit_exemplar_index"] = [int(j) for j in ctx.exemplars[i]]
+        for d, values in scores.items():
+            rec[f"audit_{d}"] = float(values[i])
+
+
 #: Measurements of a unit (``--measure``): name → a function that fills each unit's record
 #: with its columns (one call shape). ``sanity`` measures a whole model: :func:`measure_model`.
 UNIT_MEASUREMENTS: dict[str, Callable[[UnitTask], None]] = {
     "render": _measure_render, "exemplars": _measure_exemplars,
-    "afc_references": _measure_afc("references"), "afc_occlusion": _measure_afc("occlusion")}
+    "afc_references": _measure_afc("references"), "afc_occlusion": _measure_afc("occlusion"),
+    "audit": _measure_audit}
 
 
 def measure_task(plan: SweepPlan, task: SweepTask, device: str = "auto",

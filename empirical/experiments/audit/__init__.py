@@ -1,0 +1,1 @@
+"""The audit: per-unit trust verdicts (detectors, calibration, the manipulation zoo, the bench)."""
