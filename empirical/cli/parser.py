@@ -83,7 +83,8 @@ def _appendix_command(sub: argparse._SubParsersAction) -> None:
                        epilog="example:\n  fvtrust appendix --parts theory,proofs --out appendix")
     p.add_argument("--out", default="appendix", help="output directory (resumable); default %(default)s")
     p.add_argument("--scale", default="quick", choices=list(SCALES),
-                   help="quick: < 15 min on 2 CPU cores; paper: full settings (GPU)")
+                   help="quick: < 15 min on 2 CPU cores, plus about 45 min for the audit bench; "
+                        "paper: full settings (GPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto; default %(default)s")
     p.add_argument("--parts", default=None,
                    help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all")
@@ -266,6 +267,18 @@ def _afc_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=commands._cmd_afc)
 
 
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    """Where a command on the sweep engine runs: the sweep's and the audit's options."""
+    p.add_argument("--workers", type=int, default=None,
+                   help="tasks at once on the local Ray (default: one per CPU core); ignored with --address")
+    p.add_argument("--address", default=None,
+                   help="an existing Ray cluster, host:port or ray://host:port or auto "
+                        "(default: start an embedded local Ray)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, or auto (CUDA in each worker where present, one GPU per task); "
+                        "default %(default)s, as every command")
+
+
 def _sweep_command(sub: argparse._SubParsersAction) -> None:
     plan = SweepPlan()
     p = sub.add_parser(
@@ -301,14 +314,7 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
                    help="ImageFolder/ImageNet directory or any tree of images (default: the photo corpus)")
     p.add_argument("--precision", default=plan.precision, choices=PRECISIONS,
                    help="arithmetic of the visualizations' renders (bfloat16: autocast); default %(default)s")
-    p.add_argument("--workers", type=int, default=None,
-                   help="tasks at once on the local Ray (default: one per CPU core); ignored with --address")
-    p.add_argument("--address", default=None,
-                   help="an existing Ray cluster, host:port or ray://host:port or auto "
-                        "(default: start an embedded local Ray)")
-    p.add_argument("--device", default="cpu",
-                   help="cpu, cuda, or auto (CUDA in each worker where present, one GPU per task); "
-                        "default %(default)s, as every command")
+    _ray_options(p)
     p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
     p.add_argument("--force", action="store_true",
                    help="recompute a store written with other settings")
@@ -321,9 +327,9 @@ def _audit_command(sub: argparse._SubParsersAction) -> None:
         "audit", help="per-unit trust verdicts for a network's visualizations (on Ray, resumable)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  fvtrust audit --model efficientnet_lite0 --layers _blocks.5 --units all --calibrate "
+               "  fvtrust audit --model efficientnet_lite0 --layers _blocks.8 --units all --calibrate "
                "--out audit-lite0\n"
-               "  fvtrust audit --model efficientnet_lite0 --weights mine.pt --layers _blocks.5 "
+               "  fvtrust audit --model efficientnet_lite0 --weights mine.pt --layers _blocks.8 "
                "--calibration audit-lite0/calibration.json --out audit-mine")
     p.add_argument("--model", default=plan.models[0], help="registry name; default %(default)s")
     p.add_argument("--weights", default=None,
@@ -349,9 +355,7 @@ def _audit_command(sub: argparse._SubParsersAction) -> None:
                    help="a directory of natural images (default: the photo corpus)")
     p.add_argument("--seed", type=int, default=plan.seed, help="base seed; default %(default)s")
     p.add_argument("--chunk", type=int, default=plan.chunk, help="units per Ray task; default %(default)s")
-    p.add_argument("--workers", type=int, default=None, help="tasks at once on the local Ray")
-    p.add_argument("--address", default=None, help="an existing Ray cluster (default: embedded local Ray)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto; default %(default)s")
+    _ray_options(p)
     p.add_argument("--out", default="audit", help="the audit's store (resumable); default %(default)s")
     p.add_argument("--force", action="store_true",
                    help="recompute a store of other settings, or use a calibration made for another "

@@ -55,7 +55,8 @@ from fvtrust.stages import StageDamaged, read_record, stage_key
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
 
-#: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores);
+#: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores, plus about
+#: 45 min for the audit bench);
 #: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights.
 SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {

@@ -28,7 +28,7 @@ from fvtrust.empirical.experiments.audit.detectors import DETECTORS
 from fvtrust.empirical.reports.audit import write_audit_report
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan, SweepSummary, check_plan
-from fvtrust.empirical.runs.sweep.store import read_sweep
+from fvtrust.empirical.runs.sweep.store import StoreMismatch, SweepStore, read_sweep
 from fvtrust.empirical.runs.sweep.worker import audit_config
 from fvtrust.io import atomic_write_with
 
@@ -43,7 +43,6 @@ class AuditPlan(SweepPlan):
     measure: list[str] = field(default_factory=lambda: ["audit"])
     steps: int = 64
     size: int = 64
-    units: str | list[int] = "all"
     audit_seeds: int = 2
     n_random: int = 32
     n_gradient: int = 32
@@ -70,10 +69,6 @@ class AuditSummary:
     report: str
 
 
-def _settings_key(plan: AuditPlan) -> str:
-    return plan.settings_hash()
-
-
 def run_audit(plan: AuditPlan, out_dir: str | Path, calibration: str | Path | None = None,
               calibrate_here: bool = False, alpha: float = DEFAULT_ALPHA, force: bool = False,
               address: str | None = None, workers: int | None = None, device: str = "auto",
@@ -83,27 +78,39 @@ def run_audit(plan: AuditPlan, out_dir: str | Path, calibration: str | Path | No
         raise ValueError("give --calibration or --calibrate, not both")
     if not 0 < alpha < 1:
         raise ValueError(f"--alpha must lie in (0, 1), got {alpha}")
-    models = [ref for ref in plan.model_refs]
+    # A calibration belongs to an architecture, layers and settings: the point is to judge
+    # other weights of the same network (a fine-tune, a checkpoint) against clean units.
+    models = sorted({ref.name for ref in plan.model_refs})
     cal = None
     if calibration is not None:
         cal = Calibration.read(calibration)
-        for ref in models:
-            cal.check(ref.name if ref.weights is None else str(ref), plan.layers, _settings_key(plan), force)
+        for name in models:
+            cal.check(name, plan.layers, plan.settings_hash(), force)
     if calibrate_here:
         n = sum(len(u) for u in check_plan(plan).values())
         if n < min_units(alpha):
             raise ValueError(f"{n} units cannot calibrate a false-flag rate of {alpha:g}: need >= "
                              f"{min_units(alpha)} (audit more units, or raise --alpha)")
-    summary = run_sweep(plan, out_dir, address=address, workers=workers, device=device, force=force,
+    # --force accepts a mismatched calibration and recomputes a store of other settings; it
+    # does not recompute units already done with these settings.
+    recompute = False
+    if force:
+        try:
+            SweepStore(out_dir, plan.settings(), plan.settings_hash())
+        except StoreMismatch:
+            recompute = True
+    summary = run_sweep(plan, out_dir, address=address, workers=workers, device=device, force=recompute,
                         progress=progress)
     table = read_sweep(out_dir)
-    table = table[table.status == "ok"].reset_index(drop=True)
+    # the plan's networks and layers only (a store may hold others from earlier runs)
+    table = table[(table.status == "ok") & table.model.isin(models)
+                  & table.layer.isin(plan.layers)].reset_index(drop=True)
     scores = {d: table[f"audit_{d}"].to_numpy(dtype=np.float64) for d in DETECTORS}
     out = Path(out_dir)
     cal_path = None
     if calibrate_here:
-        cal = calibrate_detectors(scores, alpha, models=[str(r) for r in models], layers=list(plan.layers),
-                                  settings=plan.settings(), settings_hash=_settings_key(plan))
+        cal = calibrate_detectors(scores, alpha, models=models, layers=list(plan.layers),
+                                  settings=plan.settings(), settings_hash=plan.settings_hash())
         cal_path = str(cal.write(out / CALIBRATION_FILE))
     elif calibration is not None:
         cal_path = str(calibration)

@@ -448,10 +448,16 @@ def test_audit_end_to_end_calibrates_judges_reports_and_resumes(tmp_path, capsys
     assert "12 computed" in capsys.readouterr().out
     again = pd.read_parquet(out / "verdicts.parquet")
     assert np.allclose(again.audit_overdrive, first.audit_overdrive)
-    # the calibration is reused by a second audit of the same network and settings
+    # the calibration judges other weights of the same network (here: its own weights, saved to
+    # a file, so the verdicts must agree) without --force
+    from fvtrust.empirical.nets.registry import load_model
+
+    weights = tmp_path / "w.pt"
+    torch.save(load_model("efficientnet_lite0").net.state_dict(), weights)
     other = tmp_path / "audit2"
-    assert main([*argv[:-1], str(other), "--units", "0-5", "--calibration",
-                 str(out / "calibration.json")]) == 0
+    assert main([*argv[:-1], str(other), "--units", "0-5", "--weights", str(weights),
+                 "--calibration", str(out / "calibration.json")]) == 0
     judged = pd.read_parquet(other / "verdicts.parquet")
-    assert len(judged) == 6
+    assert len(judged) == 6 and (judged.weights == str(weights)).all()
     assert np.allclose(judged.combined, first.combined[:6])
+    assert list(judged.verdict) == list(first.verdict[:6])

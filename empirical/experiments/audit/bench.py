@@ -75,7 +75,8 @@ def _rows(model: str, layer: str, units: list[int], kind: str, scores: dict[str,
 
 
 def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "cpu") -> dict[str, Any]:
-    """Clean and manipulated units of one network: score rows, zoo manifests and costs."""
+    """Clean and manipulated units of one network: score rows, zoo manifests and costs, and
+    the natural images' counts."""
     from tqdm import tqdm
 
     model = load_model(name, device=device)
@@ -84,7 +85,7 @@ def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "c
     held = setup.photos.split.held_out
     observer = default_observer(config.audit, name, device)
     z = config.zoo
-    rows, entries, renders = [], [], {}
+    rows, entries = [], []
     for layer, zoo_units in ((LOGITS, z.logit_units), (z.conv_layer, z.conv_units)):
         units = config.clean_units(layer, check_layer(model, layer), zoo_units)
 
@@ -93,7 +94,6 @@ def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "c
             return {"scores": scores, "renders": ctx.renders[:, 0].clone()}
         done = stages.run(f"{name}-clean-{layer}", clean)
         rows += _rows(name, layer, units, "clean", done["scores"], success=None, within_budget=None)
-        renders[("clean", layer)] = (units, done["renders"])
     for kind in tqdm(config.manipulations, desc=f"zoo of {name}", unit="entry"):
         def manipulated(kind: str = kind) -> dict[str, Any]:
             entry = MANIPULATIONS[kind].build(setup)
@@ -113,9 +113,7 @@ def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "c
                       to_original=done["to_original"])
         entries.append({**m, "cost": done["cost"], "n_units": len(m["units"]),
                         "n_succeeded": int(sum(done["success"]))})
-        renders[(kind, m["layer"])] = (m["units"], done["renders"], done["decoys"])
-    counts = setup.photos.split.counts()
-    return {"rows": rows, "entries": entries, "renders": renders, "counts": counts}
+    return {"rows": rows, "entries": entries, "natural": setup.photos.split.counts()}
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -148,6 +146,7 @@ class BenchResult:
     table: list[dict[str, Any]]  # per held-out model, entry and detector (and "combined")
     clean: list[dict[str, Any]]  # per model: clean units and how many were flagged
     entries: list[dict[str, Any]]  # per model and entry: manifest, natural cost, success counts
+    natural: dict[str, dict[str, int]]  # per model: images and sources of the source split
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -218,10 +217,8 @@ def run_bench(config: BenchConfig, out_dir: str | Path | None = None, device: st
                                       settings=asdict(config.audit))
     table, clean = score_table(rows, calibration, config.fit_model, detectors, config.n_boot, config.seed)
     entries = [{"model": name, **e} for name, m in per_model.items() for e in m["entries"]]
-    result = BenchResult(asdict(config), calibration.to_json(), table, clean, entries, rows)
-    result.renders = {name: m["renders"] for name, m in per_model.items()}  # type: ignore[attr-defined]
-    result.counts = {name: m["counts"] for name, m in per_model.items()}  # type: ignore[attr-defined]
-    return result
+    natural = {name: m["natural"] for name, m in per_model.items()}
+    return BenchResult(asdict(config), calibration.to_json(), table, clean, entries, natural, rows)
 
 
 def combined_summary(result: BenchResult) -> list[dict[str, Any]]:
