@@ -19,7 +19,8 @@ SOURCES = {"fooling_permute.json": "fooling_permute/fooling_permute.json",
            "fooling_classifier.json": "fooling_classifier/fooling_target.json",
            "silent_units.json": "silent/silent_units.json",
            "afc_references.json": "afc_references/afc_references.json",
-           "afc_occlusion.json": "afc_occlusion/afc_occlusion.json"}
+           "afc_occlusion.json": "afc_occlusion/afc_occlusion.json",
+           "audit_bench.json": "audit/audit_bench.json"}
 #: keys that describe the run rather than its result
 RUN_KEYS = {"config", "reused_stages", "seconds_scoring", "occluded_images_per_second"}
 

@@ -48,7 +48,7 @@ from fvtrust.empirical.nets.layers import (
     main_layers,
     spatial_mean,
 )
-from fvtrust.empirical.nets.registry import LOGITS, Network, load_model
+from fvtrust.empirical.nets.registry import LOGITS, Network
 from fvtrust.empirical.observers.embedding import Observer
 from fvtrust.empirical.observers.similarity import similarity_matrix
 from fvtrust.empirical.render.loop import render
@@ -215,12 +215,7 @@ class AuditContext:
 
     @cached_property
     def _observer(self) -> Observer:
-        if self.observer is not None:
-            return self.observer
-        name = self.config.observer_for(self.model.name)
-        if name == self.model.name.split("+")[0]:
-            raise ValueError(f"the observer network must differ from the audited {self.model.name}")
-        return Observer(model_name=name, size=self.config.observer_size, device=str(self.model.device))
+        return self.observer or default_observer(self.config, self.model.name, str(self.model.device))
 
     @cached_property
     def natural_embeddings(self) -> torch.Tensor:
@@ -388,6 +383,8 @@ def audit_scores(model: Network, layer: str, units: Sequence[int], natural: Natu
 
 
 def default_observer(config: AuditConfig, model_name: str, device: str = "cpu") -> Observer:
+    """The observer network of an audit of `model_name`: never the audited network itself."""
     name = config.observer_for(model_name)
-    return Observer(model_name=name, size=config.observer_size, device=device,
-                    model=load_model(name, device=device))
+    if name == model_name.split("+")[0]:
+        raise ValueError(f"the observer network must differ from the audited {model_name}")
+    return Observer(model_name=name, size=config.observer_size, device=device)
