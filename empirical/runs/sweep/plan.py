@@ -35,7 +35,7 @@ from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
-MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "sanity", "audit")
+MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "audit", "sanity")
 #: measurements of a whole model (one record per model, in models.parquet), not of a unit.
 MODEL_MEASUREMENTS = ("sanity",)
 
