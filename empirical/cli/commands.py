@@ -193,15 +193,17 @@ def _cmd_afc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    def names(text: str, option: str) -> list[str]:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise ValueError(f"{option}: no names in {text!r}")
-        return items
+def _names(text: str, option: str) -> list[str]:
+    """A comma-separated list of names; an empty one is refused, naming the option."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{option}: no names in {text!r}")
+    return items
 
-    plan = SweepPlan(models=names(args.models, "--models"), layers=names(args.layers, "--layers"),
-                     units=args.units, measure=names(args.measure, "--measure"), steps=args.steps,
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    plan = SweepPlan(models=_names(args.models, "--models"), layers=_names(args.layers, "--layers"),
+                     units=args.units, measure=_names(args.measure, "--measure"), steps=args.steps,
                      size=args.size, seed=args.seed, chunk=args.chunk, n_references=args.references,
                      n_natural=args.natural, images=args.images, n_trials=args.trials,
                      precision=args.precision)
@@ -215,13 +217,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for task, error in summary.failures.items():
         print(f"  failed: {task}: {error}", file=sys.stderr)
     return 1 if summary.n_failed else 0
-
-
-def _names(text: str, option: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise ValueError(f"{option}: no names in {text!r}")
-    return items
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
