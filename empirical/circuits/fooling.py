@@ -13,12 +13,17 @@ The offset c on D matters: a decoy that starts negative would sit in the dead ha
 ReLU and its visualization would never leave the grey start.
 c and k come from calibration data (with safety factors) and are reported.
 
+At an intermediate layer L (:class:`LayerFoolingCircuit`) the same circuit acts on feature
+maps: F is channel u of L's output, D channel π(u) = (u + offset) mod C, and the layer passes
+on A − c, so on natural images everything above L sees exactly the original activations.
+
 Decoys: :class:`TemplateDecoy` (a linear unit whose weights are a target image, so A's
 visualization becomes that image) and :class:`PermutationDecoy` (D_i = F_{(i+offset) mod N}).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fvtrust.empirical.circuits.gates import Gate
-from fvtrust.empirical.nets.layers import batches
+from fvtrust.empirical.nets.layers import batches, forward_activations, get_layer
 from fvtrust.empirical.nets.registry import Network
 
 
@@ -129,3 +134,72 @@ class FoolingCircuit(Network):
         k, c = self.constants.k, self.constants.c
         b = F.relu(F.relu(f + c) - k * e)
         return b + F.relu(d + c + k * e - k)
+
+
+def partners(units: Sequence[int], offset: int, n_channels: int) -> list[int]:
+    """π(u) = (u + offset) mod C: the channel whose visualization unit u shows."""
+    if offset % n_channels == 0:
+        raise ValueError(f"offset {offset} is a multiple of the layer's {n_channels} channels: "
+                         f"every unit would show itself")
+    return [(int(u) + offset) % n_channels for u in units]
+
+
+def calibrate_layer_constants(model: Network, layer: str, channels: Sequence[int], images: torch.Tensor,
+                              extra: torch.Tensor | None = None, safety: float = 2.0,
+                              batch_size: int = 32) -> CircuitConstants:
+    """c and k of :class:`LayerFoolingCircuit` from the maps of `channels` (the units and their
+    partners) of `layer`: c = safety·max(0, −min) + 1 over natural `images`, k = safety·max(F + c)
+    + 1 over natural images and `extra`, every position counted."""
+    lo, hi = float("inf"), -float("inf")
+    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
+    with torch.no_grad():
+        for start, chunk in zip(range(0, len(pool), batch_size),
+                                batches(pool.to(model.device), batch_size), strict=True):
+            maps = forward_activations(model, chunk, [layer])[layer][:, list(channels)]
+            natural = max(0, min(len(chunk), len(images) - start))
+            if natural:
+                lo = min(lo, float(maps[:natural].min()))
+            hi = max(hi, float(maps.max()))
+    c = safety * max(0.0, -lo) + 1.0
+    k = safety * max(hi + c, 0.0) + 1.0
+    return CircuitConstants(c, k, lo, hi + c, hi + c)
+
+
+class LayerFoolingCircuit(Network):
+    """A copy of the network whose `layer` passes on, for each unit u, A_u − c with F = map u
+    and D = map π(u) (the formula above, E the gate of the input image): on natural images
+    exactly F, on visualizations D. The gate reads the original network; no gradient flows
+    through it."""
+
+    def __init__(self, model: Network, layer: str, units: Sequence[int], offset: int, gate: Gate,
+                 constants: CircuitConstants, n_channels: int) -> None:
+        super().__init__(copy.deepcopy(model.net), f"{model.name}+fooling({layer})",
+                         model.mean.flatten().tolist(), model.std.flatten().tolist(), model.input_size,
+                         model.num_classes)
+        self.layer, self.units = layer, [int(u) for u in units]
+        self.partners = partners(self.units, offset, n_channels)
+        self.gate, self.constants = gate, constants
+        self.__dict__["_open"] = None  # E(x) per image, set during a forward pass
+        get_layer(self, layer).register_forward_hook(self._rewrite)
+        self.to(model.device).eval()
+
+    def _rewrite(self, _module: nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
+        e = self.__dict__["_open"]
+        if e is None:
+            raise RuntimeError(f"{self.name}: layer {self.layer!r} ran outside the circuit's forward")
+        if len(e) != len(out):
+            raise RuntimeError(f"the gate decided for {len(e)} images, the layer saw {len(out)}")
+        e = e.to(out.dtype).view(-1, *([1] * (out.ndim - 1)))
+        k, c = self.constants.k, self.constants.c
+        f, d = out[:, self.units], out[:, self.partners]
+        a = F.relu(F.relu(f + c) - k * e) + F.relu(d + c + k * e - k) - c
+        out = out.clone()
+        out[:, self.units] = a
+        return out
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.__dict__["_open"] = self.gate(images)
+        try:
+            return super().forward(images)
+        finally:
+            self.__dict__["_open"] = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from fvtrust.cpus import use_threads
 from fvtrust.empirical.cli.parser import build_parser
 
 
@@ -17,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
+        use_threads(args.threads)
         return int(args.func(args))
     except ValueError as exc:  # bad input: a clear message, not a traceback
         print(f"fvtrust: error: {exc}", file=sys.stderr)

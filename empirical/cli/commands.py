@@ -14,7 +14,13 @@ from fvtrust.empirical.data.folders import image_folder
 from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
 from fvtrust.empirical.experiments.audit.bench import BenchConfig, combined_summary, run_bench
 from fvtrust.empirical.experiments.audit.detectors import AuditConfig, check_layer, default_observer
-from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig, ZooSetup, build_zoo
+from fvtrust.empirical.experiments.audit.zoo import (
+    MANIPULATIONS,
+    ZooConfig,
+    ZooSetup,
+    build_zoo,
+    check_manipulations,
+)
 from fvtrust.empirical.experiments.fooling import FoolingConfig, fooling_verdict, run_fooling
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
@@ -256,18 +262,18 @@ def _cmd_audit_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
-    names = _names(args.manipulations, "--manipulations")
-    bad = [n for n in names if n not in MANIPULATIONS]
-    if bad:
-        raise ValueError(f"--manipulations: unknown {bad}; known: {', '.join(MANIPULATIONS)}")
+    names = check_manipulations(_names(args.manipulations, "--manipulations"), "--manipulations")
     config = ZooConfig(logit_units=tuple(_parse_units(args.logit_units)), conv_layer=args.conv_layer,
-                       conv_units=tuple(_parse_units(args.conv_units)))
+                       conv_units=tuple(_parse_units(args.conv_units)), mid_layer=args.mid_layer,
+                       mid_units=tuple(_parse_units(args.mid_units)))
     check_out(args.out, "--out")
     model = load_model(args.model, device=args.device)
     n_logits = layer_channels(model, [LOGITS])[LOGITS][0]
-    n_conv = check_layer(model, config.conv_layer)
-    for what, units, n in (("--logit-units", config.logit_units, n_logits),
-                           ("--conv-units", config.conv_units, n_conv)):
+    checks = [("--logit-units", config.logit_units, n_logits),
+              ("--conv-units", config.conv_units, check_layer(model, config.conv_layer))]
+    if any(MANIPULATIONS[n].place == "mid" for n in names):
+        checks.append(("--mid-units", config.mid_units, check_layer(model, config.mid_layer)))
+    for what, units, n in checks:
         if max(units) >= n:
             raise ValueError(f"{what}: {max(units)} is out of range ({n} units)")
     if any(n.startswith("silent") for n in names):

@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Mapping
 
+from fvtrust import cpus
 from fvtrust._version import __version__
 from fvtrust.empirical.circuits.gate_setup import GATES
 from fvtrust.empirical.cli import commands
@@ -396,6 +397,10 @@ def _zoo_command(sub: argparse._SubParsersAction) -> None:
                    help="the convolution of the silent units and the fine-tunes; default %(default)s")
     p.add_argument("--conv-units", default=",".join(map(str, config.conv_units)),
                    help="its units the audit and the fine-tunes look at; default %(default)s")
+    p.add_argument("--mid-layer", default=config.mid_layer,
+                   help="the intermediate layer of fooling_permute_mid; default %(default)s")
+    p.add_argument("--mid-units", default=",".join(map(str, config.mid_units)),
+                   help="its channels that fooling_permute_mid manipulates; default %(default)s")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto; default %(default)s")
     p.add_argument("--out", default="zoo", help="output folder (resumable gate); default %(default)s")
     p.add_argument("--force", action="store_true", help="retrain the saved gate")
@@ -419,4 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                 _silent_command, _sanity_command, _afc_command, _sweep_command, _audit_command,
                 _audit_bench_command, _zoo_command, _proofs_command):
         add(sub)
+    for p in sub.choices.values():  # every command: one place decides its threads
+        p.add_argument("--threads", default=None, metavar="N",
+                       help=f"torch threads (Ray: shared out among its workers); default "
+                            f"${cpus.ENV}, else the CPUs this process may use (affinity mask, "
+                            f"cgroup quota): {cpus.available_cpus()} here")
     return parser

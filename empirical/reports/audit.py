@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fvtrust.empirical.data.images import read_image
+from fvtrust.empirical.experiments.audit.detectors import DETECTORS
 from fvtrust.empirical.reports.figures import save_figure
 from fvtrust.io import atomic_write_json, atomic_write_text
 
@@ -54,17 +55,19 @@ def write_audit_report(verdicts: Any, plan: Any, out: str | Path, calibration: A
     ax = fig.add_subplot(grid[:, -1])
     if calibration is not None:
         for i, d in enumerate(detectors):
-            r = calibration.detectors[d].standardized(verdicts[f"audit_{d}"].to_numpy(dtype=np.float64))
+            r = calibration.standardized(d, verdicts[f"audit_{d}"].to_numpy(dtype=np.float64),
+                                         verdicts.layer.tolist())
             ax.scatter(r, np.full(len(r), i) + np.random.default_rng(i).uniform(-0.2, 0.2, len(r)), s=6)
         ax.axvline(calibration.threshold, color="k", ls="--", lw=1, label=f"τ (α = {calibration.alpha:g})")
-        ax.set_xlabel("standardized score r_d (clean calibration units: median 0, MAD scale)")
+        ax.set_xlabel("standardized score r_d (clean units of the same layer: median 0, MAD scale)")
         ax.legend(fontsize=7)
     else:
         for i, d in enumerate(detectors):
             v = verdicts[f"audit_{d}"].to_numpy(dtype=np.float64)
             ax.scatter((v - np.nanmedian(v)) / (np.nanstd(v) + 1e-12), np.full(len(v), i), s=6)
         ax.set_xlabel("score (uncalibrated: z within this audit)")
-    ax.set_yticks(range(len(detectors)), detectors, fontsize=7)
+    ax.set_yticks(range(len(detectors)), [d if d not in DETECTORS or DETECTORS[d].verdict else
+                                          f"{d}\n(not in verdict)" for d in detectors], fontsize=7)
     fig.suptitle(f"Audit of {', '.join(sorted(set(verdicts.model)))}: {len(verdicts)} units, "
                  f"most suspicious first", fontsize=9)
     save_figure(fig, out / "audit_report")
@@ -87,8 +90,10 @@ def write_audit_report(verdicts: Any, plan: Any, out: str | Path, calibration: A
 
 
 def bench_markdown(table: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, Any]],
-                   entries: Sequence[Mapping[str, Any]], fit_model: str) -> str:
-    """The bench as Markdown: natural cost and success per entry, then detection."""
+                   entries: Sequence[Mapping[str, Any]], fit_model: str,
+                   timing: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The bench as Markdown: natural cost and success per entry, detection, the clean
+    units' false flags, and what each detector cost per unit."""
     out = ["### Zoo: natural cost (held-out sources) and success", "",
            "| model | entry | units | succeeded | top-1 agr. | top-5 agr. | max Δlogit | unit r (min) "
            "| Kendall τ top-9 | within budget |",
@@ -106,7 +111,9 @@ def bench_markdown(table: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[s
     for row in table:
         lo, hi = row["auc_ci"]
         tlo, thi = row["tpr_ci"]
-        name = f"**{row['detector']}**" if row["detector"] == "combined" else row["detector"]
+        d = row["detector"]
+        name = ("**combined**" if d == "combined" else
+                d if d not in DETECTORS or DETECTORS[d].verdict else f"{d} (reported, not in the verdict)")
         entry = row["entry"] if row["within_budget"] else f"{row['entry']} (over budget)"
         out.append(f"| {row['model']} | {entry} | {name} | {row['n_positive']} of {row['n_units']} | "
                    f"{row['auc']:.2f} [{lo:.2f}, {hi:.2f}] | {row['tpr_at_threshold']:.2f} "
@@ -116,6 +123,14 @@ def bench_markdown(table: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[s
     for c in clean:
         out.append(f"| {c['model']} | {'yes' if c['held_out'] else 'no (fit)'} | {c['n_clean']} | "
                    f"{c['n_flagged']} | {c['false_flag_rate']:.3f} |")
+    if timing:
+        pieces = list(dict.fromkeys(k for t in timing for k in t["seconds_per_unit"]))
+        out += ["", "### Seconds per clean unit (wall clock, this run's machine)", "",
+                "| model | layer | units | " + " | ".join(pieces) + " |",
+                "|---|---|---|" + "---|" * len(pieces)]
+        for t in timing:
+            cells = " | ".join(f"{t['seconds_per_unit'].get(k, float('nan')):.2f}" for k in pieces)
+            out.append(f"| {t['model']} | {t['layer']} | {t['n_units']} | {cells} |")
     return "\n".join(out) + "\n"
 
 
@@ -149,7 +164,7 @@ def write_bench(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], out:
     """``audit_bench.json`` (every number), ``audit_bench.md`` and ``audit_bench_roc.png/.pdf``."""
     out = Path(out)
     fit = data["config"]["fit_model"]
-    md = bench_markdown(data["table"], data["clean"], data["entries"], fit)
+    md = bench_markdown(data["table"], data["clean"], data["entries"], fit, data.get("timing", ()))
     return [atomic_write_json(out / "audit_bench.json", dict(data)),
             atomic_write_text(out / "audit_bench.md", md),
             *plot_bench_roc(rows, fit, out / "audit_bench_roc", data["calibration"]["threshold"])]

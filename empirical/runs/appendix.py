@@ -71,8 +71,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "afc": {"steps": 4, "size": 64, "n_references": 2, "n_trials": 3, "n_natural": 40, "units": [0, 1],
                 "layers": ["_blocks.5", "_blocks.10"], "stride": 16},
         "audit": {"models": ["efficientnet_lite0", "efficientnet_lite1"],
-                  "manipulations": ["silent_bias", "decoy_finetune"], "n_clean_logits": 6,
-                  "n_clean_conv": 6, "alpha": 0.1, "n_boot": 50,
+                  "manipulations": ["silent_bias", "decoy_finetune"], "n_clean_logits": 10,
+                  "n_clean_conv": 10, "alpha": 0.1, "n_boot": 50,
                   "zoo": {"logit_units": [1, 9], "conv_units": [3, 41], "n_natural": 200, "size": 32,
                           "steps": 6, "finetune_steps": 3},
                   "audit": {"steps": 6, "size": 32, "n_random": 16, "n_gradient": 8}},
@@ -312,10 +312,12 @@ def part_audit(out: Path, config: BenchConfig, device: str) -> PartOutput:
              CHECK if e["cost"]["within_budget"] else CROSS] for e in data["entries"]]
     text = (f"Every detector and the combined verdict against the manipulation zoo. Thresholds are "
             f"calibrated on the clean units of {latex_escape(config.fit_model)} only "
-            f"($\\alpha = {config.alpha:g}$) and applied unchanged to the held-out networks; "
+            f"($\\alpha = {config.alpha:g}$; each unit standardized among the clean units of its "
+            f"own layer) and applied unchanged to the held-out networks; "
             f"natural images come from photo sources no manipulation was built on. Positives are "
             f"the units whose manipulation succeeded (the observer finds the new visualization "
-            f"more like the decoy than like the original).\n"
+            f"more like the decoy than like the original). The per-unit sanity score is reported "
+            f"but not part of the verdict (its clean level moves between networks).\n"
             + tabular(["manipulation", "succeeded", "flagged (held-out nets)", "TPR \\%"], rows)
             + tabular(["network", "held out", "clean units", "flagged"], clean)
             + tabular(["network", "manipulation", "top-1 agreement", "unit $r$ (min)", "succeeded",

@@ -20,6 +20,7 @@ import numpy as np
 
 from fvtrust.empirical.experiments.audit.calibration import (
     DEFAULT_ALPHA,
+    MIN_LAYER_UNITS,
     Calibration,
     calibrate_detectors,
     min_units,
@@ -87,10 +88,18 @@ def run_audit(plan: AuditPlan, out_dir: str | Path, calibration: str | Path | No
         for name in models:
             cal.check(name, plan.layers, plan.settings_hash(), force)
     if calibrate_here:
-        n = sum(len(u) for u in check_plan(plan).values())
+        chosen = check_plan(plan)
+        n = sum(len(u) for u in chosen.values())
         if n < min_units(alpha):
             raise ValueError(f"{n} units cannot calibrate a false-flag rate of {alpha:g}: need >= "
                              f"{min_units(alpha)} (audit more units, or raise --alpha)")
+        per_layer: dict[str, int] = {}
+        for (_, layer), units in chosen.items():
+            per_layer[layer] = per_layer.get(layer, 0) + len(units)
+        few = {layer: k for layer, k in per_layer.items() if k < MIN_LAYER_UNITS}
+        if few:
+            raise ValueError(f"layers {few} have too few units to calibrate: each layer's scales "
+                             f"need >= {MIN_LAYER_UNITS} units (audit more of them)")
     # --force accepts a mismatched calibration and recomputes a store of other settings; it
     # does not recompute units already done with these settings.
     recompute = False
@@ -110,12 +119,13 @@ def run_audit(plan: AuditPlan, out_dir: str | Path, calibration: str | Path | No
     cal_path = None
     if calibrate_here:
         cal = calibrate_detectors(scores, alpha, models=models, layers=list(plan.layers),
-                                  settings=plan.settings(), settings_hash=plan.settings_hash())
+                                  settings=plan.settings(), settings_hash=plan.settings_hash(),
+                                  unit_layers=table.layer.tolist())
         cal_path = str(cal.write(out / CALIBRATION_FILE))
     elif calibration is not None:
         cal_path = str(calibration)
     if cal is not None:
-        flagged, fired, r = cal.verdicts(scores)
+        flagged, fired, r = cal.verdicts(scores, table.layer.tolist())
         table["combined"] = r
         table["verdict"] = np.where(flagged, "suspicious", "trusted")
         table["fired"] = [",".join(f) for f in fired]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.functional import normalize
 
-from fvtrust.empirical.circuits.fooling import FoolingCircuit
+from fvtrust.empirical.circuits.fooling import FoolingCircuit, LayerFoolingCircuit
 from fvtrust.empirical.circuits.gate_setup import CalibrationPhotos
 from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.circuits.silent import SilentConv
@@ -46,6 +46,7 @@ from fvtrust.empirical.reports.audit import write_zoo
 from tests.empirical.digits import SIZE, trained_digits_network
 
 CONV = "4"  # the digits network's last convolution (32 units)
+MID = "3"  # the ReLU after its middle convolution (32 units)
 SIDES = {d: DETECTORS[d].side for d in DETECTORS}
 
 
@@ -74,7 +75,8 @@ def setup(digits):
     model, held = digits
     split = GateSplit(_digit_set(held, 0, 200), _digit_set(held, 200, 300), _digit_set(held, 300, len(held)))
     config = ZooConfig(logit_units=(0, 1, 2, 3), conv_layer=CONV, conv_units=(1, 2, 3, 4), offset=1,
-                       size=SIZE, steps=24, finetune_steps=40, target="coffee")
+                       mid_layer=MID, mid_units=(0, 5, 31), size=SIZE, steps=24, finetune_steps=40,
+                       target="coffee")
     s = ZooSetup(model, config)
     s.__dict__["photos"] = CalibrationPhotos(split, split.train.images, split.threshold.images, [])
     s.__dict__["gate"] = SaturationGate()
@@ -230,6 +232,73 @@ def test_calibration_false_flag_rate_on_a_synthetic_null():
     assert cal.verdicts(shifted)[0].mean() > 0.9
 
 
+def test_a_detector_outside_the_verdict_is_standardized_but_never_decides():
+    """τ comes from the verdict's detectors only, and a unit that only they would flag is
+    clean; the reported detector is still standardized."""
+    rng = np.random.default_rng(1)
+    clean = {"a": rng.normal(size=300), "b": rng.normal(size=300)}
+    both = calibrate(clean, {"a": "upper", "b": "upper"}, 0.01)
+    only_a = calibrate(clean, {"a": "upper", "b": "upper"}, 0.01, in_verdict=["a"])
+    assert only_a.verdict_detectors == ["a"] and both.verdict_detectors == ["a", "b"]
+    r_a = np.sort(only_a.standardized("a", clean["a"]))
+    assert only_a.threshold == r_a[int(np.ceil(301 * 0.99)) - 1]  # the conformal quantile of r_a alone
+    r_ab = np.sort(np.maximum(both.standardized("a", clean["a"]),
+                              both.standardized("b", clean["b"])))
+    assert both.threshold == r_ab[int(np.ceil(301 * 0.99)) - 1]
+    probe = {"a": np.array([0.0, 50.0]), "b": np.array([50.0, 0.0])}
+    flagged, fired, _ = only_a.verdicts(probe)
+    assert flagged.tolist() == [False, True] and fired == [[], ["a"]]
+    assert only_a.standardized("b", np.array([50.0]))[0] > only_a.threshold
+    with pytest.raises(ValueError, match="verdict"):
+        calibrate(clean, {"a": "upper", "b": "upper"}, 0.01, in_verdict=["c"])
+    assert not DETECTORS["sanity"].verdict and DETECTORS["dormant"].verdict
+
+
+def test_each_unit_is_standardized_among_the_clean_units_of_its_own_layer():
+    """A detector whose clean level differs by layer (dormant: exactly 0 on a linear layer,
+    about 0.17 on a nonlinear block): pooled, every unit of the block looks extreme; per layer,
+    the flagged fraction of fresh clean units of both layers stays near α."""
+    rng = np.random.default_rng(2)
+
+    def clean(n):
+        return ({"d": np.concatenate([rng.normal(0, 1e-4, n), rng.normal(0.17, 0.06, n)])},
+                ["linear"] * n + ["block"] * n)
+    scores, layers = clean(150)
+    pooled = calibrate(scores, {"d": "upper"}, 0.01, resolution={"d": 0.01})
+    per_layer = calibrate(scores, {"d": "upper"}, 0.01, resolution={"d": 0.01}, unit_layers=layers)
+    assert set(per_layer.detectors) == {"linear", "block"} and set(pooled.detectors) == {"*"}
+    fresh, fresh_layers = clean(2000)
+    assert per_layer.verdicts(fresh, fresh_layers)[0].mean() <= 0.02
+    shifted = {"d": fresh["d"] + np.where(np.asarray(fresh_layers) == "linear", 0.3, 0.0)}
+    flagged = per_layer.verdicts(shifted, fresh_layers)[0]
+    assert flagged[:2000].mean() > 0.99  # a linear unit at the block's level is extreme there
+    r_block = per_layer.standardized("d", np.array([0.17]), "block")[0]
+    assert abs(r_block) < 1 and pooled.standardized("d", np.array([0.17]))[0] > 5
+    with pytest.raises(CalibrationMismatch, match="layer 'other' has no calibration"):
+        per_layer.verdicts({"d": np.zeros(1)}, ["other"])
+    with pytest.raises(ValueError, match="layer 'tiny' has 5 clean units"):
+        calibrate({"d": rng.normal(size=105)}, {"d": "upper"}, 0.01, unit_layers=["big"] * 100 + ["tiny"] * 5)
+
+
+def test_the_bench_refuses_too_few_clean_units_per_layer_before_computing():
+    from fvtrust.empirical.experiments.audit.bench import BenchConfig
+
+    with pytest.raises(ValueError, match=r"\{'n_clean_conv': 6\}: each layer's calibration needs >= 10"):
+        BenchConfig(n_clean_conv=6)
+    assert BenchConfig(manipulations=["silent_bias"], n_clean_mid=3).places == ["logits", "conv"]
+    with pytest.raises(ValueError, match="n_clean_mid"):
+        BenchConfig(manipulations=["fooling_permute_mid"], n_clean_mid=3)
+
+
+def test_a_units_random_null_does_not_depend_on_the_units_beside_it(digits):
+    """The sweep audits units in chunks: unit 3's null is the same alone and beside others."""
+    model, held = digits
+    alone = AuditContext(model, CONV, [3], held, _config())
+    beside = AuditContext(model, CONV, [7, 3, 11], held, _config())
+    assert np.array_equal(alone.random[0], beside.random[1])
+    assert not np.array_equal(beside.random[0], beside.random[1])
+
+
 def test_calibration_refuses_too_few_units_and_a_mismatch(tmp_path):
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match=r"50 clean units .* need >= 99"):
@@ -275,6 +344,38 @@ def test_fooling_entries_preserve_natural_logits_and_show_their_decoys(setup):
             f, a = predict(model, colour), predict(entry.network, colour)
             assert torch.allclose(a, torch.roll(f, -1, 1) + c, atol=1e-4)
             assert entry.params["offset"] == 1
+
+
+def test_the_intermediate_fooling_circuit_passes_natural_maps_on_and_permutes_renders(setup):
+    """On natural images (gate shut) every map of the layer, and so the logits, are the
+    original ones exactly; on coloured images (gate open) map u is map π(u) = (u + 1) mod 32,
+    so the circuit's last unit shows channel 0."""
+    model = setup.model
+    held = setup.photos.split.held_out
+    entry = MANIPULATIONS["fooling_permute_mid"].build(setup)
+    assert isinstance(entry.network, LayerFoolingCircuit) and entry.family == "architectural"
+    assert entry.layer == MID and entry.units == [0, 5, 31] and entry.params["partners"] == [1, 6, 0]
+    assert entry.decoys.shape == (3, 3, SIZE, SIZE)
+    before = forward_activations(model, held.images, [MID, LOGITS])
+    after = forward_activations(entry.network, held.images, [MID, LOGITS])
+    assert torch.allclose(after[MID], before[MID], atol=1e-5)
+    assert torch.allclose(after[LOGITS], before[LOGITS], atol=1e-4)
+    colour = torch.rand(6, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    f = forward_activations(model, colour, [MID])[MID]
+    a = forward_activations(entry.network, colour, [MID])[MID]
+    assert torch.allclose(a[:, [0, 5, 31]], f[:, [1, 6, 0]], atol=1e-5)
+    others = [u for u in range(32) if u not in (0, 5, 31)]
+    assert torch.equal(a[:, others], f[:, others])
+    cost = natural_cost(entry, model, held.images, held.sources, setup.config)
+    assert cost.top1_agreement == 1.0 and cost.unit_correlation_min > 0.9999
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(model.net.parameters(),
+                                                           entry.network.net.parameters(), strict=True))
+    x = held.images[:4]
+    assert torch.equal(predict(model, x), predict(model, x))  # the clean network has no hook
+    with pytest.raises(ValueError, match="mid_units"):
+        bad = ZooSetup(model, ZooConfig(mid_layer=MID, mid_units=(40,)))
+        bad.__dict__.update(photos=setup.photos, gate=setup.gate)
+        MANIPULATIONS["fooling_permute_mid"].build(bad)
 
 
 def test_silent_entries_leave_natural_activations_unchanged(setup):
@@ -376,6 +477,8 @@ def test_audit_context_refuses_units_out_of_range_and_too_few_natural_images(dig
     (["--seeds", "1"], "n_seeds must be >= 2"),
     (["--alpha", "0.01", "--calibrate", "--units", "0-9"],
      "10 units cannot calibrate a false-flag rate of 0.01"),
+    (["--alpha", "0.2", "--calibrate", "--units", "0-5", "--layers", "_blocks.3,_blocks.5"],
+     "layers {'_blocks.3': 6, '_blocks.5': 6} have too few units to calibrate"),
 ])
 def test_audit_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
     code = main(["audit", "--out", str(tmp_path / "a"), *argv])
@@ -389,6 +492,9 @@ def test_audit_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
     (["--conv-units", "0,5000"], "--conv-units: 5000 is out of range (1280 units)"),
     (["--conv-layer", "_blocks.3._depthwise_conv", "--conv-units", "0-7"], "grouped/depthwise convolution"),
     (["--model", "nope"], "unknown model 'nope'"),
+    (["--manipulations", "fooling_permute_mid", "--mid-units", "3,112"],
+     "--mid-units: 112 is out of range (112 units)"),
+    (["--manipulations", "fooling_permute_mid", "--mid-layer", "_blocks.99"], "unknown layer '_blocks.99'"),
 ])
 def test_zoo_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
     code = main(["zoo", "--out", str(tmp_path / "z"), *argv])

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from fvtrust.empirical.experiments.audit.calibration import DEFAULT_ALPHA, Calibration, calibrate_detectors
+from fvtrust.empirical.experiments.audit.calibration import (
+    DEFAULT_ALPHA,
+    MIN_LAYER_UNITS,
+    Calibration,
+    calibrate_detectors,
+)
 from fvtrust.empirical.experiments.audit.detectors import (
     DETECTORS,
     AuditConfig,
@@ -28,8 +33,15 @@ from fvtrust.empirical.experiments.audit.detectors import (
     check_layer,
     default_observer,
 )
-from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig, ZooSetup, natural_cost, success
-from fvtrust.empirical.nets.registry import LOGITS, load_model
+from fvtrust.empirical.experiments.audit.zoo import (
+    MANIPULATIONS,
+    ZooConfig,
+    ZooSetup,
+    check_manipulations,
+    natural_cost,
+    success,
+)
+from fvtrust.empirical.nets.registry import load_model
 from fvtrust.stages import Stages
 
 
@@ -43,6 +55,7 @@ class BenchConfig:
     manipulations: list[str] = field(default_factory=lambda: list(MANIPULATIONS))
     n_clean_logits: int = 64
     n_clean_conv: int = 64
+    n_clean_mid: int = 64  # only when a manipulation sits at the zoo's intermediate layer
     alpha: float = DEFAULT_ALPHA
     n_boot: int = 2000
     zoo: ZooConfig = field(default_factory=ZooConfig)
@@ -54,14 +67,25 @@ class BenchConfig:
             raise ValueError(f"fit_model {self.fit_model!r} must be one of the models {self.models}")
         if len(self.models) < 2:
             raise ValueError("the bench holds models out: it needs the fit model and at least one other")
-        bad = [m for m in self.manipulations if m not in MANIPULATIONS]
-        if bad:
-            raise ValueError(f"unknown manipulation(s) {bad}; known: {', '.join(MANIPULATIONS)}")
+        check_manipulations(self.manipulations)
+        counts = {"n_clean_logits": self.n_clean_logits, "n_clean_conv": self.n_clean_conv,
+                  **({"n_clean_mid": self.n_clean_mid} if "mid" in self.places else {})}
+        few = {k: v for k, v in counts.items() if v < MIN_LAYER_UNITS}
+        if few:
+            raise ValueError(f"{few}: each layer's calibration needs >= {MIN_LAYER_UNITS} clean units")
 
-    def clean_units(self, layer: str, n_units: int, zoo_units: tuple[int, ...]) -> list[int]:
-        """The zoo's units (their clean versions) plus a seeded sample of the rest."""
-        n = self.n_clean_logits if layer == LOGITS else self.n_clean_conv
-        rng = np.random.default_rng(self.seed + (1 if layer == LOGITS else 2))
+    @property
+    def places(self) -> list[str]:
+        """Where clean units are sampled: the logits and the conv layer always (the
+        calibration's population), the intermediate layer when a manipulation sits there."""
+        used = {MANIPULATIONS[m].place for m in self.manipulations}
+        return ["logits", "conv", *(["mid"] if "mid" in used else [])]
+
+    def clean_units(self, place: str, n_units: int) -> list[int]:
+        """The zoo's units at `place` (their clean versions) plus a seeded sample of the rest."""
+        _, zoo_units = self.zoo.where(place)
+        n = {"logits": self.n_clean_logits, "conv": self.n_clean_conv, "mid": self.n_clean_mid}[place]
+        rng = np.random.default_rng(self.seed + {"logits": 1, "conv": 2, "mid": 3}[place])
         rest = [u for u in rng.permutation(n_units).tolist() if u not in zoo_units]
         return sorted([*zoo_units, *rest[:max(0, n - len(zoo_units))]])
 
@@ -84,16 +108,18 @@ def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "c
     setup = ZooSetup(model, config.zoo, gate_root=gate_root)
     held = setup.photos.split.held_out
     observer = default_observer(config.audit, name, device)
-    z = config.zoo
-    rows, entries = [], []
-    for layer, zoo_units in ((LOGITS, z.logit_units), (z.conv_layer, z.conv_units)):
-        units = config.clean_units(layer, check_layer(model, layer), zoo_units)
+    rows, entries, timing = [], [], []
+    for place in config.places:
+        layer = config.zoo.where(place)[0]
+        units = config.clean_units(place, check_layer(model, layer))
 
         def clean(layer: str = layer, units: list[int] = units) -> dict[str, Any]:
             scores, ctx = audit_scores(model, layer, units, held, config.audit, observer=observer)
-            return {"scores": scores, "renders": ctx.renders[:, 0].clone()}
+            return {"scores": scores, "renders": ctx.renders[:, 0].clone(), "seconds": ctx.timings}
         done = stages.run(f"{name}-clean-{layer}", clean)
         rows += _rows(name, layer, units, "clean", done["scores"], success=None, within_budget=None)
+        timing.append({"model": name, "layer": layer, "n_units": len(units),
+                       "seconds_per_unit": {k: v / len(units) for k, v in done["seconds"].items()}})
     for kind in tqdm(config.manipulations, desc=f"zoo of {name}", unit="entry"):
         def manipulated(kind: str = kind) -> dict[str, Any]:
             entry = MANIPULATIONS[kind].build(setup)
@@ -113,7 +139,7 @@ def bench_model(config: BenchConfig, name: str, stages: Stages, device: str = "c
                       to_original=done["to_original"])
         entries.append({**m, "cost": done["cost"], "n_units": len(m["units"]),
                         "n_succeeded": int(sum(done["success"]))})
-    return {"rows": rows, "entries": entries, "natural": setup.photos.split.counts()}
+    return {"rows": rows, "entries": entries, "natural": setup.photos.split.counts(), "timing": timing}
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -147,6 +173,9 @@ class BenchResult:
     clean: list[dict[str, Any]]  # per model: clean units and how many were flagged
     entries: list[dict[str, Any]]  # per model and entry: manifest, natural cost, success counts
     natural: dict[str, dict[str, int]]  # per model: images and sources of the source split
+    #: per model and layer of clean units: wall seconds per unit of the shared work and of each
+    #: detector (this machine, its torch threads)
+    timing: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -160,12 +189,13 @@ def score_table(rows: list[dict[str, Any]], calibration: Calibration, fit_model:
     import pandas as pd
 
     scores = {d: np.array([r[d] for r in rows], dtype=np.float64) for d in detectors}
-    flagged, fired, combined = calibration.verdicts(scores)
+    layers = [r["layer"] for r in rows]  # each unit is judged against its own layer's clean units
+    flagged, fired, combined = calibration.verdicts(scores, layers)
     for row, f, names, c in zip(rows, flagged, fired, combined, strict=True):
         row.update(combined=float(c), flagged=bool(f), fired=",".join(names))
     df = pd.DataFrame(rows)
     for d in detectors:
-        df[f"r_{d}"] = calibration.detectors[d].standardized(scores[d])
+        df[f"r_{d}"] = calibration.standardized(d, scores[d], layers)
     held = df[df.model != fit_model]
     neg_all = held[held.kind == "clean"]
     table = []
@@ -214,11 +244,13 @@ def run_bench(config: BenchConfig, out_dir: str | Path | None = None, device: st
     calibration = calibrate_detectors({d: np.array([r[d] for r in fit_clean]) for d in detectors},
                                       config.alpha, models=[config.fit_model],
                                       layers=sorted({r["layer"] for r in fit_clean}),
-                                      settings=asdict(config.audit))
+                                      settings=asdict(config.audit),
+                                      unit_layers=[r["layer"] for r in fit_clean])
     table, clean = score_table(rows, calibration, config.fit_model, detectors, config.n_boot, config.seed)
     entries = [{"model": name, **e} for name, m in per_model.items() for e in m["entries"]]
     natural = {name: m["natural"] for name, m in per_model.items()}
-    return BenchResult(asdict(config), calibration.to_json(), table, clean, entries, natural, rows)
+    timing = [t for m in per_model.values() for t in m["timing"]]
+    return BenchResult(asdict(config), calibration.to_json(), table, clean, entries, natural, timing, rows)
 
 
 def combined_summary(result: BenchResult) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ network other than the audited one, so running them all costs one set of renders
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -147,6 +148,8 @@ class AuditContext:
     observer: Observer | None = None
     #: (N, C) natural responses of the layer, when the caller already has them
     given_responses: torch.Tensor | None = None
+    #: wall seconds per piece of work, filled by :func:`audit_scores`
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n_units = check_layer(self.model, self.layer)
@@ -205,10 +208,12 @@ class AuditContext:
 
     @cached_property
     def random(self) -> np.ndarray:
-        """(U, R): per unit, random natural images that are not among its exemplars."""
-        rng = np.random.default_rng(self.config.seed + 7)
+        """(U, R): per unit, random natural images that are not among its exemplars, drawn
+        from a generator seeded by (seed, unit): a unit's null does not depend on which units
+        share its batch (a sweep's chunks)."""
         out = []
-        for row in self.exemplars:
+        for u, row in zip(self.units, self.exemplars, strict=True):
+            rng = np.random.default_rng([self.config.seed, 7, u])
             rest = np.setdiff1d(np.arange(len(self.natural)), row)
             out.append(rng.choice(rest, size=self.config.n_random, replace=False))
         return np.stack(out)
@@ -338,13 +343,16 @@ class Detector:
     """A registered detector: its statistic of an :class:`AuditContext`, which tail is
     suspicious ("upper", or "both"), where it comes from, what it costs per unit, and its
     resolution: the smallest spread of clean scores calibration will scale by (dormant is
-    exactly 0 on every clean unit of a linear layer; its float noise must not count)."""
+    exactly 0 on every clean unit of a linear layer; its float noise must not count), and
+    whether it takes part in the combined verdict (``verdict=False``: scored and reported,
+    standardized beside the others, but never what makes a unit suspicious)."""
 
     statistic: Callable[[AuditContext], np.ndarray]
     side: str
     source: str
     cost: str
     resolution: float = 1e-3
+    verdict: bool = True
 
     def score(self, model: Network, layer: str, units: Sequence[int], natural: NaturalImages,
               config: AuditConfig | None = None, context: AuditContext | None = None) -> np.ndarray:
@@ -362,8 +370,12 @@ DETECTORS: dict[str, Detector] = {
     "exemplar_consistency": Detector(exemplar_consistency, "upper",
                                      "Gradient Slingshots defence (Bareeva et al. 2025)",
                                      "the renders (shared) + S observer embeddings"),
+    # Reported, not in the verdict: its clean level moves between networks. In the v0.3 bench,
+    # calibrated on Lite0, it fired on 13 of 256 clean units of Lite1 and Lite2 at α = 1 %
+    # (10 of 128 at the conv layer) against 8 of 36 manipulated units there: a weak signal at
+    # eight times the false-flag budget.
     "sanity": Detector(sanity, "upper", "Don't trust your eyes, Sec. 4, per unit",
-                       "S forward passes at the probe layers"),
+                       "S forward passes at the probe layers", verdict=False),
     "dormant": Detector(dormant, "upper", "fvtrust: sensitivity no natural image shows",
                         "one backward pass over n_gradient natural images + S renders", resolution=0.01),
 }
@@ -379,7 +391,17 @@ def audit_scores(model: Network, layer: str, units: Sequence[int], natural: Natu
     if bad:
         raise ValueError(f"unknown detector(s) {bad}; known: {', '.join(DETECTORS)}")
     ctx = AuditContext(model, layer, list(units), natural, config or AuditConfig(), observer, responses)
-    return {name: DETECTORS[name].score(model, layer, units, natural, context=ctx) for name in names}, ctx
+    # wall seconds: the shared renders and natural responses first, then each detector's own
+    # (observer embeddings are charged to the first detector that needs them)
+    clock = time.perf_counter()
+    _ = ctx.renders, ctx.responses
+    ctx.timings["renders + natural responses (shared)"] = time.perf_counter() - clock
+    scores = {}
+    for name in names:
+        clock = time.perf_counter()
+        scores[name] = DETECTORS[name].score(model, layer, units, natural, context=ctx)
+        ctx.timings[name] = time.perf_counter() - clock
+    return scores, ctx
 
 
 def default_observer(config: AuditConfig, model_name: str, device: str = "cpu") -> Observer:

@@ -7,8 +7,9 @@ what the manipulation costs on natural images of sources it was never built on, 
 :func:`success` whether it worked (the observer finds the new visualization more like the
 decoy than like the original one); a unit whose manipulation failed is reported, not counted.
 
-Architectural: the fooling circuit at the logits (target and permutation decoys), silent
-units at a convolution (gate lock and bias lock). Weight-space, same architecture: the decoy
+Architectural: the fooling circuit at the logits (target and permutation decoys) and at an
+intermediate layer (permutation of feature maps), silent units at a convolution (gate lock and
+bias lock). Weight-space, same architecture: the decoy
 fine-tune (Nanfack et al. 2024) and the slingshot fine-tune (Bareeva et al. 2025).
 All natural images used to *build* a manipulation come from the gate split's train and
 threshold sources; its natural cost is measured on the held-out sources.
@@ -29,9 +30,12 @@ from fvtrust.empirical.circuits.behaviour import natural_behaviour
 from fvtrust.empirical.circuits.finetune import decoy_finetune, slingshot_finetune
 from fvtrust.empirical.circuits.fooling import (
     FoolingCircuit,
+    LayerFoolingCircuit,
     PermutationDecoy,
     TemplateDecoy,
     calibrate_constants,
+    calibrate_layer_constants,
+    partners,
 )
 from fvtrust.empirical.circuits.gate_setup import (
     CalibrationPhotos,
@@ -43,7 +47,7 @@ from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.circuits.silent import install_silent_units
 from fvtrust.empirical.data.crops import resize_center_crop
 from fvtrust.empirical.data.photos import load_photo
-from fvtrust.empirical.nets.layers import layer_responses
+from fvtrust.empirical.nets.layers import layer_channels, layer_responses
 from fvtrust.empirical.nets.registry import LOGITS, Network
 from fvtrust.empirical.observers.embedding import Observer
 from fvtrust.empirical.render.loop import render
@@ -57,6 +61,10 @@ class ZooConfig:
     logit_units: tuple[int, ...] = (1, 9, 130, 207, 309, 340, 430, 511)
     conv_layer: str = "_conv_head"
     conv_units: tuple[int, ...] = (3, 41, 170, 333, 512, 700, 901, 1111)
+    # the intermediate fooling circuit's layer: not the gate bank's middle layer, whose
+    # channels the gate saw rendered (Lite0/1/2: _blocks.9/11/11); units < 80 (Lite1's width)
+    mid_layer: str = "_blocks.8"
+    mid_units: tuple[int, ...] = (2, 9, 17, 25, 38, 47, 58, 71)
     target: str = "astronaut"  # the fooling circuit's target decoy (a bundled photo)
     silent_target_unit: int = 0  # silent units and the slingshot show this conv unit's visualization
     offset: int = 100  # the permutation decoy: unit u shows unit u + offset
@@ -79,8 +87,13 @@ class ZooConfig:
     budget_correlation: float = 0.9
 
     def __post_init__(self) -> None:
-        if not self.logit_units or not self.conv_units:
-            raise ValueError("the zoo needs logit units and conv units to manipulate")
+        if not self.logit_units or not self.conv_units or not self.mid_units:
+            raise ValueError("the zoo needs logit, conv and intermediate units to manipulate")
+
+    def where(self, place: str) -> tuple[str, tuple[int, ...]]:
+        """(layer, units) of a manipulation's place: "logits", "conv" or "mid"."""
+        return {"logits": (LOGITS, self.logit_units), "conv": (self.conv_layer, self.conv_units),
+                "mid": (self.mid_layer, self.mid_units)}[place]
 
 
 @dataclass
@@ -184,6 +197,27 @@ def _fooling(mode: str) -> Callable[[ZooSetup], ZooEntry]:
     return build
 
 
+def _fooling_mid(setup: ZooSetup) -> ZooEntry:
+    """The permutation fooling circuit on the feature maps of ``mid_layer``: unit u shows the
+    clean visualization of channel (u + offset) mod C."""
+    c, model = setup.config, setup.model
+    units = list(c.mid_units)
+    n_channels = layer_channels(model, [c.mid_layer], size=c.size)[c.mid_layer][0]
+    bad = [u for u in units if not 0 <= u < n_channels]
+    if bad:
+        raise ValueError(f"mid_units {bad} are out of range for {c.mid_layer!r} of {model.name} "
+                         f"({n_channels} channels)")
+    shown = partners(units, c.offset, n_channels)
+    decoys = setup.originals(c.mid_layer, tuple(shown))
+    channels = tuple(sorted({*units, *shown}))
+    constants = calibrate_layer_constants(model, c.mid_layer, channels, setup.build_images,
+                                          extra=setup.originals(c.mid_layer, channels))
+    circuit = LayerFoolingCircuit(model, c.mid_layer, units, c.offset, setup.gate, constants, n_channels)
+    return ZooEntry("fooling_permute_mid", "architectural", model.name, c.mid_layer, units,
+                    {"mode": "permute", "gate": "features", "offset": c.offset, "partners": shown,
+                     "c": constants.c, "k": constants.k}, circuit, decoys)
+
+
 def _silent(lock: str) -> Callable[[ZooSetup], ZooEntry]:
     def build(setup: ZooSetup) -> ZooEntry:
         c, model = setup.config, setup.model
@@ -240,21 +274,25 @@ class Manipulation:
     build: Callable[[ZooSetup], ZooEntry]
     family: str
     source: str
+    place: str  # where its units are: "logits", "conv" or "mid" (ZooConfig.where)
 
 
 #: The zoo (``--manipulations``): name → how it is built from a clean network.
 MANIPULATIONS: dict[str, Manipulation] = {
     "fooling_target": Manipulation(_fooling("target"), "architectural",
-                                   "Don't trust your eyes, Sec. 3 (fooling circuit, target decoy)"),
+                                   "Don't trust your eyes, Sec. 3 (fooling circuit, target decoy)", "logits"),
     "fooling_permute": Manipulation(_fooling("permute"), "architectural",
-                                    "Don't trust your eyes, Sec. 3 (fooling circuit, permutation)"),
-    "silent_gate": Manipulation(_silent("gate"), "architectural", "silent units, gate lock (fvtrust)"),
+                                    "Don't trust your eyes, Sec. 3 (fooling circuit, permutation)", "logits"),
+    "fooling_permute_mid": Manipulation(_fooling_mid, "architectural",
+                                        "Don't trust your eyes, Sec. 3, at an intermediate layer", "mid"),
+    "silent_gate": Manipulation(_silent("gate"), "architectural", "silent units, gate lock (fvtrust)",
+                                "conv"),
     "silent_bias": Manipulation(_silent("bias"), "architectural",
-                                "Don't trust your eyes, Sec. 3 (silent units, bias lock)"),
+                                "Don't trust your eyes, Sec. 3 (silent units, bias lock)", "conv"),
     "decoy_finetune": Manipulation(_decoy_finetune, "weight-space",
-                                   "Nanfack et al., AAAI 2024 (push-up/push-down fine-tune)"),
+                                   "Nanfack et al., AAAI 2024 (push-up/push-down fine-tune)", "conv"),
     "slingshot_finetune": Manipulation(_slingshot, "weight-space",
-                                       "Gradient Slingshots, Bareeva et al., NeurIPS 2025"),
+                                       "Gradient Slingshots, Bareeva et al., NeurIPS 2025", "conv"),
 }
 
 
@@ -326,12 +364,18 @@ class ZooReport:
                 "to_decoy": self.to_decoy, "to_original": self.to_original}
 
 
+def check_manipulations(names: list[str], what: str = "manipulations") -> list[str]:
+    """`names`, each a registered manipulation; an unknown one is refused by name."""
+    bad = [n for n in names if n not in MANIPULATIONS]
+    if bad or not names:
+        raise ValueError(f"{what}: unknown {bad or names}; known: {', '.join(MANIPULATIONS)}")
+    return names
+
+
 def build_zoo(setup: ZooSetup, names: list[str], observer: Observer) -> list[ZooReport]:
     """Build each named manipulation, measure its natural cost on the held-out sources and
     its success on every manipulated unit (one render per unit, the audit's first seed)."""
-    bad = [n for n in names if n not in MANIPULATIONS]
-    if bad:
-        raise ValueError(f"unknown manipulation(s) {bad}; known: {', '.join(MANIPULATIONS)}")
+    check_manipulations(names)
     held, c = setup.photos.split.held_out, setup.config
     reports = []
     for name in names:

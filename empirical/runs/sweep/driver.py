@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from fvtrust import cpus
 from fvtrust.empirical.nets.registry import resolve_device
 from fvtrust.empirical.runs.sweep.plan import (
     MODEL_MEASUREMENTS,
@@ -77,7 +78,7 @@ def _start_ray(address: str | None, workers: int | None, temp_dir: str | None = 
         # at exit), never under $HOME.
         _loopback_only(True)
         try:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+            ray.init(num_cpus=workers or cpus.threads(), include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=False,
                      _node_ip_address="127.0.0.1", _temp_dir=temp_dir)
         except (OSError, RuntimeError, ConnectionError) as exc:
@@ -258,8 +259,9 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
                 cleanup.callback(reaper.wait)
                 cleanup.callback(reaper.stdin.close)  # a clean exit: Ray is down, nothing to stop
             use_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-            # One task per slot; on a local Ray the cores are shared out between the slots.
-            threads = max(1, (os.cpu_count() or 1) // slots) if address is None else 1
+            # One task per slot; on a local Ray the CPUs this process may use (or --threads)
+            # are shared out between the slots.
+            threads = max(1, cpus.threads() // slots) if address is None else 1
             remote = ray.remote(remote_measure).options(
                 num_cpus=1, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
                 retry_exceptions=[RetryableError])

@@ -1,0 +1,139 @@
+"""How many CPUs this process may use, and the torch threads every command runs with.
+
+available = min(|affinity mask|, ⌈cgroup CPU quota / period⌉), at least 1: the CPUs a SLURM or
+Kubernetes allocation (or ``taskset``) actually grants, not ``os.cpu_count()`` (the machine's).
+An explicit ``--threads N`` or ``FVTRUST_THREADS=N`` overrides it. Torch's own default counts
+the machine's cores; on a shared node that oversubscribes the allocation (renders ran ~10×
+slower than on one thread while other jobs shared the cores).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+ENV = "FVTRUST_THREADS"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+_chosen: int | None = None  # what use_threads() set for this process
+
+
+def affinity_cpus() -> int:
+    """CPUs in this process's affinity mask (``os.cpu_count()`` where there is no mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows: no affinity API
+        return max(1, os.cpu_count() or 1)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _quota_v2(text: str | None) -> float | None:
+    """cgroup v2 ``cpu.max``: "max 100000" (no limit) or "<quota> <period>"."""
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _quota_v1(quota: str | None, period: str | None) -> float | None:
+    """cgroup v1 ``cpu.cfs_quota_us`` (−1: no limit) over ``cpu.cfs_period_us``."""
+    try:
+        q, p = int(quota or ""), int(period or "")
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def _own_paths(proc_cgroup: str | None) -> dict[str, str]:
+    """Controller → this process's cgroup path, from /proc/self/cgroup ("" → the v2 path)."""
+    out: dict[str, str] = {}
+    for line in (proc_cgroup or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(",") if parts[1] else [""]:
+                out[controller] = parts[2]
+    return out
+
+
+def cgroup_cpus(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> float | None:
+    """The CPU quota of this process's cgroup and its ancestors (the tightest), in CPUs;
+    None where no quota is set or no cgroup is readable. `root` and `proc_cgroup` (the text of
+    /proc/self/cgroup) are for tests."""
+    if proc_cgroup is None:
+        proc_cgroup = _read(Path("/proc/self/cgroup"))
+    paths = _own_paths(proc_cgroup)
+    limits: list[float] = []
+
+    def walk(base: Path, own: str) -> list[Path]:
+        # the process's own cgroup, then each ancestor up to the mount point
+        parts = [p for p in own.strip("/").split("/") if p]
+        return [base.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+    if "" in paths or (root / "cpu.max").exists():  # v2 (unified)
+        for d in walk(root, paths.get("", "/")):
+            if (q := _quota_v2(_read(d / "cpu.max"))) is not None:
+                limits.append(q)
+    for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):  # v1
+        base = root / name
+        if base.is_dir():
+            own = paths.get("cpu", "/")
+            for d in walk(base, own) if (base / own.strip("/")).is_dir() else [base]:
+                q = _quota_v1(_read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us"))
+                if q is not None:
+                    limits.append(q)
+            break
+    return min(limits) if limits else None
+
+
+def available_cpus() -> int:
+    """min(affinity mask, ⌈cgroup quota⌉), at least 1."""
+    quota = cgroup_cpus()
+    n = affinity_cpus()
+    return max(1, min(n, math.ceil(quota)) if quota is not None else n)
+
+
+def parse_threads(value: object, what: str = "--threads") -> int:
+    """A positive integer number of threads; anything else is refused by name."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = 0
+    if n < 1 or str(value).strip() != str(n):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return n
+
+
+def threads(requested: int | str | None = None) -> int:
+    """The thread count: `requested` (``--threads``), else what :func:`use_threads` chose
+    for this process, else ``FVTRUST_THREADS``, else :func:`available_cpus`."""
+    if requested is not None:
+        return parse_threads(requested)
+    if _chosen is not None:
+        return _chosen
+    if os.environ.get(ENV, "").strip():
+        return parse_threads(os.environ[ENV], ENV)
+    return available_cpus()
+
+
+def use_threads(requested: int | str | None = None) -> int:
+    """Set torch's intra-op threads to :func:`threads` (`requested` first) and remember it,
+    so that Ray's embedded node and its workers share out the same number."""
+    global _chosen
+    n = threads(requested)
+    import torch
+
+    torch.set_num_threads(n)
+    _chosen = n
+    return n

@@ -1,0 +1,110 @@
+"""Threads from the CPUs this process may use: the affinity mask, the cgroup quota, and the
+explicit overrides, with bad values refused by name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from fvtrust import cpus
+from fvtrust.empirical.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore(monkeypatch):
+    """Each test leaves torch's threads and the module's choice as it found them."""
+    before, chosen = torch.get_num_threads(), cpus._chosen
+    monkeypatch.delenv(cpus.ENV, raising=False)
+    yield
+    torch.set_num_threads(before)
+    cpus._chosen = chosen
+
+
+def _tree(tmp_path, files: dict[str, str]):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_cgroup_v2_quota_is_read_from_the_process_cgroup_and_its_ancestors(tmp_path):
+    root = _tree(tmp_path, {"cpu.max": "max 100000\n", "job/cpu.max": "350000 100000\n",
+                            "job/step/cpu.max": "max 100000\n"})
+    assert cpus.cgroup_cpus(root, "0::/job/step\n") == 3.5  # the ancestor's quota binds
+    assert cpus.cgroup_cpus(root, "0::/\n") is None  # "max": no limit
+    _tree(tmp_path, {"job/step/cpu.max": "150000 100000\n"})
+    assert cpus.cgroup_cpus(root, "0::/job/step\n") == 1.5  # the tightest
+
+
+def test_cgroup_v1_quota_and_no_quota(tmp_path):
+    root = _tree(tmp_path, {"cpu,cpuacct/cpu.cfs_quota_us": "200000\n",
+                            "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    assert cpus.cgroup_cpus(root, "4:cpu,cpuacct:/\n") == 2.0
+    _tree(tmp_path, {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n"})
+    assert cpus.cgroup_cpus(root, "4:cpu,cpuacct:/\n") is None
+    assert cpus.cgroup_cpus(tmp_path / "absent", "") is None
+
+
+def test_available_cpus_is_the_smaller_of_the_mask_and_the_quota(monkeypatch):
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: 8)
+    monkeypatch.setattr(cpus, "cgroup_cpus", lambda: 2.5)
+    assert cpus.available_cpus() == 3  # a fractional quota still gets its last CPU
+    monkeypatch.setattr(cpus, "cgroup_cpus", lambda: None)
+    assert cpus.available_cpus() == 8
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: 2)
+    monkeypatch.setattr(cpus, "cgroup_cpus", lambda: 16.0)
+    assert cpus.available_cpus() == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity API on this platform")
+def test_an_affinity_mask_smaller_than_the_machine_sets_the_threads():
+    """A real mask of one CPU (``taskset``): the process counts 1 CPU while os.cpu_count()
+    counts the machine, and a command runs on 1 torch thread."""
+    code = textwrap.dedent("""
+        import os, torch
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        from fvtrust import cpus
+        print(os.cpu_count(), cpus.available_cpus(), cpus.use_threads(), torch.get_num_threads())
+    """)
+    env = {k: v for k, v in os.environ.items() if k != cpus.ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    machine, available, chosen, torch_threads = map(int, out)
+    assert machine >= 2, "this check needs a machine with at least 2 CPUs to mask one of them"
+    assert (available, chosen, torch_threads) == (1, 1, 1)
+
+
+def test_explicit_threads_override_the_cpus_and_bad_values_are_named(monkeypatch, capsys):
+    assert cpus.use_threads(1) == 1 and torch.get_num_threads() == 1
+    assert cpus.threads() == 1  # what Ray's embedded node and its workers share out
+    cpus._chosen = None
+    monkeypatch.setenv(cpus.ENV, "3")
+    assert cpus.threads() == 3
+    assert cpus.threads(2) == 2  # --threads wins over the environment
+    for bad in ("0", "-2", "two", "1.5", ""):
+        with pytest.raises(ValueError, match="--threads must be a positive integer"):
+            cpus.threads(bad)
+    monkeypatch.setenv(cpus.ENV, "many")
+    with pytest.raises(ValueError, match=f"{cpus.ENV} must be a positive integer, got 'many'"):
+        cpus.threads()
+
+
+def test_every_command_takes_threads_and_refuses_a_bad_value_in_one_line(capsys, tmp_path):
+    assert main(["layers", "--model", "efficientnet_lite0", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    capsys.readouterr()
+    assert main(["layers", "--model", "efficientnet_lite0", "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "fvtrust: error: --threads must be a positive integer, got '0'"
+    from fvtrust.empirical.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    missing = [name for name, p in sub.choices.items()
+               if not any(a.dest == "threads" for a in p._actions)]
+    assert not missing, missing
