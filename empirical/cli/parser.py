@@ -271,7 +271,8 @@ def _afc_command(sub: argparse._SubParsersAction) -> None:
 def _ray_options(p: argparse.ArgumentParser) -> None:
     """Where a command on the sweep engine runs: the sweep's and the audit's options."""
     p.add_argument("--workers", type=int, default=None,
-                   help="tasks at once on the local Ray (default: one per CPU core); ignored with --address")
+                   help="tasks at once on the local Ray (default: one per CPU this process may use, "
+                        "or --threads); ignored with --address")
     p.add_argument("--address", default=None,
                    help="an existing Ray cluster, host:port or ray://host:port or auto "
                         "(default: start an embedded local Ray)")

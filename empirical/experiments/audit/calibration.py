@@ -112,20 +112,24 @@ class Calibration:
                  layers: Sequence[str] | str | None = None) -> np.ndarray:
         """r = max_d r_d per unit over the verdict's detectors (NaN scores are left out; all
         NaN → −inf, never flagged)."""
+        return self._verdict_rows(scores, layers).max(0)
+
+    def _verdict_rows(self, scores: Mapping[str, np.ndarray],
+                      layers: Sequence[str] | str | None) -> np.ndarray:
+        """(D, n): r_d of the verdict's detectors, NaN as −inf."""
         missing = [d for d in self.verdict_detectors if d not in scores]
         if missing:
             raise CalibrationMismatch(f"the calibration needs detector scores {missing}")
         rows = np.stack([self.standardized(d, scores[d], layers) for d in self.verdict_detectors])
-        rows = np.where(np.isfinite(rows), rows, -np.inf)
-        return rows.max(0)
+        return np.where(np.isfinite(rows), rows, -np.inf)
 
     def verdicts(self, scores: Mapping[str, np.ndarray], layers: Sequence[str] | str | None = None
                  ) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
         """(suspicious per unit, the verdict's detectors that fired per unit, r per unit)."""
-        r = self.combined(scores, layers)
-        z = {d: self.standardized(d, scores[d], layers) for d in self.verdict_detectors}
-        fired = [[d for d in self.verdict_detectors if np.isfinite(z[d][i]) and z[d][i] > self.threshold]
-                 for i in range(len(r))]
+        rows = self._verdict_rows(scores, layers)
+        r = rows.max(0)
+        fired = [[d for d, z in zip(self.verdict_detectors, rows[:, i], strict=True) if z > self.threshold]
+                 for i in range(rows.shape[1])]
         return r > self.threshold, fired, r
 
     def check(self, model: str, layers: Sequence[str], settings_hash: str, force: bool = False) -> None:
