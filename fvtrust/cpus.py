@@ -3,8 +3,9 @@
 available = min(|affinity mask|, ⌈cgroup CPU quota / period⌉), at least 1: the CPUs a SLURM or
 Kubernetes allocation (or ``taskset``) actually grants, not ``os.cpu_count()`` (the machine's).
 An explicit ``--threads N`` or ``FVTRUST_THREADS=N`` overrides it. Torch's own default counts
-the machine's cores; on a shared node that oversubscribes the allocation (renders ran ~10×
-slower than on one thread while other jobs shared the cores).
+the cores of the affinity mask but not a cgroup quota, so inside a container limited to fewer
+CPUs than the machine it oversubscribes them (under load, 2 threads on 2 busy cores rendered
+2× slower than 1: benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations

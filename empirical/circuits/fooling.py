@@ -24,7 +24,7 @@ visualization becomes that image) and :class:`PermutationDecoy` (D_i = F_{(i+off
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -91,22 +91,30 @@ class CircuitConstants:
     max_decoy: float
 
 
+def _calibration_chunks(model: Network, images: torch.Tensor, extra: torch.Tensor | None,
+                        batch_size: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """(chunk, n) over the natural `images` then `extra`, on the model's device, without
+    gradients: the first n images of each chunk are natural."""
+    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
+    with torch.no_grad():
+        for start, chunk in zip(range(0, len(pool), batch_size),
+                                batches(pool.to(model.device), batch_size), strict=True):
+            yield chunk, max(0, min(len(chunk), len(images) - start))
+
+
 def calibrate_constants(model: Network, decoy: Decoy, images: torch.Tensor,
                         extra: torch.Tensor | None = None, safety: float = 2.0,
                         batch_size: int = 32) -> CircuitConstants:
     """c = safety·max(0, −min F, −min D) + 1 over natural `images`; k = safety·max(F′, D + c)
     + 1 over natural images and `extra` (e.g. renders of the original units), streamed."""
     lo, hi_f, hi_d = float("inf"), -float("inf"), -float("inf")
-    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
-    with torch.no_grad():  # one pass: ReLU is monotone, so max ReLU(F + c) = ReLU(max F + c)
-        for start, chunk in zip(range(0, len(pool), batch_size),
-                                batches(pool.to(model.device), batch_size), strict=True):
-            f = model(chunk)
-            d = decoy(chunk, f)
-            natural = max(0, min(len(chunk), len(images) - start))
-            if natural:
-                lo = min(lo, float(f[:natural].min()), float(d[:natural].min()))
-            hi_f, hi_d = max(hi_f, float(f.max())), max(hi_d, float(d.max()))
+    # one pass: ReLU is monotone, so max ReLU(F + c) = ReLU(max F + c)
+    for chunk, natural in _calibration_chunks(model, images, extra, batch_size):
+        f = model(chunk)
+        d = decoy(chunk, f)
+        if natural:
+            lo = min(lo, float(f[:natural].min()), float(d[:natural].min()))
+        hi_f, hi_d = max(hi_f, float(f.max())), max(hi_d, float(d.max()))
     c = safety * max(0.0, -lo) + 1.0
     hi_f, hi_d = max(0.0, hi_f + c), hi_d + c
     k = safety * max(hi_f, hi_d, 0.0) + 1.0
@@ -151,15 +159,11 @@ def calibrate_layer_constants(model: Network, layer: str, channels: Sequence[int
     partners) of `layer`: c = safety·max(0, −min) + 1 over natural `images`, k = safety·max(F + c)
     + 1 over natural images and `extra`, every position counted."""
     lo, hi = float("inf"), -float("inf")
-    pool = images if extra is None else torch.cat([images, extra.to(images.device)])
-    with torch.no_grad():
-        for start, chunk in zip(range(0, len(pool), batch_size),
-                                batches(pool.to(model.device), batch_size), strict=True):
-            maps = forward_activations(model, chunk, [layer])[layer][:, list(channels)]
-            natural = max(0, min(len(chunk), len(images) - start))
-            if natural:
-                lo = min(lo, float(maps[:natural].min()))
-            hi = max(hi, float(maps.max()))
+    for chunk, natural in _calibration_chunks(model, images, extra, batch_size):
+        maps = forward_activations(model, chunk, [layer])[layer][:, list(channels)]
+        if natural:
+            lo = min(lo, float(maps[:natural].min()))
+        hi = max(hi, float(maps.max()))
     c = safety * max(0.0, -lo) + 1.0
     k = safety * max(hi + c, 0.0) + 1.0
     return CircuitConstants(c, k, lo, hi + c, hi + c)

@@ -66,8 +66,10 @@ def write_audit_report(verdicts: Any, plan: Any, out: str | Path, calibration: A
             v = verdicts[f"audit_{d}"].to_numpy(dtype=np.float64)
             ax.scatter((v - np.nanmedian(v)) / (np.nanstd(v) + 1e-12), np.full(len(v), i), s=6)
         ax.set_xlabel("score (uncalibrated: z within this audit)")
-    ax.set_yticks(range(len(detectors)), [d if d not in DETECTORS or DETECTORS[d].verdict else
-                                          f"{d}\n(not in verdict)" for d in detectors], fontsize=7)
+    # the verdict's detectors are the calibration's (without one: the registry's)
+    deciding = calibration.verdict_detectors if calibration is not None else _verdict_detectors()
+    ax.set_yticks(range(len(detectors)), [d if d in deciding else f"{d}\n(not in verdict)"
+                                          for d in detectors], fontsize=7)
     fig.suptitle(f"Audit of {', '.join(sorted(set(verdicts.model)))}: {len(verdicts)} units, "
                  f"most suspicious first", fontsize=9)
     save_figure(fig, out / "audit_report")
@@ -89,11 +91,18 @@ def write_audit_report(verdicts: Any, plan: Any, out: str | Path, calibration: A
     return atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
 
 
+def _verdict_detectors() -> list[str]:
+    return [d for d, detector in DETECTORS.items() if detector.verdict]
+
+
 def bench_markdown(table: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[str, Any]],
                    entries: Sequence[Mapping[str, Any]], fit_model: str,
-                   timing: Sequence[Mapping[str, Any]] = ()) -> str:
+                   timing: Sequence[Mapping[str, Any]] = (),
+                   in_verdict: Sequence[str] | None = None) -> str:
     """The bench as Markdown: natural cost and success per entry, detection, the clean
-    units' false flags, and what each detector cost per unit."""
+    units' false flags, and what each detector cost per unit; `in_verdict`: the calibration's
+    deciding detectors (default: the registry's)."""
+    deciding = list(in_verdict) if in_verdict else _verdict_detectors()
     out = ["### Zoo: natural cost (held-out sources) and success", "",
            "| model | entry | units | succeeded | top-1 agr. | top-5 agr. | max Δlogit | unit r (min) "
            "| Kendall τ top-9 | within budget |",
@@ -112,8 +121,8 @@ def bench_markdown(table: Sequence[Mapping[str, Any]], clean: Sequence[Mapping[s
         lo, hi = row["auc_ci"]
         tlo, thi = row["tpr_ci"]
         d = row["detector"]
-        name = ("**combined**" if d == "combined" else
-                d if d not in DETECTORS or DETECTORS[d].verdict else f"{d} (reported, not in the verdict)")
+        name = ("**combined**" if d == "combined" else d if d in deciding
+                else f"{d} (reported, not in the verdict)")
         entry = row["entry"] if row["within_budget"] else f"{row['entry']} (over budget)"
         out.append(f"| {row['model']} | {entry} | {name} | {row['n_positive']} of {row['n_units']} | "
                    f"{row['auc']:.2f} [{lo:.2f}, {hi:.2f}] | {row['tpr_at_threshold']:.2f} "
@@ -164,7 +173,8 @@ def write_bench(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], out:
     """``audit_bench.json`` (every number), ``audit_bench.md`` and ``audit_bench_roc.png/.pdf``."""
     out = Path(out)
     fit = data["config"]["fit_model"]
-    md = bench_markdown(data["table"], data["clean"], data["entries"], fit, data.get("timing", ()))
+    md = bench_markdown(data["table"], data["clean"], data["entries"], fit, data.get("timing", ()),
+                        data["calibration"].get("in_verdict"))
     return [atomic_write_json(out / "audit_bench.json", dict(data)),
             atomic_write_text(out / "audit_bench.md", md),
             *plot_bench_roc(rows, fit, out / "audit_bench_roc", data["calibration"]["threshold"])]

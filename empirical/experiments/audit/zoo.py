@@ -47,7 +47,8 @@ from fvtrust.empirical.circuits.gates import Gate
 from fvtrust.empirical.circuits.silent import install_silent_units
 from fvtrust.empirical.data.crops import resize_center_crop
 from fvtrust.empirical.data.photos import load_photo
-from fvtrust.empirical.nets.layers import layer_channels, layer_responses
+from fvtrust.empirical.experiments.audit.detectors import check_layer
+from fvtrust.empirical.nets.layers import layer_responses
 from fvtrust.empirical.nets.registry import LOGITS, Network
 from fvtrust.empirical.observers.embedding import Observer
 from fvtrust.empirical.render.loop import render
@@ -202,7 +203,7 @@ def _fooling_mid(setup: ZooSetup) -> ZooEntry:
     clean visualization of channel (u + offset) mod C."""
     c, model = setup.config, setup.model
     units = list(c.mid_units)
-    n_channels = layer_channels(model, [c.mid_layer], size=c.size)[c.mid_layer][0]
+    n_channels = check_layer(model, c.mid_layer)
     bad = [u for u in units if not 0 <= u < n_channels]
     if bad:
         raise ValueError(f"mid_units {bad} are out of range for {c.mid_layer!r} of {model.name} "
