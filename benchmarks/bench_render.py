@@ -9,6 +9,7 @@ the same way: the target channel's mean activation on the untransformed image.
     pip install -e ".[bench]"
     python benchmarks/bench_render.py --out benchmarks/results/render_cpu.json
     python benchmarks/bench_render.py --device cuda --size 224 --units 64 --out ...gpu.json
+    python benchmarks/bench_render.py --precisions float32   # a CPU without bfloat16 units
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from fvtrust.empirical.nets.layers import forward_activations
 from fvtrust.empirical.nets.registry import Network, load_model
-from fvtrust.empirical.render.loop import render
+from fvtrust.empirical.render.loop import PRECISIONS, render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.transform import TransformConfig
 from fvtrust.io import atomic_write_json
@@ -99,24 +100,27 @@ def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: i
 
 
 def bench_case(name: str, size: int | None, steps: int, n_units: int, rounds: int,
-               device: str, sequential: bool) -> dict[str, object]:
+               device: str, sequential: bool,
+               precisions: tuple[str, ...] = PRECISIONS) -> dict[str, object]:
     layer, weights, case_size = CASES[name]
     size = size or case_size
     model = load_model(name, weights=weights, device=device)
     # lucent leaves forward hooks on every module it rendered through: give it its own copy.
     lucent_model = copy.deepcopy(model)
     units = list(range(n_units))
-    runs: dict[str, list[Run]] = {"fvtrust": [], "fvtrust_bfloat16": [], "lucent_batched": []}
+    ours = {"float32": "fvtrust", "bfloat16": "fvtrust_bfloat16"}
+    runs: dict[str, list[Run]] = {ours[p]: [] for p in precisions}
+    runs["lucent_batched"] = []
     if sequential:
         runs["lucent_sequential"] = []
     # Warm-up at the timed shapes for both (oneDNN/cuDNN build kernels per shape on first use,
     # and whichever runs first would otherwise pay for both).
-    run_fvtrust(model, layer, units, size, 2)
-    run_fvtrust(model, layer, units, size, 2, "bfloat16")
+    for p in precisions:
+        run_fvtrust(model, layer, units, size, 2, p)
     run_lucent(lucent_model, layer, units, size, 2, True)
     for _ in range(rounds):  # alternate, so drift in machine load hits both
-        runs["fvtrust"].append(run_fvtrust(model, layer, units, size, steps))
-        runs["fvtrust_bfloat16"].append(run_fvtrust(model, layer, units, size, steps, "bfloat16"))
+        for p in precisions:
+            runs[ours[p]].append(run_fvtrust(model, layer, units, size, steps, p))
         runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True))
         if sequential:
             runs["lucent_sequential"].append(
@@ -128,13 +132,14 @@ def bench_case(name: str, size: int | None, steps: int, n_units: int, rounds: in
                         "units_per_second": n_units / secs,
                         "final_objective": float(np.mean([r.final_objective for r in rs])),
                         "seconds_all": [r.seconds for r in rs]}
-    for ours in ("fvtrust", "fvtrust_bfloat16"):
+    for p in precisions:
         for key in runs:
             if key.startswith("lucent"):
-                summary[f"speedup_{ours}_vs_{key}"] = (summary[ours]["units_per_second"]
-                                                       / summary[key]["units_per_second"])
-    summary["bfloat16_objective_change"] = (summary["fvtrust_bfloat16"]["final_objective"]
-                                            / summary["fvtrust"]["final_objective"] - 1)
+                summary[f"speedup_{ours[p]}_vs_{key}"] = (summary[ours[p]]["units_per_second"]
+                                                          / summary[key]["units_per_second"])
+    if set(precisions) == set(ours):
+        summary["bfloat16_objective_change"] = (summary["fvtrust_bfloat16"]["final_objective"]
+                                                / summary["fvtrust"]["final_objective"] - 1)
     return summary
 
 
@@ -150,7 +155,13 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(CASES))
     parser.add_argument("--no-sequential", action="store_true",
                         help="skip lucent one-unit-at-a-time (slow for many units)")
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="our renders' precisions (bfloat16 is slow without bf16 units)")
     args = parser.parse_args()
+    precisions = tuple(args.precisions.split(","))
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        parser.error(f"unknown precision {bad[0]!r}; known: {', '.join(PRECISIONS)}")
     if args.device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
     result = {
@@ -159,7 +170,7 @@ def main() -> None:
                     "threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
         "cases": {name: bench_case(name, args.size, args.steps, args.units, args.rounds,
-                                   args.device, not args.no_sequential)
+                                   args.device, not args.no_sequential, precisions)
                   for name in args.models.split(",")},
     }
     atomic_write_json(args.out, result)

@@ -17,7 +17,14 @@ from fvtrust.proofs.base import (
     z3_step,
 )
 from fvtrust.theory.classes import KAPPA_LARGE, KAPPA_SMALL, Lipschitz
-from fvtrust.theory.classes.lipschitz import afc_margins, lp_afc_flip, lp_worst_case, worst_case_error
+from fvtrust.theory.classes.lipschitz import (
+    afc_margins,
+    half_width,
+    lp_afc_flip,
+    lp_worst_case,
+    worst_case_error,
+    worst_case_witness,
+)
 from fvtrust.theory.decoders import lipschitz_band
 from fvtrust.theory.minimax import minimax_errors
 from fvtrust.theory.tasks import AFC_MARGIN, Task
@@ -27,8 +34,8 @@ $L d \le \kappa R$. Given $\Phi$, every consistent $f$ satisfies $\ell \le f \le
 $\ell(x) = \max(f_{\min}, f_{\max} - L\|x - x_{\max}\|_1)$,
 $u(x) = \min(f_{\max}, f_{\min} + L\|x - x_{\min}\|_1)$, and the decoder $(\ell + u)/2$ is
 minimax with error $\sup_x (u - \ell)/2$. Over every $\Phi$ and every member its worst
-normalized error is $\min(\tfrac12, \kappa - 1)$ for $d = 2$ (an upper
-bound for every $d \ge 2$, attained for even $d$) and $\min(\tfrac12, (\kappa - 1)/2)$ for
+normalized error is $\min(\tfrac12, \kappa - 1)$ for every $d \ge 2$ (attained in every
+$d \ge 2$, odd or even) and $\min(\tfrac12, (\kappa - 1)/2)$ for
 $d = 1$: chance exactly from $\kappa^* = 3/2$ ($d \ge 2$) and $\kappa^* = 2$ ($d = 1$). Within
 $\ell_1$ distance $\rho$ of $x_{\max}$ it is at most $\kappa\rho/(2d)$.
 2-AFC (pairs whose values differ by $\ge R/4$): the band decoder orders a pair wrongly only if
@@ -45,7 +52,11 @@ $(u - \ell)(x) = \min(1, s\|x - a\|) + \min(1, s\|x - b\|) - 1$. Per coordinate,
 $|x_i - a_i| + |x_i - b_i| \le 2 - |a_i - b_i|$, so
 $\|x - a\| + \|x - b\| \le 2d - \|a - b\| \le 2d - d/\kappa$ (consistency needs
 $\|a - b\| \ge R/L = d/\kappa$), hence $(u - \ell)/2 \le \kappa - 1$;
-$x = 0$, $a = (1, 1 - 1/\kappa)$, $b = (1 - 1/\kappa, 1)$ attains it in $d = 2$. Chance needs
+$x = 0$, $a = (1, 1 - 1/\kappa)$, $b = (1 - 1/\kappa, 1)$ attains it in $d = 2$; in any
+$d \ge 2$, $x = 0$ with $\max(a_i, b_i) = 1$ in every coordinate, $\|a - b\| = D = d/\kappa$
+and $\|a\|, \|b\| \le D$ (possible exactly when $D \ge 2d/3$, i.e. $\kappa \le 3/2$) attains
+it, e.g. $a = (1, 1, \tfrac12)$, $b = (0, 0, 1)$ at $\kappa = 6/5$ in $d = 3$; z3 re-proves the
+bound on the cube in $d = 3, 4$. Chance needs
 $x, a, b$ pairwise $\ge d/\kappa$ apart; the three pairwise distances sum to at most $2d$
 (coordinate-wise at most $2$), so $d/\kappa \le 2d/3$, i.e. $\kappa \ge 3/2$, and
 $(0,0), (1, \tfrac13), (\tfrac13, 1)$ attains it. In $d = 1$ the middle point of three is at most
@@ -56,6 +67,30 @@ $m(z) \le m(z')$ gives $f(z) - f(z') \le e(z) + e(z') \le 2(\kappa - 1)$. The ex
 from maximizing $\min(u(z) - \ell(z'), L\|z - z'\|_1)$ over $\Phi$, $z$, $z'$ with
 $m(z) \le m(z')$, a linear-real-arithmetic problem z3 solves exactly; every value choice within
 the band and $L$-consistent is realized by a member (McShane extension), so the maximum is attained."""
+
+
+def _general_d_steps(kappa: Fraction, d: int) -> list[Step]:
+    """e(x) ≤ κ − 1 for every x, a, b in [0, 1]^d with ‖a − b‖₁ ≥ d/κ (z3), and
+    :func:`worst_case_witness` reaching κ − 1 (exact rationals)."""
+    xs, as_, bs = (reals(" ".join(f"{p}{i}" for i in range(d))) for p in "xab")
+    s = sp.Rational(kappa.numerator, kappa.denominator) / d
+
+    def dist(p: tuple[sp.Symbol, ...], q: tuple[sp.Symbol, ...]) -> sp.Expr:
+        return sum((sp.Abs(pi - qi) for pi, qi in zip(p, q, strict=True)), sp.Integer(0))
+    e = (sp.Min(1, s * dist(xs, as_)) + sp.Min(1, s * dist(xs, bs)) - 1) / 2
+    cube = [c for v in (*xs, *as_, *bs) for c in (v >= 0, v <= 1)]
+    bound = sp.Rational(kappa.numerator, kappa.denominator) - 1
+    x, a, b = worst_case_witness(kappa, d)
+    attained = half_width(kappa, d, x, a, b)
+    apart = sum((abs(p - q) for p, q in zip(a, b, strict=True)), Fraction(0))
+    return [
+        z3_step(f"kappa = {kappa}, d = {d}: on the cube every consistent Phi has e(x) <= kappa - 1",
+                e <= bound, [*xs, *as_, *bs], [*cube, dist(as_, bs) >= 1 / s]),  # ‖a − b‖₁ ≥ d/κ
+        numeric_step(f"kappa = {kappa}, d = {d}: the implemented witness attains kappa - 1 (exact)",
+                     attained == kappa - 1 and apart >= d / kappa,
+                     f"x = {[str(v) for v in x]}, a = {[str(v) for v in a]}, b = {[str(v) for v in b]}: "
+                     f"e = {attained}, |a - b|_1 = {apart} >= d/kappa = {d / kappa}"),
+    ]
 
 
 def check() -> list[Step]:
@@ -95,6 +130,11 @@ def check() -> list[Step]:
             f"LP {lp:.6f} at x_min={worst_phi.x_min.round(3).tolist()}, x_max="
             f"{worst_phi.x_max.round(3).tolist()}; closed form {closed:.6f} "
             f"({'attained' if tight else 'bound'})"))
+    # Beyond d = 2 (where no grid LP is affordable): z3 proves the bound on the continuous cube,
+    # and the implemented witness attains it exactly, in an odd and an even dimension.
+    for d in (3, 4):
+        for kappa in (Fraction(6, 5), Fraction(7, 5)):
+            steps += _general_d_steps(kappa, d)
     below, _ = lp_worst_case(1.49, 2, 7)
     steps.append(numeric_step("just below the threshold (kappa = 1.49, d = 2) no Phi reaches chance",
                               below < 0.5 - 1e-6 and worst_case_error(1.49, 2, Task.QUERY)[0] < 0.5,

@@ -6,6 +6,7 @@ Select with ``FVTRUST_HYPOTHESIS_PROFILE=thorough pytest``.
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=15, derandomize=True, deadline=None,
@@ -16,3 +17,20 @@ settings.register_profile("thorough", max_examples=400, deadline=None,
 settings.register_profile("ci_thorough", max_examples=150, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.load_profile(os.environ.get("FVTRUST_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def cached_proofs():
+    """``run_proof`` that runs each proof module once per session: the proof tests, the
+    appendix's proofs part and ``fvtrust proofs``'s CLI test read the same reports (CI runs
+    ``fvtrust proofs`` on its own as well). Patch it in with ``tests.support.use_cached_proofs``."""
+    from fvtrust.proofs import run_proof
+
+    reports = {}
+
+    def run(proof):
+        if proof.key not in reports:
+            reports[proof.key] = run_proof(proof)
+        return reports[proof.key]
+    return run
+

@@ -9,8 +9,11 @@ def test_theory_command_writes_the_table(tmp_path, capsys):
     assert (tmp_path / "table.json").exists() and (tmp_path / "table.tex").exists()
 
 
-def test_proofs_command_passes(tmp_path, capsys):
-    assert main(["proofs", "--out", str(tmp_path)]) == 0
+def test_proofs_command_passes(tmp_path, capsys, cached_proofs):
+    from tests.support import use_cached_proofs
+
+    with use_cached_proofs(cached_proofs):  # each proof's report runs once per session
+        assert main(["proofs", "--out", str(tmp_path)]) == 0
     from fvtrust.proofs import MODULES
 
     n = len(MODULES)

@@ -10,9 +10,12 @@ from fvtrust.proofs import all_proofs
 
 
 @pytest.fixture(scope="module")
-def appendix(tmp_path_factory):
+def appendix(tmp_path_factory, cached_proofs):
+    from tests.support import use_cached_proofs
+
     out = tmp_path_factory.mktemp("appendix")
-    return build_appendix(out, scale="tiny", pdf=False)
+    with use_cached_proofs(cached_proofs):  # each proof's report runs once per session
+        return build_appendix(out, scale="tiny", pdf=False)
 
 
 def test_tex_contains_every_theorem_and_every_referenced_figure_exists(appendix):

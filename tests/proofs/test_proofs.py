@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fvtrust.proofs import MODULES, all_proofs, run_proof
+from fvtrust.proofs import MODULES, all_proofs
 from fvtrust.proofs.base import z3_step
 from fvtrust.theory.symbolic import prove
 
@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("proof", all_proofs(), ids=MODULES)
-def test_proof_passes(proof):
-    report = run_proof(proof)
+def test_proof_passes(proof, cached_proofs):
+    report = cached_proofs(proof)
     failed = [s for s in report.steps if not s.passed]
     assert report.passed, failed
 

@@ -79,6 +79,34 @@ def test_chance_threshold_both_sides(d, below, at):
     assert Lipschitz(below, d=d).key == "lipschitz_small" and Lipschitz(at, d=d).key == "lipschitz_large"
 
 
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 7])
+def test_the_worst_case_is_attained_in_odd_and_even_d(d):
+    """κ − 1 is reached in every d ≥ 2 (v0.2 said "not attained" for odd d): the witness is a
+    consistent Φ (‖a − b‖₁ ≥ d/κ, inside the cube) with e(x) = min(1/2, κ − 1) exactly, and an
+    independent dense search over the cube never beats it."""
+    from fractions import Fraction as F
+
+    from fvtrust.theory.classes.lipschitz import half_width, worst_case_error, worst_case_witness
+    from fvtrust.theory.tasks import Task
+
+    rng = np.random.default_rng(d)
+    for kappa in (F(1), F(21, 20), F(6, 5), F(5, 4), F(7, 5), F(3, 2), F(2), F(20)):
+        x, a, b = worst_case_witness(kappa, d)
+        assert all(0 <= v <= 1 for p in (x, a, b) for v in p)
+        assert sum(abs(p - q) for p, q in zip(a, b, strict=True)) >= d / kappa
+        assert half_width(kappa, d, x, a, b) == min(F(1, 2), kappa - 1)
+        bound, tight = worst_case_error(float(kappa), d, Task.SUP)
+        assert tight and bound == pytest.approx(float(min(F(1, 2), kappa - 1)))
+        # random consistent placements (not the package's witness) stay below the bound
+        pts = rng.random((3, 4000, d))
+        pts[:, :, :] = np.where(rng.random((3, 4000, d)) < 0.3, np.round(pts), pts)  # faces, corners
+        xs, as_, bs = pts
+        ok = np.abs(as_ - bs).sum(1) >= d / float(kappa)
+        s = float(kappa) / d
+        e = (np.minimum(1, s * np.abs(xs - as_).sum(1)) + np.minimum(1, s * np.abs(xs - bs).sum(1)) - 1) / 2
+        assert (e[ok] <= bound + 1e-12).all()
+
+
 def test_lp_over_every_phi_matches_the_closed_form_at_kappa_4_3():
     # On the 5-point grid the attaining Φ of κ − 1 (1 − 1/κ = 1/4) is a grid placement.
     from fvtrust.theory.classes.lipschitz import lp_worst_case, worst_case_error

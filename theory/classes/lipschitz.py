@@ -11,9 +11,10 @@ b = x_max, the normalized half-width is e(x) = (min(1, s‖x − a‖) + min(1, 
 
 Worst case over every Φ and every member (:func:`worst_case_error`, proof in
 ``proofs/lipschitz.py``): per coordinate |x_i − a_i| + |x_i − b_i| ≤ 2 − |a_i − b_i|, so
-‖x − a‖ + ‖x − b‖ ≤ 2d − d/κ and e ≤ κ − 1 (d ≥ 2), attained in d = 2 by x = 0,
-a = (1, 1 − 1/κ), b = (1 − 1/κ, 1); in d = 1, e ≤ (κ − 1)/2. Chance needs three points pairwise
-≥ d/κ apart; in [0, 1]^d at most 2d/3 (d ≥ 2) or 1/2 (d = 1) is possible, so the threshold is
+‖x − a‖ + ‖x − b‖ ≤ 2d − d/κ and e ≤ κ − 1 (d ≥ 2), attained in every d ≥ 2
+(:func:`worst_case_witness`; in d = 2 by x = 0, a = (1, 1 − 1/κ), b = (1 − 1/κ, 1), in d = 3
+at κ = 6/5 by x = 0, a = (1, 1, ½), b = (0, 0, 1)); in d = 1, e ≤ (κ − 1)/2. Chance needs three
+points pairwise ≥ d/κ apart; in [0, 1]^d at most 2d/3 (d ≥ 2) or 1/2 (d = 1) is possible, so the threshold is
 κ* = 3/2 for d ≥ 2 and 2 for d = 1. Near x_max (task D, ℓ1 radius ρ): u − ℓ ≤ L‖x − b‖, so
 e ≤ κρ/(2d). κ = 1.2 ("small L") is reliable; κ = 20 ("large L") is impossible.
 Proof: ``proofs/lipschitz.py``; tests: ``tests/theory/test_lipschitz.py``.
@@ -65,7 +66,8 @@ def worst_case_error(kappa: float, d: int, task: Task) -> tuple[float, bool]:
     every Φ and every member, for tasks A and B (whole function, one query) and D (queries
     within ℓ1 distance ρ of x_max). `tight` says the bound is attained (else an upper bound).
 
-    A, B: min(1/2, κ − 1) for d ≥ 2 (attained for even d), min(1/2, (κ − 1)/2) for d = 1.
+    A, B: min(1/2, κ − 1) for d ≥ 2 (attained in every d ≥ 2: :func:`worst_case_witness`),
+    min(1/2, (κ − 1)/2) for d = 1.
     D: min(1/2, κρ/(2d)), attained when the cube is large enough (d/κ + ρ ≤ d).
     """
     if not np.isfinite(kappa) or kappa < 1:
@@ -77,7 +79,40 @@ def worst_case_error(kappa: float, d: int, task: Task) -> tuple[float, bool]:
         return min(0.5, bound), d / kappa + LOCAL_RADIUS <= d
     if d == 1:
         return min(0.5, (kappa - 1) / 2), True
-    return min(0.5, kappa - 1), d % 2 == 0 or kappa >= chance_threshold(d)
+    return min(0.5, kappa - 1), True
+
+
+Point = tuple[Fraction, ...]
+
+
+def half_width(kappa: Fraction, d: int, x: Point, a: Point, b: Point) -> Fraction:
+    """e(x) = (min(1, s‖x − a‖₁) + min(1, s‖x − b‖₁) − 1)/2 with s = κ/d and R = 1: the band's
+    normalized half-width at x when the extremes sit at a and b (exact)."""
+    s = Fraction(kappa) / d
+
+    def dist(p: Point) -> Fraction:
+        return sum((abs(xi - pi) for xi, pi in zip(x, p, strict=True)), Fraction(0))
+    return (min(Fraction(1), s * dist(a)) + min(Fraction(1), s * dist(b)) - 1) / 2
+
+
+def worst_case_witness(kappa: Fraction | float, d: int) -> tuple[Point, Point, Point]:
+    """(x, a, b) in [0, 1]^d, d ≥ 2, with ‖a − b‖₁ ≥ d/κ (a consistent Φ) and e(x) = min(1/2,
+    κ − 1): the worst case of :func:`worst_case_error` is attained in every d ≥ 2, odd or even.
+
+    With D = d/min(κ, 3/2) and x = 0: a_i = 1 on the first m = ⌊d/2⌋ coordinates and b_i = 1 on
+    the others; the other member of each coordinate is 1 − δ_i, with Σδ = D split so that
+    ‖a‖₁, ‖b‖₁ ≤ D. Then ‖a‖₁ + ‖b‖₁ = 2d − D, so e(0) = (κ/d)(2d − D)/2 − 1/2 = κ − 1 for
+    κ ≤ 3/2 (and both terms reach 1, e = 1/2, above)."""
+    k = Fraction(kappa)
+    if d < 2 or k < 1:
+        raise ValueError(f"the witness needs d >= 2 and kappa >= 1, got d={d}, kappa={kappa}")
+    D = Fraction(d) / min(k, Fraction(3, 2))
+    m = d // 2
+    on_a = max(d - D, D - (d - m))  # Σδ over the first m coordinates: feasible since D ≥ 2d/3
+    da, db = on_a / m, (D - on_a) / (d - m)
+    a = tuple(Fraction(1) if i < m else 1 - db for i in range(d))
+    b = tuple(1 - da if i < m else Fraction(1) for i in range(d))
+    return tuple(Fraction(0) for _ in range(d)), a, b
 
 
 @dataclass(frozen=True)
