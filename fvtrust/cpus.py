@@ -138,3 +138,41 @@ def use_threads(requested: int | str | None = None) -> int:
     torch.set_num_threads(n)
     _chosen = n
     return n
+
+
+#: ``FVTRUST_KEEP_MEMORY=0`` leaves the C allocator as it is (see :func:`reuse_freed_memory`).
+MEMORY_ENV = "FVTRUST_KEEP_MEMORY"
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_memory_kept = False
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc serve blocks up to 1 GiB from its heap and keep freed memory (mallopt
+    M_MMAP_THRESHOLD and M_TRIM_THRESHOLD), so that the large activations every render step
+    frees are reused by the next step instead of being unmapped and page-faulted in anew.
+
+    Why: a render step allocates and frees the same tens of MB each step; with glibc's defaults
+    blocks over 32 MB (and, between its adaptive moves, smaller ones) are mmap'd, so every step
+    pays the kernel for zeroed pages. benchmarks/bench_allocator.py measures the effect in fresh
+    processes. Process-wide and permanent (peak memory is kept, not returned to the OS), so
+    every command, Ray worker and the test suite call it; a library user may. True if set;
+    False where there is no glibc (macOS, Windows, musl) or ``FVTRUST_KEEP_MEMORY=0``."""
+    global _memory_kept
+    if _memory_kept:
+        return True
+    if os.environ.get(MEMORY_ENV, "").strip() == "0":
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        gnu = libc.gnu_get_libc_version  # only glibc has it: elsewhere mallopt means other things
+    except (OSError, AttributeError):
+        return False
+    del gnu
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _memory_kept = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return _memory_kept

@@ -9,6 +9,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from fvtrust.cpus import reuse_freed_memory
+
 settings.register_profile("ci", max_examples=15, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None,
@@ -17,6 +19,9 @@ settings.register_profile("thorough", max_examples=400, deadline=None,
 settings.register_profile("ci_thorough", max_examples=150, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.load_profile(os.environ.get("FVTRUST_HYPOTHESIS_PROFILE", "ci"))
+
+# The suite's process renders as the CLI's does: freed blocks are kept for the next step.
+reuse_freed_memory()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from fvtrust.cpus import use_threads
+from fvtrust.cpus import reuse_freed_memory, use_threads
 from fvtrust.empirical.cli.parser import build_parser
 
 
@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         use_threads(args.threads)
+        reuse_freed_memory()  # this process is ours: keep freed blocks for the next step
         return int(args.func(args))
     except ValueError as exc:  # bad input: a clear message, not a traceback
         print(f"fvtrust: error: {exc}", file=sys.stderr)

@@ -115,6 +115,10 @@ def _efficientnet_lite(variant: int) -> Callable[[str | Path | None], nn.Module]
     return build
 
 
+#: The seed of every ``weights="random"`` network.
+RANDOM_WEIGHTS_SEED = 0
+
+
 def _torchvision(name: str) -> Callable[[str | Path | None], nn.Module]:
     def build(weights: str | Path | None) -> nn.Module:
         import torchvision.models as tvm
@@ -122,7 +126,11 @@ def _torchvision(name: str) -> Callable[[str | Path | None], nn.Module]:
         # PyTorch's default (Kaiming) init keeps random-weight activations O(1); torchvision's
         # truncated-normal init (std 0.01) makes them vanish, useless for plumbing tests.
         kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
-        net = getattr(tvm, name)(weights=None, **kwargs)
+        # Seeded, without touching the caller's generator: "random weights" names one network,
+        # the same in every process (each Ray worker, each benchmark run) and every session.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            net = getattr(tvm, name)(weights=None, **kwargs)
         if weights == "random":
             return net
         if weights in (None, "imagenet"):

@@ -51,6 +51,25 @@ def test_paper_networks_build_offline_with_random_weights(name, layer, units):
     assert layer_channels(model, [layer], size=64)[layer][0] == units
 
 
+def test_random_weights_are_one_network_in_every_process():
+    """weights="random" is seeded: a fresh interpreter (a Ray worker, a second benchmark run)
+    builds the same network, whatever the caller's generator state, which is left as it was."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.manual_seed(123); torch.rand(7)\n"
+            "from fvtrust.empirical.nets.registry import load_model\n"
+            "m = load_model('googlenet', weights='random')\n"
+            "print(float(sum(p.double().sum() for p in m.parameters())))")
+    here = float(sum(p.double().sum() for p in load_model("googlenet", weights="random").parameters()))
+    state = torch.random.get_rng_state()
+    load_model("googlenet", weights="random")
+    assert torch.equal(state, torch.random.get_rng_state())
+    there = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True, timeout=300).stdout.split()[-1])
+    assert here == there
+
+
 def test_paper_network_weights_from_a_local_file(tmp_path):
     model = load_model("resnet50", weights="random")
     path = tmp_path / "resnet50.pth"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fvtrust import cpus
 from fvtrust._version import __version__
 from fvtrust.empirical.data.images import png_bytes
 from fvtrust.empirical.data.natural import natural_images
@@ -254,6 +255,7 @@ _DETERMINISTIC = (ValueError, TypeError, KeyError, IndexError, FileNotFoundError
 def remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, threads: int,
                     unit_hash: str) -> tuple[list[dict], dict[str, bytes]]:
     torch.set_num_threads(threads)
+    cpus.reuse_freed_memory()  # a Ray worker process is ours, as the CLI's is
     try:
         if isinstance(task, ModelRef):
             return [measure_model(plan, task, device, unit_hash)], {}
