@@ -1,5 +1,5 @@
 """The fooling circuit on photos the gate never saw: the default gate kind trained at the
-tests' small setting (conftest.SMALL_GATE, trained here from scratch and shared with the rest
+tests' small setting (tests.support.SMALL_GATE, trained here from scratch and shared with the rest
 of the session), the offline network, permutation mode (every logit at stake), CPU. These
 tests fail if the gate flags more than 1 % of held-out natural images or lets renders through
 from step 4 on."""
