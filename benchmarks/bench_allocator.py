@@ -4,7 +4,7 @@ process-wide and permanent), alternating default / kept, for our renderer and fo
 lucent, on the four networks of bench_render.py. Writes JSON with every time, the medians and
 the ratios within the run.
 
-    python benchmarks/bench_allocator.py --out benchmarks/results/allocator_cpu.json
+    python -m benchmarks.bench_allocator --out benchmarks/results/allocator_cpu.json
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ def child(name: str, renderer: str, allocator: str, steps: int, n_units: int) ->
 
     kept = cpus.reuse_freed_memory() if allocator == "kept" else False
     cpus.use_threads()
-    import copy
-
     from benchmarks.bench_render import CASES, run_fvtrust, run_lucent
     from fvtrust.empirical.nets.registry import load_model
 
@@ -41,14 +39,15 @@ def child(name: str, renderer: str, allocator: str, steps: int, n_units: int) ->
         run_fvtrust(model, layer, units, size, 2)
         run = run_fvtrust(model, layer, units, size, steps)
     else:
-        model = copy.deepcopy(model)  # lucent leaves its hooks on the network
         run_lucent(model, layer, units, size, 2, True)
         run = run_lucent(model, layer, units, size, steps, True)
     print(json.dumps({"seconds": run.seconds, "final_objective": run.final_objective, "kept": kept}))
 
 
 def measure(name: str, renderer: str, allocator: str, steps: int, n_units: int) -> dict:
-    env = {**os.environ, "FVTRUST_KEEP_MEMORY": "1" if allocator == "kept" else "0"}
+    from fvtrust.cpus import MEMORY_ENV
+
+    env = {**os.environ, MEMORY_ENV: "1" if allocator == "kept" else "0"}
     out = subprocess.run([sys.executable, "-m", "benchmarks.bench_allocator", "--child", name,
                           renderer, allocator, str(steps), str(n_units)],
                          capture_output=True, text=True, env=env, check=True)
