@@ -24,16 +24,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fvtrust.empirical.nets.layers import forward_activations
+from fvtrust.empirical.nets.layers import count_prefix_tokens, describe_layers, forward_activations
 from fvtrust.empirical.nets.registry import Network, load_model
 from fvtrust.empirical.render.loop import PRECISIONS, render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.transform import TransformConfig
 from fvtrust.io import atomic_write_json
 
-#: network → (layer, weights, render size in px); the issue's four networks.
+#: network → (layer, weights, render size in px); the four CNNs, and a ViT block (its 224 px
+#: patch grid: both renderers resample to it through the same wrapper).
 CASES = {"efficientnet_lite0": ("_blocks.10", None, 128), "efficientnet_lite2": ("_blocks.10", None, 224),
-         "googlenet": ("inception4a", "random", 128), "resnet50": ("layer3", "random", 128)}
+         "googlenet": ("inception4a", "random", 128), "resnet50": ("layer3", "random", 128),
+         "torchvision:vit_b_16": ("encoder.layers.encoder_layer_6", "random", 224)}
 
 
 @dataclass
@@ -70,9 +72,26 @@ def _lucent_layer(layer: str) -> str:
     return "net_" + layer.replace(".", "_")
 
 
-def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: int,
-               batched: bool) -> Run:
+def _lucent_objective(name: str, unit: int, batch: int | None, prefix: int | None):
+    """lucent's ``channel``; on a transformer's (B, T, D) tokens, its channel indexes tokens,
+    so the same objective as ours is written as a lucent objective: feature `unit` averaged
+    over the patch tokens (those after the `prefix` tokens)."""
     from lucent.optvis import objectives as lobj
+
+    if prefix is None:
+        return lobj.channel(name, unit, batch=batch)
+
+    @lobj.wrap_objective()
+    def token_channel(layer: str, n: int, batch: int | None = None):
+        @lobj.handle_batch(batch)
+        def inner(model):
+            return -model(layer)[:, prefix:, n].mean()
+        return inner
+    return token_channel(name, unit, batch=batch)
+
+
+def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: int,
+               batched: bool, prefix: int | None = None) -> Run:
     from lucent.optvis import param as lparam
     from lucent.optvis import render as lrender
 
@@ -82,7 +101,7 @@ def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: i
     _sync(device)
     t0 = time.perf_counter()
     if batched:
-        obj = sum(lobj.channel(name, u, batch=i) for i, u in enumerate(units))
+        obj = sum(_lucent_objective(name, u, i, prefix) for i, u in enumerate(units))
         out = lrender.render_vis(model, obj, lambda: lparam.image(size, batch=len(units)),
                                  thresholds=(steps,), preprocess=False, progress=False,
                                  show_image=False, fixed_image_size=size)
@@ -90,7 +109,8 @@ def run_lucent(model: Network, layer: str, units: list[int], size: int, steps: i
     else:
         finals = []
         for u in units:
-            out = lrender.render_vis(model, lobj.channel(name, u), lambda: lparam.image(size),
+            out = lrender.render_vis(model, _lucent_objective(name, u, None, prefix),
+                                     lambda: lparam.image(size),
                                      thresholds=(steps,), preprocess=False, progress=False,
                                      show_image=False, fixed_image_size=size)
             finals.append(torch.from_numpy(np.asarray(out[-1])).permute(0, 3, 1, 2).float())
@@ -108,6 +128,8 @@ def bench_case(name: str, size: int | None, steps: int, n_units: int, rounds: in
     # lucent leaves forward hooks on every module it rendered through: give it its own copy.
     lucent_model = copy.deepcopy(model)
     units = list(range(n_units))
+    (info,) = [row for row in describe_layers(model, [layer]) if row.name == layer]
+    prefix = count_prefix_tokens(model, info.shape[0]) if info.kind == "tokens" else None
     ours = {"float32": "fvtrust", "bfloat16": "fvtrust_bfloat16"}
     runs: dict[str, list[Run]] = {ours[p]: [] for p in precisions}
     runs["lucent_batched"] = []
@@ -117,15 +139,19 @@ def bench_case(name: str, size: int | None, steps: int, n_units: int, rounds: in
     # and whichever runs first would otherwise pay for both).
     for p in precisions:
         run_fvtrust(model, layer, units, size, 2, p)
-    run_lucent(lucent_model, layer, units, size, 2, True)
+    run_lucent(lucent_model, layer, units, size, 2, True, prefix)
     for _ in range(rounds):  # alternate, so drift in machine load hits both
         for p in precisions:
             runs[ours[p]].append(run_fvtrust(model, layer, units, size, steps, p))
-        runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True))
+        runs["lucent_batched"].append(run_lucent(lucent_model, layer, units, size, steps, True,
+                                                 prefix))
         if sequential:
             runs["lucent_sequential"].append(
-                run_lucent(lucent_model, layer, units, size, steps, False))
-    summary: dict[str, object] = {"layer": layer, "weights": weights or "imagenet (bundled)", "size": size}
+                run_lucent(lucent_model, layer, units, size, steps, False, prefix))
+    summary: dict[str, object] = {"layer": layer, "weights": weights or "imagenet (bundled)", "size": size,
+                                  "lucent_objective": "channel" if prefix is None else
+                                  f"custom: tokens[:, {prefix}:, unit].mean() (lucent's channel "
+                                  f"would index tokens)"}
     for key, rs in runs.items():
         secs = float(np.median([r.seconds for r in rs]))
         summary[key] = {"seconds_median": secs, "seconds_per_step": secs / steps,

@@ -43,10 +43,21 @@ def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _factory_source(model: Any) -> dict[str, str]:
+    """The bytes of a user factory file that a ``model`` spec names (``path/to/net.py:make``):
+    editing the factory makes another network, so another key."""
+    target = str(model or "").rpartition(":")[0]
+    if not target.endswith(".py") or not Path(target).expanduser().is_file():
+        return {}
+    return {"model_source_sha256": hashlib.sha256(Path(target).expanduser().read_bytes()).hexdigest()}
+
+
 def stage_key(config: Any, **extra: Any) -> str:
     """The key of `config`'s results: its type and :func:`result_fields`, plus `extra` (facts
-    outside the config, e.g. a weights file's digest)."""
-    return digest({"type": type(config).__name__, **result_fields(config), **extra})
+    outside the config, e.g. a weights file's digest) and the digest of a factory file that
+    ``model`` (or the `extra` ``model``) names."""
+    return digest({"type": type(config).__name__, **result_fields(config),
+                   **_factory_source(extra.get("model", getattr(config, "model", None))), **extra})
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -127,7 +127,8 @@ class FoolingCircuit(Network):
     def __init__(self, model: Network, gate: Gate, decoy: Decoy,
                  constants: CircuitConstants) -> None:
         super().__init__(model.net, f"{model.name}+fooling", model.mean.flatten().tolist(),
-                         model.std.flatten().tolist(), model.input_size, model.num_classes)
+                         model.std.flatten().tolist(), model.input_size, model.num_classes,
+                         **model.traits())
         self.gate, self.decoy, self.constants = gate, decoy, constants
         self.to(model.device).eval()
 
@@ -179,7 +180,7 @@ class LayerFoolingCircuit(Network):
                  constants: CircuitConstants, n_channels: int) -> None:
         super().__init__(copy.deepcopy(model.net), f"{model.name}+fooling({layer})",
                          model.mean.flatten().tolist(), model.std.flatten().tolist(), model.input_size,
-                         model.num_classes)
+                         model.num_classes, **model.traits())
         self.layer, self.units = layer, [int(u) for u in units]
         self.partners = partners(self.units, offset, n_channels)
         self.gate, self.constants = gate, constants

@@ -152,7 +152,8 @@ class GatedSilentUnits(Network):
 
     def __init__(self, silent: Network, layer: str, gate: nn.Module) -> None:
         super().__init__(silent.net, f"{silent.name}+gate", silent.mean.flatten().tolist(),
-                         silent.std.flatten().tolist(), silent.input_size, silent.num_classes)
+                         silent.std.flatten().tolist(), silent.input_size, silent.num_classes,
+                         **silent.traits())
         module = get_layer(silent, layer)
         if not isinstance(module, SilentConv):
             raise ValueError(f"layer {layer!r} carries no silent branch")

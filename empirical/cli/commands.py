@@ -24,7 +24,13 @@ from fvtrust.empirical.experiments.audit.zoo import (
 from fvtrust.empirical.experiments.fooling import FoolingConfig, fooling_verdict, run_fooling
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
-from fvtrust.empirical.nets.layers import layer_channels, layer_names, main_layers, parse_units
+from fvtrust.empirical.nets.layers import (
+    describe_layers,
+    layer_channels,
+    layer_names,
+    main_layers,
+    parse_units,
+)
 from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.job import RenderJob, run_render_job
 from fvtrust.empirical.reports.audit import write_bench, write_zoo
@@ -104,8 +110,12 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
 def _cmd_layers(args: argparse.Namespace) -> int:
     model = load_model(args.model, weights=args.weights, device=args.device)
     names = layer_names(model) if args.all else main_layers(model)
-    for name, shape in layer_channels(model, names).items():
-        print(f"{name:40s} units={shape[0]:5d}  shape={shape}")
+    print(f"{model.name}: {model.weights_note}; input {model.in_channels}x{model.input_size}x"
+          f"{model.input_size}{' (fixed)' if model.fixed_size else ''}")
+    for row in describe_layers(model, names):
+        units = f"{row.units:5d}" if row.units is not None else "    -"
+        print(f"{row.name:40s} units={units}  {row.kind:7s} shape={row.shape}"
+              + (f"  {row.note}" if row.note else ""))
     return 0
 
 

@@ -70,9 +70,14 @@ def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
     p.add_argument("--force", action="store_true", help="recompute saved stages")
 
 
+MODEL_HELP = (f"a network: {', '.join(REGISTRY)}, torchvision:<arch> (e.g. torchvision:vit_b_16), "
+              f"or your factory: package.module:make or path/to/net.py:make (README: your own "
+              f"model)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"a registered network: {', '.join(REGISTRY)}; default %(default)s (offline)")
+                   help=f"{MODEL_HELP}; default %(default)s (offline)")
     p.add_argument("--weights", default=None,
                    help="'imagenet' (default), 'random', or a path to a state dict")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
@@ -290,8 +295,9 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
                "  fvtrust sweep --address 10.0.0.1:6379 --models efficientnet_lite0,resnet50=w.pt "
                "--layers _blocks.10 --out /shared/sweep")
     p.add_argument("--models", default=",".join(plan.models),
-                   help="comma-separated registry names, each optionally NAME=WEIGHTS_FILE; "
-                        "default %(default)s")
+                   help="comma-separated networks (names, torchvision:<arch>, factories), each "
+                        "optionally NAME=WEIGHTS (a file, random or imagenet); a factory file "
+                        "must be at the same path on every node; default %(default)s")
     p.add_argument("--layers", default=",".join(plan.layers),
                    help="comma-separated layer names, applied to every model; default %(default)s")
     p.add_argument("--units", default=str(plan.units),
@@ -333,9 +339,9 @@ def _audit_command(sub: argparse._SubParsersAction) -> None:
                "--out audit-lite0\n"
                "  fvtrust audit --model efficientnet_lite0 --weights mine.pt --layers _blocks.8 "
                "--calibration audit-lite0/calibration.json --out audit-mine")
-    p.add_argument("--model", default=plan.models[0], help="registry name; default %(default)s")
+    p.add_argument("--model", default=plan.models[0], help=f"{MODEL_HELP}; default %(default)s")
     p.add_argument("--weights", default=None,
-                   help="a state-dict file for --model (default: its own weights)")
+                   help="a state-dict file for --model, or random (default: its own weights)")
     p.add_argument("--layers", default=",".join(plan.layers),
                    help="comma-separated layers; default %(default)s")
     p.add_argument("--units", default="all", help="'all' or 0,1,2 or 0-7 or 0-3,9; default %(default)s")

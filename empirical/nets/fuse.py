@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from fvtrust.empirical.nets.layers import module_name
 from fvtrust.empirical.nets.registry import Network
 
 
@@ -48,7 +49,7 @@ def _fold_static_padding(conv: nn.Module) -> None:
 def fuse_for_rendering(model: Network, keep: Iterable[str] = ()) -> Network:
     """A copy of `model` with BatchNorms folded into their convolutions (except convs named
     in `keep`) and symmetric static padding folded; the original if the copy disagrees."""
-    keep = set(keep)
+    keep = {module_name(k) for k in keep}
     try:
         fused = copy.deepcopy(model)
     except RuntimeError:  # e.g. foreign hooks holding graph tensors: render unfused

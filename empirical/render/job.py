@@ -131,7 +131,7 @@ def run_render_job(job: RenderJob, out_dir: str | Path, device: str = "cpu",
     images = [read_image(folder / unit_png(u), damaged="it is re-rendered") for u in job.units]
     labels = [f"unit {u}" for u in job.units]
     if job.layer == LOGITS:  # class visualizations: say which class
-        names = class_names()
+        names = model.labels or class_names()
         labels = [f"{u} {names[u]}" if u < len(names) else f"unit {u}" for u in job.units]
     width = max(1, job.size // 6)  # the label font is about 6 px per character
     save_png(contact_sheet(torch.stack(images), labels=[lab[:width] for lab in labels]),

@@ -126,7 +126,8 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
 
     # Parameters follow the network's dtype (float64 networks give bitwise-stable renders).
     dtype = next(model.parameters()).dtype
-    image = make_param(config.param, seeds, config.size, device=dev, dtype=dtype)
+    image = make_param(config.param, seeds, config.size, device=dev, dtype=dtype,
+                       channels=getattr(original, "in_channels", 3))
     jitter = RandomTransform(config.transforms, seeds)
     optimizer = torch.optim.Adam(image.parameters(), lr=config.lr)
     trace = np.empty((steps, batch), dtype=np.float64)

@@ -103,6 +103,8 @@ def neuron(layer: str, units: int | Sequence[int], x: int | None = None,
         sel = _select(acts[layer], layer, per_image, single)
         if sel.ndim == 1:
             return sel
+        if sel.ndim == 2:  # tokens that do not tile a square: the middle one
+            return sel[:, sel.shape[1] // 2 if x is None else x]
         h, w = sel.shape[-2:]
         return sel[:, h // 2 if y is None else y, w // 2 if x is None else x]
     return Objective(fn, (layer,), f"neuron({layer}, {units})", len(per_image) if per_image else None)

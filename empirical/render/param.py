@@ -2,7 +2,8 @@
 
 Each parametrization is an ``nn.Module`` whose ``forward()`` returns a batch of RGB images
 in [0, 1] of shape (B, 3, H, W). Image i is initialized from its own seed, so a batch of N
-equals N single images with the same seeds.
+equals N single images with the same seeds. ``channels=1`` (a greyscale network) optimizes
+one channel, without colour decorrelation, and returns it as grey RGB (R = G = B).
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ def rfft2d_frequencies(h: int, w: int) -> torch.Tensor:
     return torch.sqrt(fx * fx + fy * fy)
 
 
+def _check_channels(channels: int) -> int:
+    if channels not in (1, 3):
+        raise ValueError(f"a parametrization has 1 (grey) or 3 (RGB) channels, got {channels!r}")
+    return channels
+
+
+def _as_rgb(image: torch.Tensor) -> torch.Tensor:
+    return image.expand(-1, 3, -1, -1) if image.shape[1] == 1 else image
+
+
 def decorrelated_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """Map decorrelated colour channels to RGB with the ImageNet colour correlation."""
     matrix = torch.as_tensor(COLOR_CORRELATION, device=image.device, dtype=image.dtype)
@@ -55,17 +66,18 @@ class PixelImage(nn.Module):
 
     def __init__(self, seeds: Sequence[int], size: int, sd: float = 0.01,
                  decorrelate: bool = True, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, channels: int = 3) -> None:
         super().__init__()
         size = _check_size(size)
-        init = torch.stack([torch.randn(3, size, size, generator=g) * sd
+        channels = _check_channels(channels)
+        init = torch.stack([torch.randn(channels, size, size, generator=g) * sd
                             for g in _generators(seeds)])
         self.pixels = nn.Parameter(init.to(device, dtype))
-        self.decorrelate = decorrelate
+        self.decorrelate = decorrelate and channels == 3
 
     def forward(self) -> torch.Tensor:
         x = decorrelated_to_rgb(self.pixels) if self.decorrelate else self.pixels
-        return torch.sigmoid(x)
+        return _as_rgb(torch.sigmoid(x))
 
 
 class FourierImage(nn.Module):
@@ -75,24 +87,26 @@ class FourierImage(nn.Module):
 
     def __init__(self, seeds: Sequence[int], size: int, sd: float = 0.01,
                  decay_power: float = 1.0, decorrelate: bool = True,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 channels: int = 3) -> None:
         super().__init__()
         self.size = _check_size(size)
+        channels = _check_channels(channels)
         freqs = rfft2d_frequencies(size, size)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
         # lucid: irfft(scale·√(hw)·spectrum) with 1/(hw) normalization = ortho irfft(scale·spectrum)
         self.register_buffer("scale", scale[None, None, :, :, None].to(device, dtype))
-        shape = (3, size, size // 2 + 1, 2)
+        shape = (channels, size, size // 2 + 1, 2)
         init = torch.stack([torch.randn(*shape, generator=g) * sd for g in _generators(seeds)])
         self.spectrum = nn.Parameter(init.to(device, dtype))
-        self.decorrelate = decorrelate
+        self.decorrelate = decorrelate and channels == 3
 
     def forward(self) -> torch.Tensor:
         spec = torch.view_as_complex((self.scale * self.spectrum).contiguous())
         image = torch.fft.irfft2(spec, s=(self.size, self.size), norm="ortho") / 4.0
         if self.decorrelate:
             image = decorrelated_to_rgb(image)
-        return torch.sigmoid(image)
+        return _as_rgb(torch.sigmoid(image))
 
 
 PARAMETRIZATIONS = {"fourier": FourierImage, "pixel": PixelImage}

@@ -91,6 +91,9 @@ def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
         load_model("googlenet", weights="imagenet")
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         load_model("vgg")
+    with pytest.raises(ValueError, match=r"could not load torchvision's ImageNet weights for vgg11.*"
+                                         r"or weights='random'"):
+        load_model("torchvision:vgg11")
 
 
 @pytest.mark.parametrize("images, message", [

@@ -233,3 +233,39 @@ def test_an_existing_cluster_is_used_through_address(tmp_path):
         assert len(pd.read_parquet(out / "units.parquet")) == 4
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
+
+
+def test_a_vit_layer_gets_the_same_columns_as_a_cnn_layer(local_ray, tmp_path):
+    """User factories (a CNN, a greyscale CNN, a tiny ViT's class token and attention heads)
+    and torchvision's vit_b_16 with random weights, through the same sweep."""
+    user = Path(__file__).resolve().parent / "user_models.py"  # an absolute spec: every worker finds it
+    common = {**SMALL, "units": "0-1", "chunk": 2, "n_trials": 5,
+              "measure": ["render", "exemplars", "afc_references", "afc_occlusion", "audit"]}
+    cnn = SweepPlan(**{**common, "models": [f"{user}:small_cnn", f"{user}:grey_cnn"],
+                       "layers": ["features.3"]})
+    block = "encoder.layers.encoder_layer_1"
+    vit = SweepPlan(**{**common, "models": [f"{user}:tiny_vit"],
+                       "layers": [f"{block}@cls", f"{block}.self_attention@heads"]})
+    tables = {}
+    for name, plan in (("cnn", cnn), ("vit", vit)):
+        summary = run_sweep(plan, tmp_path / name, progress=False)
+        assert (summary.n_computed, summary.n_failed) == (4, 0), summary.failures
+        tables[name] = table = pd.read_parquet(tmp_path / name / "units.parquet")
+        assert (table["status"] == "ok").all() and table["afc_references_natural"].notna().all()
+        for path in table["render_max_png"]:  # the spec is slugged: images stay in the store
+            assert not Path(path).is_absolute() and (tmp_path / name / path).is_file()
+    assert list(tables["vit"].columns) == list(tables["cnn"].columns)
+    big = SweepPlan(**{**SMALL, "models": ["torchvision:vit_b_16=random"], "units": "3",
+                       "steps": 2, "layers": [f"{block}@cls"], "measure": ["render"]})
+    assert run_sweep(big, tmp_path / "vit_b_16", progress=False).n_computed == 1
+
+
+def test_an_edited_factory_is_another_model(tmp_path):
+    source = (Path(__file__).resolve().parent / "user_models.py").read_text()
+    factory = tmp_path / "net.py"
+    factory.write_text(source)
+    plan = SweepPlan(**{**SMALL, "models": [f"{factory}:small_cnn"], "layers": ["features.3"]})
+    (ref,) = plan.model_refs
+    before = plan.unit_config_hash(ref, "features.3")
+    factory.write_text(source.replace("nn.Conv2d(8, 12, 3", "nn.Conv2d(8, 12, 5"))
+    assert plan.unit_config_hash(ref, "features.3") != before

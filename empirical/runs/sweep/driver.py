@@ -273,7 +273,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1)
                     task = pending.pop(ready[0])
-                    key = f"model-{task.name}-{task_hash(task)}" if isinstance(task, ModelRef) else task.key
+                    key = f"model-{task.tag}-{task_hash(task)}" if isinstance(task, ModelRef) else task.key
                     try:
                         records, images = ray.get(ready[0])
                         failed = False

@@ -24,6 +24,7 @@ and per model: ``sanity``, the layerwise sanity check of class visualizations
 
 from __future__ import annotations
 
+import re
 from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +43,34 @@ MODEL_MEASUREMENTS = ("sanity",)
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A registry network, optionally with its weights from a local file."""
+    """A network spec (a registered name, ``torchvision:<arch>``, a user factory), with its
+    weights: a local file, ``random`` or ``imagenet``."""
 
     name: str
     weights: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        """``"resnet50"`` or ``"resnet50=/path/to/weights.pt"``."""
+        """``"resnet50"``, ``"resnet50=/path/to/weights.pt"``, ``"torchvision:vit_b_16=random"``."""
         name, _, weights = text.partition("=")
         return cls(name.strip(), weights.strip() or None)
 
     def __str__(self) -> str:
         return self.name if self.weights is None else f"{self.name}={self.weights}"
+
+    @property
+    def tag(self) -> str:
+        """The model's name as one safe path component: a factory spec
+        (``path/to/net.py:make``, ``torchvision:vit_b_16``) is slugged and given its digest."""
+        if re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) and self.name not in (".", ".."):
+            return self.name
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("._")[-40:]
+        return f"{slug}-{digest(self.name)}"
+
+    @property
+    def weights_file(self) -> str | None:
+        """The weights as a file, if they are one (not ``random`` or ``imagenet``)."""
+        return None if self.weights in (None, "random", "imagenet") else self.weights
 
 
 @dataclass
@@ -118,11 +134,12 @@ class SweepPlan:
         return self.unit_config_hash(model, "")
 
     def unit_config_hash(self, model: ModelRef, layer: str) -> str:
-        weights = None
-        if model.weights is not None:
+        weights = model.weights  # None, "random" or "imagenet": the word is the identity
+        if model.weights_file is not None:
             from fvtrust.empirical.data.folders import file_digest
 
-            weights = file_digest(model.weights)
+            weights = file_digest(model.weights_file)
+        # model=…: stage_key also digests a factory file the spec names (an edit is another model)
         return stage_key(self, model=model.name, weights_sha256=weights, layer=layer)
 
 
@@ -137,7 +154,8 @@ class SweepTask:
     @property
     def key(self) -> str:
         label = f"{self.model}|{self.layer}|{','.join(map(str, self.units))}"
-        return f"{self.model.name}-{self.layer}-{self.units[0]:05d}-{digest(label)}"
+        layer = re.sub(r"[^A-Za-z0-9_.@#-]+", "_", self.layer)
+        return f"{self.model.tag}-{layer}-{self.units[0]:05d}-{digest(label)}"
 
 
 @dataclass
@@ -164,7 +182,7 @@ def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
         image_files(plan.images, option="--images")  # a missing or empty folder, before any task
     out: dict[tuple[ModelRef, str], list[int]] = {}
     for ref in plan.model_refs:
-        if ref.weights is not None and not Path(ref.weights).is_file():
+        if ref.weights_file is not None and not Path(ref.weights_file).is_file():
             raise ValueError(f"weights file {ref.weights!r} of model {ref.name!r} does not exist")
         model = load_model(ref.name, weights=ref.weights, device="cpu")
         for layer in plan.layers:

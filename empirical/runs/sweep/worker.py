@@ -91,7 +91,7 @@ class UnitTask:
     @property
     def folder(self) -> Path:
         # The same network with other weights gets its own folder (its own PNGs).
-        tag = self.ref.name if self.ref.weights is None else f"{self.ref.name}-{digest(self.ref.weights)}"
+        tag = self.ref.tag if self.ref.weights is None else f"{self.ref.tag}-{digest(self.ref.weights)}"
         return Path("images") / tag / self.layer
 
 
