@@ -98,10 +98,27 @@ class ExpressionFunction(UnitFunction):
 
     def __init__(self, expr: sp.Expr, d: int, name: str = "f") -> None:
         self.d, self.name = check_dimension(d), name
-        self._expr = sp.sympify(expr)
+        try:
+            self._expr = sp.sympify(expr)
+        except (sp.SympifyError, TypeError, SyntaxError) as exc:
+            raise ValueError(f"{name}: {expr!r} is not a closed form sympy can read "
+                             f"({type(exc).__name__})") from None
+        if not isinstance(self._expr, sp.Expr):
+            raise ValueError(f"{name}: {expr!r} is a {type(self._expr).__name__}, not an expression")
+        named = {str(s): s for s in cube_symbols(d)}
+        plain = {s for s in self._expr.free_symbols if str(s) in named and s not in named.values()}
+        if plain:  # x0 typed as sp.Symbol("x0") without real=True: the same coordinate
+            self._expr = self._expr.subs({s: named[str(s)] for s in plain})
         unknown = self._expr.free_symbols - set(cube_symbols(d))
         if unknown:
-            raise ValueError(f"expression has symbols outside x0..x{d - 1}: {sorted(map(str, unknown))}")
+            raise ValueError(f"{name}: expression has symbols outside x0..x{d - 1} (d = {d}): "
+                             f"{sorted(map(str, unknown))}")
+        from fvtrust.theory.certified import Unsupported, check_closed_form
+
+        try:  # unsupported functions, NaN/inf or complex coefficients: named in one line
+            check_closed_form(self._expr, d)
+        except Unsupported as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
     @property
     def expression(self) -> sp.Expr:

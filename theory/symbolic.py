@@ -190,3 +190,12 @@ def is_piecewise_linear(expr: sp.Expr, symbols: Iterable[sp.Symbol]) -> bool:
         varying = [a for a in expr.args if a.free_symbols & symbols]
         return len(varying) == 1 and is_piecewise_linear(varying[0], symbols)
     return False
+
+
+def has_rational_coefficients(expr: sp.Expr) -> bool:
+    """Every number in `expr` is rational (floats are exact binary rationals): z3's real
+    arithmetic takes them exactly; π or √2 it cannot."""
+    expr = sp.sympify(expr)
+    return all(a.is_Rational or a.is_Float for a in expr.atoms(sp.Number)) and not expr.atoms(
+        sp.NumberSymbol) and not any(isinstance(p, sp.Pow) and not p.exp.is_Integer
+                                     for p in expr.atoms(sp.Pow))

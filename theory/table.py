@@ -47,6 +47,9 @@ class TableEntry:
     chance: float
     source: str   # "construction", "LP", or "decoder: <name>"
     checks: dict[str, bool] = field(default_factory=dict)
+    #: For a network's pair: the MILP's certified optimality gap over the range, η/R (its
+    #: extremes are exact up to η: max f ∈ [incumbent, incumbent + η]); None elsewhere.
+    eta_over_R: float | None = None
 
     @property
     def cell(self) -> str:
@@ -86,8 +89,15 @@ class ResultsTable:
                                for t in Task)
         return out
 
+    @property
+    def max_eta_over_R(self) -> float | None:
+        """The largest certified MILP gap η/R of any network cell (None without one)."""
+        etas = [e.eta_over_R for e in self.entries if e.eta_over_R is not None]
+        return max(etas) if etas else None
+
     def to_json(self) -> str:
         return json.dumps({"eps": self.eps, "titles": self.titles,
+                           "max_eta_over_R": self.max_eta_over_R,
                            "entries": [asdict(e) for e in self.entries]}, indent=2)
 
     def to_markdown(self) -> str:
@@ -100,7 +110,9 @@ class ResultsTable:
         lines.append("✗ impossible (a verified pair forces every decoder to this worst-case "
                      "normalized error, or accuracy for C), ✓ reliable (score = the class "
                      "decoder's proven worst case over every Φ and member), ? open (no proof "
-                     f"either way). Chance: 0.5. ε = {self.eps:g}.")
+                     f"either way). Chance: 0.5. ε = {self.eps:g}."
+                     + (f" Network extremes (MILP) are exact up to a certified η/R ≤ "
+                        f"{self.max_eta_over_R:.1e}." if self.max_eta_over_R is not None else ""))
         return "\n".join(lines)
 
     def to_latex(self) -> str:
@@ -178,13 +190,16 @@ def compute_entry(cls: FunctionClass, task: Task, eps: float = TABLE_EPS,
         # Where the pair's claims were verified: on the continuous cube (MILP for networks,
         # z3 for closed forms) or exactly on the class grid (LP optima are grid functions).
         source = w.source
+        eta_over_r = None
         if w.phi.method == "milp":
-            source += f" (on the cube: MILP, certified eta = {w.phi.eta:.1e})"
+            eta_over_r = float(w.phi.eta / w.R)
+            source += f" (on the cube: MILP, certified eta/R = {eta_over_r:.1e})"
         elif w.f_plus.expression is not None and w.f_minus.expression is not None:
             source += " (on the cube: z3)"
         else:
             source += f" (exact on the {cls.grid.n}-point-per-axis grid)"
-        return TableEntry(cls.key, task.value, verdict, bound, CHANCE[task], source, checks)
+        return TableEntry(cls.key, task.value, verdict, bound, CHANCE[task], source, checks,
+                          eta_over_r)
     # Reliable only by a proven bound over every Φ and member; samples merely cross-check it.
     proven = cls.proven_worst_case(task)
     sampled, source = decoder_score(cls, task, samples)

@@ -131,7 +131,10 @@ def part_theory(out: Path, config: TheoryConfig, device: str) -> PartOutput:
     variants.write(out)
     text = ("Every entry is computed by \\texttt{fvtrust theory}. \\ding{55} impossible: a pair of "
             "class members with equal $\\Phi$, verified on the continuous cube (ReLU and ERM "
-            "networks: exact MILP extremes with a certified gap $\\eta$; closed forms: z3), "
+            "networks: MILP extremes, exact up to a certified gap "
+            + (f"$\\eta_{{\\mathrm{{MILP}}}}/R \\le {table.max_eta_over_R:.1e}$"
+               if table.max_eta_over_R is not None else "$\\eta_{\\mathrm{MILP}}$")
+            + "; closed forms: z3), "
             "forces every decoder to the score shown. \\ding{51} reliable: the "
             "class decoder's proven worst case over every $\\Phi$ and member, cross-checked by the "
             "grid LP maximized over all placements of $\\Phi$. ? open: no proof either way. Scores "

@@ -48,7 +48,8 @@ def test_rules_reject_a_concave_expression():
 def test_a_narrow_off_grid_dent_is_found_on_the_cube():
     """|x0 − ½| + |x1 − ½| with a 0.01-wide pit at (0.33, 0.33): not convex (its rim is a
     ridge), but no grid point and almost no random pair sees it. The closed form is judged on
-    the cube by z3; the same values without a closed form pass the grid and random checks."""
+    the cube by z3; the same values without a closed form pass the grid and random checks,
+    which therefore answer "undecided", never "member"."""
     from fvtrust.theory.functions import PointwiseFunction
 
     x0, x1 = cube_symbols(2)
@@ -57,7 +58,8 @@ def test_a_narrow_off_grid_dent_is_found_on_the_cube():
                                 - sp.Max(0, r - sp.Abs(x0 - p) - sp.Abs(x1 - p)), 2)
     verdict = CLS.membership(dented)
     assert not verdict and "on the cube" in verdict.reason
-    assert CLS.membership(PointwiseFunction(dented, 2))  # the evidence-only path misses it
+    evidence = CLS.membership(PointwiseFunction(dented, 2))  # values alone: it cannot see the pit
+    assert (evidence.answer, evidence.method) == ("undecided", "grid only")
     smooth = ExpressionFunction(sp.Abs(x0 - sp.Rational(1, 2)) + sp.Max(x1, 1 - 2 * x1), 2)
     assert CLS.membership(smooth)
 

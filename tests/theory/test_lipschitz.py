@@ -150,8 +150,9 @@ def test_a_maximal_slope_member_with_an_off_grid_peak_is_a_member():
     f = _ridge(sp.Rational(5, 3))
     cls = Lipschitz(1.2)
     assert cls.membership(f), cls.membership(f).reason
-    on_grid_only = PointwiseFunction(f, 2)  # no closed form: the grid check, which cannot see the peak
-    assert not cls.membership(on_grid_only)
+    on_grid_only = cls.membership(PointwiseFunction(f, 2))  # no closed form: the grid cannot see the peak
+    assert (on_grid_only.answer, on_grid_only.method) == ("undecided", "grid only")
+    assert "edge slope" in on_grid_only.reason  # what it saw, without claiming it
     assert not Lipschitz(1.19).membership(f)  # and the exact check is tight: a hair less κ fails
 
 
@@ -170,7 +171,8 @@ def test_a_steep_off_grid_spike_is_not_a_member():
     cls = Lipschitz(1.2)
     verdict = cls.membership(g)
     assert not verdict and "on the cube" in verdict.reason
-    assert cls.membership(PointwiseFunction(g, 2))  # what a grid-only check would say
+    grid_only = cls.membership(PointwiseFunction(g, 2))  # a grid-only check would accept it
+    assert (grid_only.answer, grid_only.method) == ("undecided", "grid only")
 
 
 @pytest.mark.parametrize(("kappa", "d", "expected"), [
@@ -225,3 +227,16 @@ def test_large_L_2afc_pair_is_closed_form_and_verified_on_the_cube():
     assert SMALL.explicit_witness(Task.AFC, 1e-3) is None
     with pytest.raises(ValueError, match="closer than R/L"):
         afc_pair(w.phi, LARGE.lipschitz_constant(w.phi), 1e-3, [1.0, 0.0], [0.98, 0.0])
+
+
+def test_a_tabulated_unit_is_judged_exactly_on_its_grid_with_the_factor_d():
+    """On the grid, ℓ1 paths are edge paths: a tabulated unit's answer is exact. x0 + x1/2:
+    Lip·d = 2 > κR = 1.8 (not a member); x0 + 2x1/3: Lip·d = 2 = κR (a member at the bound)."""
+    from fvtrust.theory.functions import GridFunction
+
+    cls = Lipschitz(1.2)
+    pts = cls.grid.points
+    steep = cls.membership(GridFunction(cls.grid, pts[:, 0] + pts[:, 1] / 2))
+    at_bound = cls.membership(GridFunction(cls.grid, pts[:, 0] + 2 * pts[:, 1] / 3))
+    assert (steep.answer, steep.method) == ("non-member", "representation")
+    assert (at_bound.answer, at_bound.method) == ("member", "representation")

@@ -99,3 +99,21 @@ def test_every_impossible_cell_says_where_it_was_verified(table):
                 assert "MILP" in e.source, e
             if e.class_key in ("monotone", "affine") or (e.class_key == "convex" and e.task != "D"):
                 assert "z3" in e.source, e
+
+
+def test_every_network_cell_carries_its_certified_eta_over_R(table):
+    """The MILP's extremes are exact up to η: each network cell stores η/R of its own pair
+    (recomputed here from the witness), the table its maximum, table.json both."""
+    from fvtrust.theory.classes import all_classes
+    from fvtrust.theory.tasks import Task
+
+    classes = {c.key: c for c in all_classes()}
+    network_cells = [e for e in table.entries if e.class_key in ("relu", "erm")]
+    assert len(network_cells) == 8
+    for e in network_cells:
+        w = classes[e.class_key].witness(Task(e.task), table.eps)
+        assert e.eta_over_R == pytest.approx(w.phi.eta / w.R, rel=1e-6) and 0 < e.eta_over_R < 1e-3
+    assert all(e.eta_over_R is None for e in table.entries if e not in network_cells)
+    data = json.loads(table.to_json())
+    assert data["max_eta_over_R"] == max(e.eta_over_R for e in network_cells)
+    assert f"η/R ≤ {data['max_eta_over_R']:.1e}" in table.to_markdown()

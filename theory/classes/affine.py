@@ -15,21 +15,22 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sps
+import sympy as sp
 from numpy.typing import ArrayLike
 
 from fvtrust.theory.classes.base import (
-    MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
     Membership,
     ProvenBound,
     check_eps,
     ensure_query,
+    relative_tolerance,
 )
 from fvtrust.theory.classes.lipschitz import worst_case_error
 from fvtrust.theory.decoders import AffineD1Decoder, Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid
-from fvtrust.theory.functions import AffineFunction, UnitFunction
+from fvtrust.theory.functions import AffineFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints
 from fvtrust.theory.tasks import Task, Witness
 from fvtrust.theory.visualization import Visualization, grid_visualization
@@ -69,18 +70,65 @@ class Affine(FunctionClass):
         return st.tuples(st.lists(coef, min_size=self.d, max_size=self.d), coef)
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Exact for :class:`AffineFunction`; otherwise a least-squares affine fit on the grid
-        must leave residual ≤ 1e-9."""
+        """Three answers. Exact for :class:`AffineFunction`; a closed form that is a
+        polynomial is affine exactly when its degree is ≤ 1 (a non-zero polynomial does not
+        vanish on an open set), decided by sympy; other closed forms get "undecided" unless
+        their values refute it. Any unit: a least-squares affine fit on the grid leaving a
+        residual above 1e-9·R plus round-off refutes it (values); a tabulated unit is judged
+        on its grid (exact), anything else without a closed form is "undecided" when it fits."""
         if isinstance(f, AffineFunction):
             return Membership(f.d == self.d, "" if f.d == self.d else f"d={f.d}")
+        if f.expression is not None and not isinstance(f, GridFunction):
+            xs = cube_symbols(self.d)
+            expr = sp.expand(f.expression)
+            if expr.is_polynomial(*xs):
+                degree = sp.Poly(expr, *xs).total_degree() if expr.free_symbols else 0
+                if degree <= 1:
+                    return Membership(True, "a polynomial of degree ≤ 1 (sympy)", "symbolic rules")
+                return Membership(False, f"a polynomial of degree {degree} (sympy)", "symbolic rules")
+            verdict = self._midpoint_affine(expr, xs)
+            if verdict is not None:
+                return verdict
         pts = self.grid.points
         design = np.hstack([pts, np.ones((len(pts), 1))])
         values = f(pts)
         coef, *_ = np.linalg.lstsq(design, values, rcond=None)
         resid = float(np.max(np.abs(design @ coef - values)))
-        if resid > MEMBERSHIP_TOL:
-            return Membership(False, f"no affine function fits the grid values (residual {resid:.3g})")
-        return Membership(True)
+        exact = isinstance(f, GridFunction)
+        method = "representation" if exact else "grid only"
+        if resid > relative_tolerance(values):
+            return Membership(False, f"no affine function fits the grid values (residual {resid:.3g})",
+                              method)
+        if exact:
+            return Membership(True)
+        return Membership.undecided(f"an affine fit on the {self.grid} leaves residual "
+                                    f"{resid:.3g}; off the grid nothing is certified", method)
+
+    @staticmethod
+    def _midpoint_affine(expr: sp.Expr, xs: tuple[sp.Symbol, ...]) -> Membership | None:
+        """z3 on a piecewise-linear form with rational coefficients: f(x) + f(y) = 2f((x + y)/2)
+        for all x, y in the cube, which for a continuous f is affinity; None when z3 cannot
+        take the form or does not decide."""
+        from fvtrust.theory.symbolic import (
+            has_rational_coefficients,
+            in_cube,
+            is_piecewise_linear,
+            prove,
+        )
+
+        if not (is_piecewise_linear(expr, xs) and has_rational_coefficients(expr)):
+            return None
+        ys = [sp.Symbol(f"_y{i}") for i in range(len(xs))]
+        at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
+        at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
+        verdict = prove(sp.Eq(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
+                        timeout_ms=3_000)
+        if verdict.proved:
+            return Membership(True, "z3: f(x) + f(y) = 2f((x + y)/2) on the cube", "z3 exact")
+        if verdict.counterexample is not None:
+            return Membership(False, f"z3: not midpoint-affine at {verdict.counterexample}",
+                              "z3 exact")
+        return None
 
     def visualize(self, f: UnitFunction) -> Visualization:
         if isinstance(f, AffineFunction):

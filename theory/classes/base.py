@@ -22,19 +22,56 @@ from fvtrust.theory.minimax import LinearConstraints, difference_range, value_ra
 from fvtrust.theory.tasks import AFC_MARGIN, LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes, grid_visualization
 
-#: Membership tolerance for float64 checks (documented per class where it is used).
+#: Membership tolerance: relative to the member's range R (a class condition that holds
+#: up to 1e-9·R holds), plus the float64 round-off of its values where values are sampled.
 MEMBERSHIP_TOL = 1e-9
+
+#: The three answers of a membership check, and the checks that give them.
+MEMBER, NON_MEMBER, UNDECIDED = "member", "non-member", "undecided"
+METHODS = ("representation", "symbolic rules", "z3 exact", "certified bound", "grid only")
 
 
 @dataclass(frozen=True)
 class Membership:
-    """Whether f is in the class; if not, which condition fails and where."""
+    """Is f in the class: "member", "non-member" or "undecided" (with the reason: a solver
+    timeout, a form no exact check covers); `method` names the check that decided it and
+    `reason` what it found. Only a member is truthy: "undecided" never counts as a member."""
 
     member: bool
     reason: str = ""
+    method: str = "representation"
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.answer:
+            object.__setattr__(self, "answer", MEMBER if self.member else NON_MEMBER)
+        if self.answer not in (MEMBER, NON_MEMBER, UNDECIDED) or (self.answer == MEMBER) != self.member:
+            raise ValueError(f"inconsistent membership: member={self.member}, answer={self.answer!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown membership method {self.method!r}; known: {', '.join(METHODS)}")
+
+    @classmethod
+    def undecided(cls, reason: str, method: str) -> Membership:
+        return cls(False, reason, method, UNDECIDED)
+
+    @property
+    def decided(self) -> bool:
+        return self.answer != UNDECIDED
 
     def __bool__(self) -> bool:
         return self.member
+
+    def __str__(self) -> str:
+        return f"{self.answer} ({self.method}{': ' + self.reason if self.reason else ''})"
+
+
+def relative_tolerance(values: np.ndarray) -> float:
+    """MEMBERSHIP_TOL·R plus the round-off of float64 values of this size (scale-free)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 0.0
+    R = float(np.ptp(values))
+    return MEMBERSHIP_TOL * R + 16 * np.finfo(np.float64).eps * float(np.max(np.abs(values)))
 
 
 def check_eps(eps: float, R: float) -> float:
@@ -130,6 +167,9 @@ class FunctionClass(ABC):
         if f.d != self.d:
             raise ValueError(f"{role} has d={f.d}, class {self.key!r} has d={self.d}")
         verdict = self.membership(f)
+        if verdict.answer == UNDECIDED:
+            raise ValueError(f"whether {role} is in class {self.key!r} is undecided "
+                             f"({verdict.method}): {verdict.reason}")
         if not verdict:
             raise ValueError(f"{role} is not in class {self.key!r}: {verdict.reason}")
 

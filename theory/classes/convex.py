@@ -25,13 +25,14 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
 from fvtrust.theory.classes.base import (
-    MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
     Membership,
     check_eps,
     ensure_query,
+    relative_tolerance,
 )
+from fvtrust.theory.classes.certify import certified_membership, convex_certificate_of
 from fvtrust.theory.classes.closed_form import random_pairs, rational
 from fvtrust.theory.domain import Array, Grid
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
@@ -126,40 +127,65 @@ class Convex(FunctionClass):
                          st.lists(plane, min_size=1, max_size=3).map(tuple))
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Closed forms are judged on the whole cube: convex by the disciplined-convex rules
-        (a proof), or, when piecewise linear, by z3 proving midpoint convexity for every pair
-        of points (convexity, for continuous f). Otherwise: exact discrete convexity on the
-        grid (an LP: subgradients exist at every grid point, slack 1e-9) and midpoint convexity
-        on 2,000 seeded random pairs — evidence off the grid, not a proof."""
+        """Three answers. Closed forms are judged on the whole cube: convex by the
+        disciplined-convex rules (a proof); piecewise-linear forms with rational coefficients
+        by z3 proving midpoint convexity for every pair of points (convexity, for continuous
+        f); twice-differentiable forms by their Hessian — exactly when it is constant, else by
+        certified interval branch-and-bound on λ_min (:func:`~theory.certified.
+        convex_certificate`). When none decides: "undecided" with the reason. Units without a
+        closed form: exact discrete convexity on the grid (an LP: subgradients at every grid
+        point) and midpoint convexity on 2,000 seeded random pairs, to 1e-9·R plus round-off
+        ("grid only": evidence off the grid, not a proof)."""
         if f.expression is not None and not isinstance(f, GridFunction):
-            from fvtrust.theory.symbolic import is_piecewise_linear, midpoint_convex
-
-            xs = cube_symbols(self.d)
-            if convex_by_rules(f.expression, xs):
-                return Membership(True)
-            if is_piecewise_linear(f.expression, xs):
-                verdict = midpoint_convex(f.expression, xs)
-                if verdict.proved:
-                    return Membership(True)
-                if verdict.counterexample is not None:  # refuted (not merely out of time)
-                    return Membership(False, f"on the cube, midpoint convexity fails at "
-                                             f"{verdict.counterexample}")
+            return self._closed_form_membership(f)
+        method = "representation" if isinstance(f, GridFunction) else "grid only"
+        values = f(self.grid.points)
+        tol = relative_tolerance(values)
         if not isinstance(f, GridFunction):  # a tabulated unit lives on the grid alone
             x, y = random_pairs(self.d)
             excess = f((x + y) / 2) - (f(x) + f(y)) / 2
-            if excess.max() > MEMBERSHIP_TOL:
+            if excess.max() > tol:
                 k = int(np.argmax(excess))
                 return Membership(False, f"midpoint convexity fails between "
                                          f"{x[k].round(3).tolist()} and "
-                                         f"{y[k].round(3).tolist()} by {excess[k]:.3g}")
-        if not self._grid_convex(f(self.grid.points)):
-            return Membership(False, "its grid values have no convex extension (no subgradients)")
-        return Membership(True)
+                                         f"{y[k].round(3).tolist()} by {excess[k]:.3g}", method)
+        if not self._grid_convex(values, tol):
+            return Membership(False, "its grid values have no convex extension (no subgradients)",
+                              method)
+        if method == "representation":
+            return Membership(True)
+        return Membership.undecided(f"convex on the {self.grid} and 2,000 random pairs; "
+                                    f"without a closed form nothing is certified off them", method)
 
-    def _grid_convex(self, values: Array) -> bool:
+    def _closed_form_membership(self, f: UnitFunction) -> Membership:
+        from fvtrust.theory.symbolic import (
+            has_rational_coefficients,
+            is_piecewise_linear,
+            midpoint_convex,
+        )
+
+        xs = cube_symbols(self.d)
+        if convex_by_rules(f.expression, xs):
+            return Membership(True, "disciplined-convex rules", "symbolic rules")
+        note = ""
+        if is_piecewise_linear(f.expression, xs):
+            if has_rational_coefficients(f.expression):
+                verdict = midpoint_convex(f.expression, xs)
+                if verdict.proved:
+                    return Membership(True, "z3: midpoint convex on the cube", "z3 exact")
+                if verdict.counterexample is not None:  # refuted (not merely out of time)
+                    return Membership(False, f"on the cube, midpoint convexity fails at "
+                                             f"{verdict.counterexample}", "z3 exact")
+                note = "z3 did not decide within its time limit; "
+            else:
+                note = "irrational coefficients (z3 decides rationals); "
+        return certified_membership(convex_certificate_of, f, note)
+
+    def _grid_convex(self, values: Array, tol: float | None = None) -> bool:
+        tol = relative_tolerance(values) if tol is None else tol
         vals, sub = subgradient_rows(self.grid)
         # s_g·(h − g) ≤ f(h) − f(g) + tol, feasibility only.
-        rhs = -(vals @ values) + MEMBERSHIP_TOL
+        rhs = -(vals @ values) + tol
         res = linprog(np.zeros(sub.shape[1]), A_ub=sub, b_ub=rhs,
                       bounds=(None, None), method="highs")
         return res.status == 0

@@ -41,11 +41,13 @@ from fvtrust.theory.classes.base import (
     check_eps,
     diagonal_phi,
     ensure_query,
+    relative_tolerance,
 )
+from fvtrust.theory.classes.certify import certified_membership, lipschitz_certificate_of
 from fvtrust.theory.classes.closed_form import grid_neighbour_slopes, l1_expr, rational
 from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
-from fvtrust.theory.functions import ExpressionFunction, UnitFunction, cube_symbols
+from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
 from fvtrust.theory.symbolic import is_piecewise_linear
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
@@ -383,22 +385,47 @@ class Lipschitz(FunctionClass):
                          st.lists(cone, min_size=0, max_size=3).map(tuple))
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Exact on the cube for piecewise-linear closed forms: z3 finds the true range R and proves
-        |f(x) − f(y)| ≤ (κR/d + 1e-9)·‖x − y‖₁ for all x, y in [0, 1]^d — so members whose
-        extremes or steepest pieces lie off the grid are judged correctly. Units without a
-        closed form get the grid check (exact for grid functions, since ℓ1 paths on a grid are
-        edge paths): max edge slope · d ≤ κ · (grid range), tolerance 1e-9."""
-        if f.expression is not None and is_piecewise_linear(f.expression, cube_symbols(self.d)):
-            verdict = self._cube_membership(f)
-            if verdict is not None:
-                return verdict  # else z3 ran out of time: the grid check below decides
+        """Three answers. Closed forms are judged on the whole cube: piecewise-linear forms
+        with rational coefficients by z3 (the exact range R, then |f(x) − f(y)| ≤
+        (1 + 1e-9)·(κR/d)·‖x − y‖₁ for all x, y), everything else — and a form z3 does not
+        decide within its time limit — by certified interval branch-and-bound on sup ‖∇f‖∞
+        (:func:`~theory.certified.lipschitz_certificate`); when neither decides, "undecided"
+        with the reason, never a grid verdict. Units without a closed form get the grid check
+        (exact for a tabulated unit, since ℓ1 paths on a grid are edge paths; "grid only"
+        otherwise): max edge slope · d ≤ κ · (grid range), to 1e-9·R plus round-off."""
+        if f.expression is not None and not isinstance(f, GridFunction):
+            return self._closed_form_membership(f)
+        values = f(self.grid.points)
         slopes = np.abs(grid_neighbour_slopes(f, self.grid))
-        R = float(np.ptp(f(self.grid.points)))
+        R = float(np.ptp(values))
         lip = float(slopes.max(initial=0.0))
-        if lip * self.d > self.kappa * R + MEMBERSHIP_TOL:
-            return Membership(False, f"Lipschitz constant {lip:.6g} exceeds κR/d = "
-                                     f"{self.kappa * R / self.d:.6g} (κ={self.kappa:g}, R={R:.6g})")
-        return Membership(True)
+        slack = self.d * relative_tolerance(values) / self.grid.step
+        steep = lip * self.d > self.kappa * R + slack
+        if isinstance(f, GridFunction):  # ℓ1 paths on the grid are edge paths: exact
+            if steep:
+                return Membership(False, f"Lipschitz constant {lip:.6g} exceeds κR/d = "
+                                         f"{self.kappa * R / self.d:.6g} (κ={self.kappa:g}, R={R:.6g})")
+            return Membership(True)
+        # Off the grid, f may be steeper (a member would be refuted) or its range larger
+        # (a violation on the grid would be allowed): the grid decides neither way.
+        seen = (f"an edge slope {lip:.6g} above κR/d = {self.kappa * R / self.d:.6g} with the "
+                f"grid's range R = {R:.6g}" if steep else "no edge slope above κR/d")
+        return Membership.undecided(f"no closed form: on the {self.grid} it shows {seen}; the "
+                                    f"cube's range and slopes off the grid are unknown", "grid only")
+
+    def _closed_form_membership(self, f: UnitFunction) -> Membership:
+        from fvtrust.theory.symbolic import has_rational_coefficients
+
+        note = ""
+        if is_piecewise_linear(f.expression, cube_symbols(self.d)):
+            if has_rational_coefficients(f.expression):
+                verdict = self._cube_membership(f)
+                if verdict is not None:
+                    return verdict
+                note = "z3 did not decide within its time limit; "
+            else:
+                note = "irrational coefficients (z3 decides rationals); "
+        return certified_membership(lipschitz_certificate_of(self.kappa), f, note)
 
     def _cube_membership(self, f: UnitFunction) -> Membership | None:
         """The exact verdict, or None when z3 does not decide within its time limit."""
@@ -409,16 +436,17 @@ class Lipschitz(FunctionClass):
         if extremes is None:
             return None
         R = extremes[0] - extremes[1]
-        bound = rational(self.kappa) * R / self.d + rational(MEMBERSHIP_TOL)
+        bound = rational(self.kappa) * R / self.d * (1 + rational(MEMBERSHIP_TOL))
         verdict = lipschitz_l1(f.expression, xs, bound)
         if verdict.proved:
-            return Membership(True)
+            return Membership(True, f"z3: |f(x) − f(y)| ≤ (1 + {MEMBERSHIP_TOL:g})·κR/d·‖x − y‖₁ "
+                                    f"on the cube, exact R = {float(R):.6g}", "z3 exact")
         if verdict.counterexample is None:
             return None  # unknown, not refuted
         where = f" (z3: {verdict.counterexample})"
-        return Membership(False, f"on the cube, |f(x) − f(y)| exceeds κR/d·‖x − y‖₁ = "
-                                 f"{float(bound):.6g}·‖x − y‖₁ (κ={self.kappa:g}, exact R={float(R):.6g})"
-                                 f"{where}")
+        return Membership(False, f"on the cube, |f(x) − f(y)| exceeds (1 + {MEMBERSHIP_TOL:g})·κR/d·"
+                                 f"‖x − y‖₁ = {float(bound):.6g}·‖x − y‖₁ (κ={self.kappa:g}, exact "
+                                 f"R={float(R):.6g}){where}", "z3 exact")
 
     def canonical_phi(self) -> Visualization:
         return diagonal_phi(self.d)

@@ -18,14 +18,15 @@ import sympy as sp
 from numpy.typing import ArrayLike
 
 from fvtrust.theory.classes.base import (
-    MEMBERSHIP_TOL,
     CounterexamplePair,
     FunctionClass,
     Membership,
     check_eps,
     diagonal_phi,
     ensure_query,
+    relative_tolerance,
 )
+from fvtrust.theory.classes.certify import certified_membership, monotone_certificate_of
 from fvtrust.theory.classes.closed_form import grid_neighbour_slopes, random_pairs, rational
 from fvtrust.theory.domain import Grid
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
@@ -66,20 +67,31 @@ class Monotone(FunctionClass):
                          st.lists(relu, max_size=3).map(tuple))
 
     def membership(self, f: UnitFunction) -> Membership:
-        """Non-decreasing along every grid edge (exact on the grid) and on 2,000 seeded
-        random comparable pairs x ≤ x ∨ y (necessary off the grid); tolerance 1e-9."""
+        """Three answers. A closed form is judged on the whole cube by certified interval
+        branch-and-bound on its partial derivatives (:func:`~theory.certified.
+        monotone_certificate`), "undecided" when that does not separate. A tabulated unit:
+        non-decreasing along every grid edge (exact). Any other unit: a decrease along a grid
+        edge or between 2,000 seeded random comparable pairs x ≤ x ∨ y refutes it (values, to
+        1e-9·R plus round-off); finding none decides nothing off the grid ("undecided")."""
+        if f.expression is not None and not isinstance(f, GridFunction):
+            return certified_membership(monotone_certificate_of, f)
+        values = f(self.grid.points)
+        tol = relative_tolerance(values)
+        method = "representation" if isinstance(f, GridFunction) else "grid only"
         slopes = grid_neighbour_slopes(f, self.grid)
-        if slopes.min(initial=0.0) < -MEMBERSHIP_TOL:
-            return Membership(False, f"decreases along a grid edge (slope {slopes.min():.3g})")
+        if slopes.min(initial=0.0) * self.grid.step < -tol:
+            return Membership(False, f"decreases along a grid edge (slope {slopes.min():.3g})", method)
         if isinstance(f, GridFunction):
             return Membership(True)  # a tabulated unit lives on the grid alone
         x, y = random_pairs(self.d)
         up = np.maximum(x, y)
         drop = f(x) - f(up)
-        if drop.max() > MEMBERSHIP_TOL:
+        if drop.max() > tol:
             k = int(np.argmax(drop))
-            return Membership(False, f"f({x[k].round(3).tolist()}) > f({up[k].round(3).tolist()})")
-        return Membership(True)
+            return Membership(False, f"f({x[k].round(3).tolist()}) > f({up[k].round(3).tolist()})",
+                              method)
+        return Membership.undecided(f"non-decreasing on the {self.grid} and 2,000 random pairs; "
+                                    f"without a closed form nothing is certified off them", method)
 
     def canonical_phi(self) -> Visualization:
         return diagonal_phi(self.d)
