@@ -133,9 +133,10 @@ class Convex(FunctionClass):
         f); twice-differentiable forms by their Hessian — exactly when it is constant, else by
         certified interval branch-and-bound on λ_min (:func:`~theory.certified.
         convex_certificate`). When none decides: "undecided" with the reason. Units without a
-        closed form: exact discrete convexity on the grid (an LP: subgradients at every grid
-        point) and midpoint convexity on 2,000 seeded random pairs, to 1e-9·R plus round-off
-        ("grid only": evidence off the grid, not a proof)."""
+        closed form: discrete convexity on the grid (an LP: subgradients at every grid point)
+        and midpoint convexity on 2,000 seeded random pairs, to 1e-9·R plus round-off; a
+        violation refutes it, finding none answers "undecided" ("grid only": evidence off the
+        grid, not a proof), except for a tabulated unit, which lives on its grid (exact)."""
         if f.expression is not None and not isinstance(f, GridFunction):
             return self._closed_form_membership(f)
         method = "representation" if isinstance(f, GridFunction) else "grid only"
