@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,15 +351,27 @@ def _max_abs(parts: list[Evaluator]) -> Evaluator:
     return g
 
 
-def _slope_witness(f: Evaluator, point: np.ndarray, axis: int, bound: float
-                   ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Two points x, y = x + h·e_axis in the cube with |f(y) − f(x)| > bound·h, certified
-    (interval values at both points); None when no step h tried shows it."""
-    for h in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7):
+def _value_at(g: Evaluator, point: np.ndarray) -> float:
+    """g at one point, as the midpoint of its (degenerate) enclosure: for choosing, not proving."""
+    return float(np.mean(g(point[None], point[None])))
+
+
+def _axis_steps(point: np.ndarray, axis: int, steps: Sequence[float]
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs x ≤ y = x + h·e_axis in the cube, centred on `point` where it allows, for each h."""
+    for h in steps:
         x = point.copy()
         x[axis] = min(max(x[axis] - h / 2, 0.0), 1.0 - h)
         y = x.copy()
         y[axis] = x[axis] + h
+        yield x, y
+
+
+def _slope_witness(f: Evaluator, point: np.ndarray, axis: int, bound: float
+                   ) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Two points x, y = x + h·e_axis in the cube with |f(y) − f(x)| > bound·h, certified
+    (interval values at both points); None when no step h tried shows it."""
+    for x, y in _axis_steps(point, axis, (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)):
         fx, fy = f(x[None], x[None]), f(y[None], y[None])
         step = abs(y[axis] - x[axis])  # the float step actually taken
         diff = max(fy[0][0] - fx[1][0], fx[0][0] - fy[1][0])  # a certified lower bound of |Δf|
@@ -388,7 +400,7 @@ def lipschitz_certificate(expr: sp.Expr, symbols: Sequence[sp.Symbol], kappa: fl
                                      f"{search.boxes + r.boxes} boxes)")
     if search.decided == "above" or search.lower > refute_bound:
         p = search.argmax
-        values = [abs(float(np.mean(part(p[None], p[None])))) for part in grad]
+        values = [abs(_value_at(part, p)) for part in grad]
         pair = _slope_witness(f, p, int(np.argmax(values)), refute_bound)
         if pair is not None:
             x, y, slope = pair
@@ -498,8 +510,7 @@ def convex_certificate(expr: sp.Expr, symbols: Sequence[sp.Symbol], rtol: float,
                                      f"cube (interval branch-and-bound, {search.boxes} boxes)")
     if search.lower > tol:
         p = search.argmax
-        h = np.array([[(lambda e: float(np.mean(e(p[None], p[None]))))(entries[i][j])
-                       for j in range(d)] for i in range(d)])
+        h = np.array([[_value_at(entries[i][j], p) for j in range(d)] for i in range(d)])
         _, vectors = np.linalg.eigh((h + h.T) / 2)
         pair = _midpoint_witness(f, p, vectors[:, 0], tol)
         if pair is not None:
@@ -534,12 +545,8 @@ def monotone_certificate(expr: sp.Expr, symbols: Sequence[sp.Symbol], rtol: floa
                                      f"(interval branch-and-bound, {search.boxes} boxes)")
     if search.lower > tol:
         p = search.argmax
-        axis = int(np.argmin([float(np.mean(part(p[None], p[None]))) for part in parts]))
-        for h in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6):
-            x = p.copy()
-            x[axis] = min(max(x[axis] - h / 2, 0.0), 1.0 - h)
-            y = x.copy()
-            y[axis] = x[axis] + h
+        axis = int(np.argmin([_value_at(part, p) for part in parts]))
+        for x, y in _axis_steps(p, axis, (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)):
             drop = f(x[None], x[None])[0][0] - f(y[None], y[None])[1][0]
             if drop > tol:
                 return Certificate("non-member", f"decreases along x{axis}: f(x) − f(y) ≥ "

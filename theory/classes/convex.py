@@ -32,7 +32,7 @@ from fvtrust.theory.classes.base import (
     ensure_query,
     relative_tolerance,
 )
-from fvtrust.theory.classes.certify import certified_membership, convex_certificate_of
+from fvtrust.theory.classes.certify import convex_certificate_of, z3_then_certified
 from fvtrust.theory.classes.closed_form import random_pairs, rational
 from fvtrust.theory.domain import Array, Grid
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
@@ -159,28 +159,22 @@ class Convex(FunctionClass):
                                     f"without a closed form nothing is certified off them", method)
 
     def _closed_form_membership(self, f: UnitFunction) -> Membership:
-        from fvtrust.theory.symbolic import (
-            has_rational_coefficients,
-            is_piecewise_linear,
-            midpoint_convex,
-        )
-
         xs = cube_symbols(self.d)
         if convex_by_rules(f.expression, xs):
             return Membership(True, "disciplined-convex rules", "symbolic rules")
-        note = ""
-        if is_piecewise_linear(f.expression, xs):
-            if has_rational_coefficients(f.expression):
-                verdict = midpoint_convex(f.expression, xs)
-                if verdict.proved:
-                    return Membership(True, "z3: midpoint convex on the cube", "z3 exact")
-                if verdict.counterexample is not None:  # refuted (not merely out of time)
-                    return Membership(False, f"on the cube, midpoint convexity fails at "
-                                             f"{verdict.counterexample}", "z3 exact")
-                note = "z3 did not decide within its time limit; "
-            else:
-                note = "irrational coefficients (z3 decides rationals); "
-        return certified_membership(convex_certificate_of, f, note)
+        return z3_then_certified(f, lambda: self._midpoint_membership(f), convex_certificate_of)
+
+    def _midpoint_membership(self, f: UnitFunction) -> Membership | None:
+        """z3: midpoint convexity for every pair of points; None when it runs out of time."""
+        from fvtrust.theory.symbolic import midpoint_convex
+
+        verdict = midpoint_convex(f.expression, cube_symbols(self.d))
+        if verdict.proved:
+            return Membership(True, "z3: midpoint convex on the cube", "z3 exact")
+        if verdict.counterexample is not None:  # refuted (not merely out of time)
+            return Membership(False, f"on the cube, midpoint convexity fails at "
+                                     f"{verdict.counterexample}", "z3 exact")
+        return None
 
     def _grid_convex(self, values: Array, tol: float | None = None) -> bool:
         tol = relative_tolerance(values) if tol is None else tol

@@ -43,13 +43,12 @@ from fvtrust.theory.classes.base import (
     ensure_query,
     relative_tolerance,
 )
-from fvtrust.theory.classes.certify import certified_membership, lipschitz_certificate_of
+from fvtrust.theory.classes.certify import lipschitz_certificate_of, z3_then_certified
 from fvtrust.theory.classes.closed_form import grid_neighbour_slopes, l1_expr, rational
 from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
-from fvtrust.theory.symbolic import is_piecewise_linear
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 
@@ -414,18 +413,8 @@ class Lipschitz(FunctionClass):
                                     f"cube's range and slopes off the grid are unknown", "grid only")
 
     def _closed_form_membership(self, f: UnitFunction) -> Membership:
-        from fvtrust.theory.symbolic import has_rational_coefficients
-
-        note = ""
-        if is_piecewise_linear(f.expression, cube_symbols(self.d)):
-            if has_rational_coefficients(f.expression):
-                verdict = self._cube_membership(f)
-                if verdict is not None:
-                    return verdict
-                note = "z3 did not decide within its time limit; "
-            else:
-                note = "irrational coefficients (z3 decides rationals); "
-        return certified_membership(lipschitz_certificate_of(self.kappa), f, note)
+        return z3_then_certified(f, lambda: self._cube_membership(f),
+                                 lipschitz_certificate_of(self.kappa))
 
     def _cube_membership(self, f: UnitFunction) -> Membership | None:
         """The exact verdict, or None when z3 does not decide within its time limit."""

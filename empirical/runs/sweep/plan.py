@@ -32,7 +32,7 @@ from typing import Any
 
 from fvtrust.empirical.data.folders import image_files
 from fvtrust.empirical.nets.layers import get_layer, layer_channels, parse_units
-from fvtrust.empirical.nets.registry import LOGITS, load_model
+from fvtrust.empirical.nets.registry import LOGITS, WEIGHT_WORDS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
@@ -70,7 +70,7 @@ class ModelRef:
     @property
     def weights_file(self) -> str | None:
         """The weights as a file, if they are one (not ``random`` or ``imagenet``)."""
-        return None if self.weights in (None, "random", "imagenet") else self.weights
+        return None if self.weights is None or self.weights in WEIGHT_WORDS else self.weights
 
 
 @dataclass
