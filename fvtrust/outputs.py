@@ -169,7 +169,7 @@ class OutputDir:
             pass
         return self
 
-    def _rel(self, path: str | Path) -> str:
+    def relative(self, path: str | Path) -> str:
         """`path` relative to the folder (given relative to it, or under it)."""
         path = Path(path)
         for base in (self.root, self.root.absolute(), self.root.resolve()):
@@ -188,7 +188,7 @@ class OutputDir:
     def claim(self, paths: Iterable[str | Path]) -> list[Path]:
         """Record `paths` as ours before writing them; a file already there that we did not
         write is refused, naming it (nothing is overwritten)."""
-        rels = [self._rel(p) for p in paths]
+        rels = [self.relative(p) for p in paths]
         if self.identity.exists() and set(rels) <= self.files():
             return [self.root / rel for rel in rels]  # all listed already
         with self.locked() as saved:
@@ -203,7 +203,7 @@ class OutputDir:
 
     def remove(self, paths: Iterable[str | Path]) -> list[Path]:
         """Delete the listed ones among `paths` (others are left alone); returns those removed."""
-        rels = [self._rel(p) for p in paths]
+        rels = [self.relative(p) for p in paths]
         removed = []
         with self.locked() as saved:
             owned = set(saved["files"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from fvtrust.proofs.base import Proof, ProofReport, Step, run_proof
+from fvtrust.proofs.base import STEP_KINDS, Proof, ProofReport, Step, run_proof
 
 #: Order of presentation: chance, engine, building blocks, then one theorem per class.
 MODULES = ["proposition1_chance", "indistinguishability", "tent", "closure", "all_functions",
@@ -29,4 +29,4 @@ def run_all(progress: bool = False) -> list[ProofReport]:
     return [run_proof(p) for p in proofs]
 
 
-__all__ = ["MODULES", "Proof", "ProofReport", "Step", "all_proofs", "run_all", "run_proof"]
+__all__ = ["MODULES", "STEP_KINDS", "Proof", "ProofReport", "Step", "all_proofs", "run_all", "run_proof"]

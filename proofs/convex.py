@@ -41,9 +41,9 @@ def _implemented_steps(z: list[float], eps: float) -> list[Step]:
     steps: list[Step] = []
     for name, g in (("f+", pair.f_plus.expression), ("f-", pair.f_minus.expression)):
         steps.append(z3_step(f"z = {z}: implemented {name} >= f_min, equal only at x_min",
-                             sp.And(g >= lo, sp.Or(g > lo, at_a)), list(xs), box))
+                             sp.And(g >= lo, sp.Or(g > lo, at_a)), list(xs), box, kind="implementation"))
         steps.append(z3_step(f"z = {z}: implemented {name} <= f_max, equal only at x_max",
-                             sp.And(g <= hi, sp.Or(g < hi, at_b)), list(xs), box))
+                             sp.And(g <= hi, sp.Or(g < hi, at_b)), list(xs), box, kind="implementation"))
     ok = all(convex_by_rules(p.expression, xs) for p in (pair.f_plus, pair.f_minus))
     steps.append(numeric_step(f"z = {z}: implemented pair is convex by the DCP rules (sympy)", ok,
                               "max of affine + nonnegative * square of affine"))

@@ -38,7 +38,7 @@ def _implemented_steps(d: int, z: list[float], eps: float) -> list[Step]:
     for name, g in (("f+", pair.f_plus.expression), ("f-", pair.f_minus.expression)):
         at_y = g.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
         steps.append(z3_step(f"d = {d}: implemented {name} is strictly monotone on the cube",
-                             g < at_y, [*xs, *ys], box + below))
+                             g < at_y, [*xs, *ys], box + below, kind="implementation"))
         ends = (g.subs(dict.fromkeys(xs, 0)), g.subs(dict.fromkeys(xs, 1)))
         steps.append(numeric_step(f"d = {d}: implemented {name} has f(0) = 0, f(1) = 1 (exact)",
                                   ends == (0, 1), f"f(0) = {ends[0]}, f(1) = {ends[1]}"))

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from fvtrust.proofs.base import Proof, Step, numeric_step, reals, z3_step
+from fvtrust.proofs.base import Proof, Step, follows_step, numeric_step, reals, z3_step
 from fvtrust.theory.classes import KAPPA_SMALL, Affine, Lipschitz
 from fvtrust.theory.classes.lipschitz import afc_margins
 from fvtrust.theory.tasks import Task
@@ -83,8 +83,11 @@ def check() -> list[Step]:
         for claim, ok in pair.verify(cls).items():
             steps.append(numeric_step(f"{cls.key}: scale pair {claim}", ok, "checked on the implementation"))
         bound = pair.lower_bound()
-        steps.append(numeric_step(f"{cls.key}: the scale pair forces normalized error >= 1/2",
-                                  bound >= 0.5, f"(1 - eps)/(1 + eps) = {bound:.6f}"))
+        # lemma (ii) applied to the pair's shared Φ and its two ranges
+        steps.append(follows_step(
+            f"{cls.key}: the scale pair forces normalized error >= 1/2", bound >= 0.5,
+            f"(1 - eps)/(1 + eps) = {bound:.6f}",
+            after=(steps[0].name, f"{cls.key}: scale pair same max-only visualization (on the cube: z3)")))
     # (v) max-only 2-AFC, small L: the z3-optimal flip, as implemented members
     pair = max_only_afc_pair(Lipschitz(KAPPA_SMALL))
     if pair is None:

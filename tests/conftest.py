@@ -28,7 +28,8 @@ reuse_freed_memory()
 def cached_proofs():
     """``run_proof`` that runs each proof module once per session: the proof tests, the
     appendix's proofs part and ``fvtrust proofs``'s CLI test read the same reports (CI runs
-    ``fvtrust proofs`` on its own as well). Patch it in with ``tests.support.use_cached_proofs``."""
+    ``fvtrust proofs --recheck`` on its own as well), and cvc5's answers to their SMT queries
+    (``run.answers``). Patch both in with ``tests.support.use_cached_proofs``."""
     from fvtrust.proofs import run_proof
 
     reports = {}
@@ -37,5 +38,6 @@ def cached_proofs():
         if proof.key not in reports:
             reports[proof.key] = run_proof(proof)
         return reports[proof.key]
+    run.answers = {}  # SMT script → cvc5's answer: each query is re-checked once per session
     return run
 

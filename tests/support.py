@@ -16,9 +16,19 @@ SMALL_GATE = {"bank_settings": 8, "bank_steps": 128}
 @contextmanager
 def use_cached_proofs(run: Callable) -> Iterator[None]:
     """Inside the block, ``fvtrust.proofs.run_all`` (and so the CLI and the appendix) runs
-    each proof through `run` (the `cached_proofs` fixture)."""
+    each proof through `run` (the `cached_proofs` fixture), and cvc5 answers each SMT script
+    once (``run.answers``)."""
     import fvtrust.proofs
+    import fvtrust.proofs.recheck
+
+    answer = fvtrust.proofs.recheck.cvc5_answer
+
+    def cached_answer(script: str, timeout_s: float = 300.0) -> str:
+        if script not in run.answers:
+            run.answers[script] = answer(script, timeout_s)
+        return run.answers[script]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fvtrust.proofs, "run_proof", run)
+        mp.setattr(fvtrust.proofs.recheck, "cvc5_answer", cached_answer)
         yield

@@ -7,7 +7,9 @@ model. ``z3-solver`` ships with the ``dev`` and ``proofs`` extras.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +80,60 @@ def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class SmtQuery:
+    """One query z3 decided, as the SMT-LIB 2 script z3 was given: `expected` is z3's answer
+    (``unsat`` for a proved claim, ``sat`` for an attained optimum or a refuted claim), which
+    a second solver can re-check from `script` alone."""
+
+    label: str
+    expected: str
+    script: str
+
+
+_QUERIES: ContextVar[list[SmtQuery] | None] = ContextVar("fvtrust_smt_queries", default=None)
+
+
+@contextmanager
+def recording_queries() -> Iterator[list[SmtQuery]]:
+    """Collect every query z3 decides inside the block (:func:`prove`, :func:`exact_extremes`,
+    the cube programs), as :class:`SmtQuery`; ``fvtrust proofs`` writes them beside its output."""
+    sink: list[SmtQuery] = []
+    token = _QUERIES.set(sink)
+    try:
+        yield sink
+    finally:
+        _QUERIES.reset(token)
+
+
+def record_query(label: str, assertions: Iterable[Any], expected: str) -> None:
+    """Keep `assertions` (z3 terms) with z3's answer when :func:`recording_queries` is active.
+    An optimum v of t is kept as two queries: constraints ∧ t > v (``unsat``) and
+    constraints ∧ t = v (``sat``)."""
+    sink = _QUERIES.get()
+    if sink is None:
+        return
+    z3 = require_z3()
+    solver = z3.Solver()
+    solver.add(*assertions)
+    # z3 writes "status unknown" and no logic; the file states z3's answer and asks a second
+    # solver for every theory (ALL), so it is a complete benchmark on its own
+    body = solver.to_smt2().replace("(set-info :status unknown)", f"(set-info :status {expected})")
+    sink.append(SmtQuery(label, expected, f"(set-logic ALL)\n{body}"))
+
+
+def record_optimum(label: str, assertions: Iterable[Any], term: Any, value: Any, maximize: bool) -> None:
+    """An optimum z3's optimizer found, as the two re-checkable queries of :func:`record_query`."""
+    if _QUERIES.get() is None:
+        return
+    assertions = list(assertions)
+    beyond = term > value if maximize else term < value
+    word = "max" if maximize else "min"
+    record_query(f"{label}: nothing {'above' if maximize else 'below'} the {word} {value}",
+                 [*assertions, beyond], "unsat")
+    record_query(f"{label}: the {word} {value} is attained", [*assertions, term == value], "sat")
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Outcome of an exact check: proved, or refuted with a counterexample model."""
 
@@ -87,11 +143,12 @@ class Verdict:
 
 
 def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
-          assumptions: Iterable[sp.Basic] = (), timeout_ms: int = 60_000) -> Verdict:
+          assumptions: Iterable[sp.Basic] = (), timeout_ms: int = 60_000, label: str = "") -> Verdict:
     """Prove ∀ variables: assumptions ⇒ claim, exactly, over the reals.
 
     The negation is handed to z3; ``unsat`` means proved, ``sat`` returns the model that
-    refutes the claim, ``unknown`` (timeout) is reported as not proved.
+    refutes the claim, ``unknown`` (timeout) is reported as not proved. A decided query is
+    kept under `label` (default: the claim) for :func:`recording_queries`.
     """
     z3 = require_z3()
     variables = list(variables)
@@ -106,6 +163,9 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
         solver.add(to_z3(a, env))
     solver.add(z3.Not(to_z3(claim, env)))
     result = solver.check()
+    if result in (z3.unsat, z3.sat):
+        record_query(_short(label or f"for all {', '.join(map(str, variables))}: {claim}"),
+                     solver.assertions(), str(result))
     if result == z3.unsat:
         return Verdict(True, detail="z3: negation unsatisfiable")
     if result == z3.sat:
@@ -113,6 +173,11 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
         return Verdict(False, {str(v): str(model.eval(env[v], model_completion=True))
                                for v in variables}, detail="z3: counterexample found")
     return Verdict(False, detail=f"z3: {solver.reason_unknown()}")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def in_cube(symbols: Iterable[sp.Symbol]) -> list[sp.Basic]:
@@ -149,6 +214,8 @@ def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
             out.append(_z3_rational(opt.upper(handle) if maximize else opt.lower(handle)))
         except ValueError:  # an optimum z3 could only bound (it stopped early)
             return None
+        record_optimum(_short(f"{'max' if maximize else 'min'} of {expr} on [0, 1]^{len(symbols)}"),
+                       opt.assertions(), term, to_z3(out[-1], env), maximize)
     return out[0], out[1]
 
 
@@ -161,7 +228,7 @@ def lipschitz_l1(expr: sp.Expr, symbols: Iterable[sp.Symbol], bound: sp.Expr,
     other = sp.sympify(expr).subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
     distance = sum((sp.Abs(x - y) for x, y in zip(xs, ys, strict=True)), sp.Integer(0))
     return prove(sp.Le(expr - other, bound * distance), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                 timeout_ms=timeout_ms)
+                 timeout_ms=timeout_ms, label=f"l1-Lipschitz({bound}) on the cube: f = {expr}")
 
 
 def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], timeout_ms: int = 3_000) -> Verdict:
@@ -174,7 +241,7 @@ def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], timeout_ms: int
     at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
     at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
     return prove(sp.Le(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                 timeout_ms=timeout_ms)
+                 timeout_ms=timeout_ms, label=f"midpoint convex on the cube: f = {expr}")
 
 
 def is_piecewise_linear(expr: sp.Expr, symbols: Iterable[sp.Symbol]) -> bool:

@@ -235,7 +235,7 @@ def max_only_afc_pair(cls: Lipschitz, eps: float = TABLE_EPS) -> MaxOnlyFlip | N
     t = prog.z3.Real("t")
     prog.opt.add(t <= upper("z", "a1") - lower("w"), t <= upper("w", "a2") - lower("z"),
                  t <= s * dist("z", "w"))
-    solved = prog.maximize(t)
+    solved = prog.maximize(t, f"max-only 2-AFC, kappa = {cls.kappa:g}, d = {d}: largest flip")
     if solved is None or solved[0] < AFC_MARGIN + 2 * eps:  # the tilt costs up to 2ε of the flip
         return None
     at = solved[1]

@@ -136,8 +136,10 @@ def symbolic_visualization(f: UnitFunction, candidates: ArrayLike | None = None,
     hi = max(range(len(exact)), key=lambda i: (exact[i], -i))
     lo = min(range(len(exact)), key=lambda i: (exact[i], i))
     box = in_cube(xs)
-    up = prove(sp.Le(expr, exact[hi]), xs, box)
-    down = prove(sp.Ge(expr, exact[lo]), xs, box) if not max_only else up
+    up = prove(sp.Le(expr, exact[hi]), xs, box,
+               label=f"Phi: f <= f(x_max) = {exact[hi]} on the cube, f = {expr}")
+    down = up if max_only else prove(sp.Ge(expr, exact[lo]), xs, box,
+                                     label=f"Phi: f >= f(x_min) = {exact[lo]} on the cube, f = {expr}")
     vis = Visualization(cand[hi].copy(), float(exact[hi]), cand[lo].copy(), float(exact[lo]),
                         method="symbolic", certified=up.proved and down.proved,
                         meta={"v_max_exact": str(exact[hi]), "v_min_exact": str(exact[lo])})

@@ -50,7 +50,9 @@ from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
 from fvtrust.outputs import OutputDir, check_out
-from fvtrust.proofs import run_all
+from fvtrust.proofs import STEP_KINDS, run_all
+from fvtrust.proofs.recheck import recheck_reports, require_cvc5
+from fvtrust.proofs.recheck import summary as recheck_summary
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
 
@@ -88,23 +90,46 @@ def _cmd_theory(args: argparse.Namespace) -> int:
 
 
 def _cmd_proofs(args: argparse.Namespace) -> int:
+    if not args.recheck_timeout > 0:
+        raise ValueError(f"--recheck-timeout must be > 0 seconds, got {args.recheck_timeout}")
+    if args.recheck:
+        try:
+            require_cvc5()  # before any work: one line naming the missing solver
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
     if args.out:
         _claim_out(args, "proofs")
     reports = run_all(progress=True)
+    rechecks = recheck_reports(reports, args.recheck_timeout, progress=True) if args.recheck else None
     if args.out:
-        written = write_proofs(reports, args.out)[0]
+        written = write_proofs(reports, args.out, rechecks)[0]
     for report in reports:
         status = "PASS" if report.passed else "FAIL"
         print(f"{status}  {report.proof.kind} {report.proof.key}: {report.proof.title} "
               f"({len(report.steps)} steps, {report.seconds:.2f} s)")
-        for step in report.steps:
+        for i, step in enumerate(report.steps, 1):
             if args.verbose or not step.passed:
-                print(f"      [{'ok' if step.passed else 'FAILED'}] {step.name}: {step.detail}")
+                kind = (f"follows from {', '.join(map(str, report.follows_from(step)))}"
+                        if step.kind == "follows" else step.kind)
+                print(f"  {i:3d} [{'ok' if step.passed else 'FAILED'}] ({kind}) {step.name}: {step.detail}")
+        for item in (rechecks or {}).get(report.proof.key, []):
+            if not item.agrees:
+                print(f"      [cvc5 {item.answer}, z3 {item.query.expected}] {item.query.label}")
     passed = sum(r.passed for r in reports)
+    steps = [s for r in reports for s in r.steps]
     print(f"\n{passed} of {len(reports)} proofs pass every machine-checked step")
+    print(f"{len(steps)} steps: " + ", ".join(f"{sum(s.kind == k for s in steps)} {STEP_KINDS[k]}"
+                                             for k in STEP_KINDS))
+    agree = True
+    if rechecks is not None:
+        count = recheck_summary(item for items in rechecks.values() for item in items)
+        agree = count["agree"] == count["queries"]
+        print(f"cvc5 re-checked {count['queries']} SMT queries that z3 decided: {count['agree']} agree, "
+              f"{count['disagree']} disagree, {count['unknown']} unknown ({count['seconds']:.1f} s)")
     if args.out:
-        print(f"wrote {written}")
-    return 0 if passed == len(reports) else 1
+        print(f"wrote {written} and {sum(len(r.queries) for r in reports)} SMT-LIB files under "
+              f"{Path(args.out) / 'smt'}")
+    return 0 if passed == len(reports) and agree else 1
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:

@@ -416,8 +416,14 @@ def _zoo_command(sub: argparse._SubParsersAction) -> None:
 
 def _proofs_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("proofs", help="run every proof's machine-checked steps",
-                       epilog="example: fvtrust proofs -v --out proofs-results")
-    p.add_argument("--out", default=None, help="directory for proofs.json")
+                       epilog="example: fvtrust proofs -v --recheck --out proofs-results")
+    p.add_argument("--out", default=None,
+                   help="directory for proofs.json and every SMT query as smt/<proof>/<n>.smt2")
+    p.add_argument("--recheck", action="store_true",
+                   help="re-check every SMT query z3 decided with a second solver, cvc5 "
+                        "(pip install cvc5); fails unless cvc5 agrees on all")
+    p.add_argument("--recheck-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="cvc5's time limit per query; default %(default)s")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
     p.set_defaults(func=commands._cmd_proofs)
 

@@ -66,11 +66,43 @@ def write_afc(data: Mapping[str, Any], out: str | Path) -> list[Path]:
     return [json_path, md, *plot_afc(dict(data), out / f"afc_{task}")]
 
 
-def write_proofs(reports: Sequence[Any], out: str | Path) -> list[Path]:
-    """``proofs.json``: every proof's steps, with how many proofs pass."""
-    data = {"proofs": [r.to_dict() for r in reports], "passed": sum(r.passed for r in reports),
-            "total": len(reports)}
-    return [atomic_write_json(Path(out) / "proofs.json", data)]
+def write_proofs(reports: Sequence[Any], out: str | Path,
+                 rechecks: Mapping[str, Sequence[Any]] | None = None) -> list[Path]:
+    """``proofs.json``: every proof's steps with their kinds, how many proofs pass, and every
+    SMT query z3 decided, written as ``smt/<proof>/<n>.smt2`` (a complete SMT-LIB 2 script
+    whose ``:status`` is z3's answer) with cvc5's answer where `rechecks` (proof key → its
+    :class:`~proofs.recheck.Recheck` list, in query order) has one. SMT files of an earlier
+    run that this run did not write are removed afterwards (only files fvtrust wrote)."""
+    from fvtrust.outputs import OutputDir
+
+    out = Path(out)
+    written, proofs = [], []
+    for report in reports:
+        entry = report.to_dict()
+        checked = list((rechecks or {}).get(report.proof.key, []))
+        entry["smt"] = []
+        for i, query in enumerate(report.queries, 1):
+            rel = f"smt/{report.proof.key}/{i:03d}.smt2"
+            written.append(atomic_write_text(out / rel, query.script))
+            item = {"file": rel, "label": query.label, "z3": query.expected}
+            if i <= len(checked):
+                item |= {"cvc5": checked[i - 1].answer, "cvc5_seconds": round(checked[i - 1].seconds, 3)}
+            entry["smt"].append(item)
+        proofs.append(entry)
+    kinds = {k: sum(p["step_kinds"][k] for p in proofs) for k in proofs[0]["step_kinds"]} if proofs else {}
+    smt = {"queries": sum(len(p["smt"]) for p in proofs), "rechecked": rechecks is not None}
+    if rechecks is not None:
+        from fvtrust.proofs.recheck import summary
+
+        smt |= summary(r for rs in rechecks.values() for r in rs)
+    data = {"proofs": proofs, "passed": sum(r.passed for r in reports), "total": len(reports),
+            "steps": sum(len(r.steps) for r in reports), "step_kinds": kinds, "smt": smt}
+    written.insert(0, atomic_write_json(out / "proofs.json", data))
+    owner = OutputDir.around(out)
+    if owner is not None:  # queries of an earlier, longer run: ours, and no longer described
+        folder, keep = owner.relative(out / "smt") + "/", {owner.relative(p) for p in written}
+        owner.remove([f for f in owner.files() if f.startswith(folder) and f not in keep])
+    return written
 
 
 def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path) -> list[Path]:

@@ -50,7 +50,9 @@ from fvtrust.empirical.reports.writers import (
 )
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
-from fvtrust.proofs import run_all
+from fvtrust.proofs import STEP_KINDS, ProofReport, Step, run_all
+from fvtrust.proofs.recheck import recheck_reports
+from fvtrust.proofs.recheck import summary as recheck_summary
 from fvtrust.stages import StageDamaged, read_record, stage_key
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
@@ -154,11 +156,16 @@ def part_theory(out: Path, config: TheoryConfig, device: str) -> PartOutput:
 
 def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
     reports = run_all(progress=True)
-    chunks = []
+    try:
+        rechecks = recheck_reports(reports, progress=True)
+    except ImportError:  # cvc5 is optional here: the part says the queries were not re-checked
+        rechecks = None
+    chunks = [_proof_kinds_text(reports, rechecks)]
     for r in reports:
         p = r.proof
-        steps = "\n".join(f"  \\item[{CHECK if s.passed else CROSS}] {latex_escape(s.name)} "
-                          f"\\emph{{({latex_escape(s.detail)[:90]})}}" for s in r.steps)
+        steps = "\n".join(f"  \\item[{CHECK if s.passed else CROSS}] [{i}, {_kind_label(r, s)}] "
+                          f"{latex_escape(s.name)} \\emph{{({latex_escape(s.detail)[:90]})}}"
+                          for i, s in enumerate(r.steps, 1))
         chunks.append(
             f"\\subsection*{{{p.kind}: {latex_escape(p.title)}}}\n\\label{{proof:{p.key}}}\n"
             f"\\textbf{{Statement.}} {p.statement}\n\n\\textbf{{Proof.}} {p.proof}\n\n"
@@ -166,9 +173,36 @@ def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
             f"{'all pass' if r.passed else 'FAILED'}; code: \\texttt{{{latex_escape(p.code)}}}, "
             f"test: \\texttt{{{latex_escape(p.test)}}}):\n"
             f"\\begin{{itemize}}\\footnotesize\n{steps}\n\\end{{itemize}}\n")
-    write_proofs(reports, out)
+    write_proofs(reports, out, rechecks)
     results = json.loads((out / "proofs.json").read_text())
     return PartOutput(results, [], "\n".join(chunks))
+
+
+def _kind_label(report: ProofReport, step: Step) -> str:
+    """``implementation``, ``lemma`` or ``follows from 3, 4`` (step numbers in its proof)."""
+    if step.kind == "follows":
+        return f"follows from {', '.join(map(str, report.follows_from(step)))}"
+    return step.kind
+
+
+def _proof_kinds_text(reports: list[ProofReport], rechecks: dict | None) -> str:
+    """The paragraph that counts the steps by kind and says what cvc5 found."""
+    steps = [s for r in reports for s in r.steps]
+    counts = {k: sum(s.kind == k for s in steps) for k in STEP_KINDS}
+    n_queries = sum(len(r.queries) for r in reports)
+    if rechecks is None:
+        second = (f"The {n_queries} SMT queries z3 decided are written as SMT-LIB 2 files "
+                  "(\\texttt{smt/}); cvc5 was not installed, so they were not re-checked.")
+    else:
+        c = recheck_summary(x for xs in rechecks.values() for x in xs)
+        second = (f"Every one of the {n_queries} SMT queries z3 decided is written as an SMT-LIB 2 "
+                  f"file (\\texttt{{smt/}}) and re-checked by a second solver, cvc5: {c['agree']} agree, "
+                  f"{c['disagree']} disagree, {c['unknown']} undecided.")
+    return (f"\\noindent The {len(steps)} machine-checked steps are of three kinds, labelled on each "
+            f"step: {counts['implementation']} check the implemented object (the code in "
+            f"\\texttt{{theory/}} and what it returns), {counts['lemma']} are mathematical lemmas (z3 "
+            f"on a formula written in the proof), and {counts['follows']} follow from earlier steps "
+            f"(they are re-checked, but add no evidence of their own). {second}\n")
 
 
 def part_fooling(out: Path, config: FoolingConfig, device: str) -> PartOutput:

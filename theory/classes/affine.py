@@ -122,7 +122,7 @@ class Affine(FunctionClass):
         at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
         at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
         verdict = prove(sp.Eq(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                        timeout_ms=3_000)
+                        timeout_ms=3_000, label=f"midpoint affine on the cube: f = {expr}")
         if verdict.proved:
             return Membership(True, "z3: f(x) + f(y) = 2f((x + y)/2) on the cube", "z3 exact")
         if verdict.counterexample is not None:

@@ -262,7 +262,8 @@ def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
         return False
     at = [sp.And(*(sp.Eq(x, pt[x]) for x in xs)) for pt in point]
     claim = sp.And(expr >= lo, sp.Or(expr > lo, at[0]), expr <= hi, sp.Or(expr < hi, at[1]))
-    return prove(claim, xs, in_cube(xs)).proved
+    label = f"same Phi on the cube: extremes {lo}, {hi} only at x_min, x_max, g = {expr}"
+    return prove(claim, xs, in_cube(xs), label=label).proved
 
 
 def lp_witness(cls: FunctionClass, task: Task, eps: float) -> Witness | None:

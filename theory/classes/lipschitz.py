@@ -49,6 +49,7 @@ from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
+from fvtrust.theory.symbolic import record_optimum
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 
@@ -162,14 +163,17 @@ class CubeProgram:
     def dist(self, p: str, q: str) -> Any:
         """‖p − q‖₁."""
         z3 = self.z3
-        return z3.Sum([z3.If(x >= y, x - y, y - x) for x, y in zip(self.pts[p], self.pts[q], strict=True)])
+        terms = [z3.If(x >= y, x - y, y - x) for x, y in zip(self.pts[p], self.pts[q], strict=True)]
+        # one term is no sum: z3 would print (+ t), which the SMT-LIB standard (and cvc5) refuse
+        return z3.Sum(terms) if len(terms) > 1 else terms[0]
 
     def clip(self, e: Any, lo: Any, hi: Any) -> Any:
         z3 = self.z3
         return z3.If(e <= lo, lo, z3.If(e >= hi, hi, e))
 
-    def maximize(self, t: Any) -> tuple[Fraction, dict[str, np.ndarray]] | None:
-        """The exact optimum of t and the points attaining it; None: undecided (timeout)."""
+    def maximize(self, t: Any, label: str = "cube program") -> tuple[Fraction, dict[str, np.ndarray]] | None:
+        """The exact optimum of t and the points attaining it; None: undecided (timeout). The
+        optimum is kept as re-checkable queries under `label` (:func:`record_optimum`)."""
         self.opt.maximize(t)
         if self.opt.check() != self.z3.sat:
             return None
@@ -178,7 +182,9 @@ class CubeProgram:
         def value(e: Any) -> Fraction:
             v = model.eval(e, model_completion=True)
             return Fraction(v.numerator_as_long(), v.denominator_as_long())
-        return value(t), {n: np.array([float(value(x)) for x in xs]) for n, xs in self.pts.items()}
+        best = value(t)
+        record_optimum(label, self.opt.assertions(), t, self.z3.RealVal(best), maximize=True)
+        return best, {n: np.array([float(value(x)) for x in xs]) for n, xs in self.pts.items()}
 
 
 def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
@@ -213,7 +219,10 @@ def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
             prog.opt.add(upper("z") + lower("z") <= upper("w") + lower("w"))
         else:
             prog.opt.add(t <= upper("w") - lower("z"))
-        return prog.maximize(t)
+        return prog.maximize(t, f"2-AFC, kappa = {kappa:g}, d = {d}"
+                             + (f", slack {slack:g}" if slack else "")
+                             + (": largest gap the band decoder misorders" if decoder_wrong
+                                else ": largest flip over every Phi"))
     flip, wrong = solve(False), solve(True)
     if flip is None or wrong is None:
         return None
