@@ -1,5 +1,6 @@
 """Hypothesis profiles: ``ci`` (default; derandomized, bounded), ``thorough`` (400 random
-examples) and ``ci_thorough`` (150 derandomized examples; CI runs it on tests/theory).
+examples), ``ci_thorough`` (150 derandomized examples; CI runs it on tests/theory) and
+``mutation`` (ci without shrinking; the mutation harness sets it).
 
 Select with ``FVTRUST_HYPOTHESIS_PROFILE=thorough pytest``.
 """
@@ -7,7 +8,7 @@ Select with ``FVTRUST_HYPOTHESIS_PROFILE=thorough pytest``.
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from fvtrust.cpus import reuse_freed_memory
 
@@ -18,6 +19,11 @@ settings.register_profile("thorough", max_examples=400, deadline=None,
 # What CI runs on tests/theory: ten times ci's examples, derandomized so CI cannot flake.
 settings.register_profile("ci_thorough", max_examples=150, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+# The mutation harness: ci's examples, no shrinking (a mutant needs to be caught, not minimized;
+# shrinking a failure through z3 calls takes minutes).
+settings.register_profile("mutation", max_examples=15, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile(os.environ.get("FVTRUST_HYPOTHESIS_PROFILE", "ci"))
 
 # The suite's process renders as the CLI's does: freed blocks are kept for the next step.

@@ -17,6 +17,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from fvtrust.theory.domain import Array, Grid, as_points, check_dimension
+from fvtrust.theory.symbolic import exact
 
 
 def cube_symbols(d: int) -> tuple[sp.Symbol, ...]:
@@ -89,8 +90,7 @@ class AffineFunction(UnitFunction):
     @property
     def expression(self) -> sp.Expr:
         xs = cube_symbols(self.d)
-        return sum((sp.nsimplify(float(wi), rational=True) * xi for wi, xi in zip(self.w, xs, strict=True)),
-                   sp.nsimplify(self.c, rational=True))
+        return sum((exact(wi) * xi for wi, xi in zip(self.w, xs, strict=True)), exact(self.c))
 
 
 class ExpressionFunction(UnitFunction):
@@ -186,8 +186,7 @@ class ReLUNetwork(UnitFunction):
             if isinstance(layer, torch.nn.Linear):
                 w = layer.weight.detach().numpy()
                 b = layer.bias.detach().numpy() if layer.bias is not None else np.zeros(w.shape[0])
-                h = [sum((sp.nsimplify(float(w[i, j]), rational=True) * h[j]
-                          for j in range(w.shape[1])), sp.nsimplify(float(b[i]), rational=True))
+                h = [sum((exact(w[i, j]) * h[j] for j in range(w.shape[1])), exact(b[i]))
                      for i in range(w.shape[0])]
             else:
                 h = [sp.Max(0, hi) for hi in h]

@@ -7,6 +7,7 @@ model. ``z3-solver`` ships with the ``dev`` and ``proofs`` extras.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,6 +15,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
+
+
+def exact(value: Any) -> sp.Rational:
+    """A float as the rational it prints as (its shortest round-trip decimal), so that
+    float(exact(v)) == v exactly: 0.3 → 3/10. (``nsimplify(v, rational=True)`` keeps 15 digits,
+    which moves a value of 3·10⁵ by 3·10⁻¹⁰, and a point by as much.)"""
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{value!r} is not a finite number")
+    return sp.Rational(repr(v))
+
+
+def exact_floats(expr: Any) -> sp.Expr:
+    """`expr` with every float in it replaced by :func:`exact` of it."""
+    expr = sp.sympify(expr)
+    return expr.xreplace({f: exact(f) for f in expr.atoms(sp.Float)})
 
 
 def require_z3() -> Any:
@@ -36,7 +53,7 @@ def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
     if expr.is_Rational:
         return z3.RealVal(f"{expr.p}/{expr.q}")
     if expr.is_Float:
-        return to_z3(sp.nsimplify(expr, rational=True), env)
+        return to_z3(exact(expr), env)
     if expr in (sp.true, sp.false):
         return z3.BoolVal(bool(expr))
     args = [to_z3(a, env) for a in expr.args]

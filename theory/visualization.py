@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 
 from fvtrust.theory.domain import Array, Grid, check_in_cube, vertices
 from fvtrust.theory.functions import ReLUNetwork, UnitFunction, cube_symbols
-from fvtrust.theory.symbolic import in_cube, prove
+from fvtrust.theory.symbolic import exact, exact_floats, in_cube, prove
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,18 @@ class Visualization:
         return replace(self, x_min=None, v_min=None)
 
     def same_as(self, other: Visualization, atol: float = 1e-12) -> bool:
-        """Φ(f) = Φ(g) up to `atol` (exact equality for atol = 0)."""
-        def close(a: Any, b: Any) -> bool:
+        """Φ(f) = Φ(g), all four components: the points to `atol`, the values to `atol` times
+        the largest |value| of the two (a scale-free class is judged the same at 1e-9 and at
+        1e9); exact equality for atol = 0."""
+        values = [abs(v) for v in (self.v_max, self.v_min, other.v_max, other.v_min) if v is not None]
+        scale = max(values, default=0.0)
+
+        def close(a: Any, b: Any, tol: float) -> bool:
             if a is None or b is None:
                 return a is None and b is None
-            return bool(np.allclose(a, b, rtol=0.0, atol=atol))
-        return (close(self.x_max, other.x_max) and close(self.v_max, other.v_max)
-                and close(self.x_min, other.x_min) and close(self.v_min, other.v_min))
+            return bool(np.allclose(a, b, rtol=0.0, atol=tol))
+        return (close(self.x_max, other.x_max, atol) and close(self.v_max, other.v_max, atol * scale)
+                and close(self.x_min, other.x_min, atol) and close(self.v_min, other.v_min, atol * scale))
 
     def to_dict(self) -> dict[str, Any]:
         def lst(a: Array | None) -> list[float] | None:
@@ -111,8 +116,8 @@ def grid_visualization(f: UnitFunction, grid: Grid, max_only: bool = False) -> V
 
 
 def _exact_value(expr: sp.Expr, symbols: Sequence[sp.Symbol], point: Array) -> sp.Expr:
-    subs = {s: sp.nsimplify(float(p), rational=True) for s, p in zip(symbols, point, strict=True)}
-    return sp.nsimplify(expr.subs(subs))
+    subs = {s: exact(p) for s, p in zip(symbols, point, strict=True)}
+    return sp.nsimplify(exact_floats(expr).subs(subs))
 
 
 def symbolic_visualization(f: UnitFunction, candidates: ArrayLike | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.mutation.mutants import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ("fvtrust", "theory", "empirical", "proofs", "tests", "pyproject.toml")
+COPY = ("fvtrust", "theory", "empirical", "proofs", "tests", "pyproject.toml", "README.md")
 
 
 def run_mutant(m: Mutant) -> dict[str, object]:
@@ -36,7 +36,7 @@ def run_mutant(m: Mutant) -> dict[str, object]:
         if text.count(m.old) != 1:
             raise ValueError(f"mutant {m.key}: snippet found {text.count(m.old)} times in {m.path}")
         target.write_text(text.replace(m.old, m.new))
-        env = {**os.environ, "PYTHONPATH": tmp}
+        env = {**os.environ, "PYTHONPATH": tmp, "FVTRUST_HYPOTHESIS_PROFILE": "mutation"}
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                                "-p", "no:nbmake", "-o", "addopts=", *m.tests], cwd=tmp, env=env,

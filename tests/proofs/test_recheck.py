@@ -78,6 +78,14 @@ def test_a_wrong_answer_is_a_disagreement_not_an_agreement():
                                              "seconds": 0}
 
 
+def test_out_of_time_is_unknown_and_never_agreement(reports):
+    # the tent's Lipschitz lemma is non-linear (1/r): cvc5 needs seconds, not a millisecond
+    slow = next(q for q in reports["tent"].queries if "tau(x) - tau(y)" in q.label)
+    got = list(recheck([slow], timeout_s=0.001))
+    assert got[0].answer == "unknown" and not got[0].agrees
+    assert summary(got)["unknown"] == 1 and summary(got)["agree"] == 0
+
+
 def test_an_unreadable_script_is_an_error_answer_not_a_crash():
     assert cvc5_answer("(assert (< x 1))\n(check-sat)").startswith("error:")
     assert cvc5_answer("(set-logic ALL)\n(declare-fun x () Real)").startswith("error: 0 check-sat")

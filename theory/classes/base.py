@@ -179,12 +179,14 @@ class FunctionClass(ABC):
         return grid_visualization(f, self.grid)
 
     def shares_visualization(self, g: UnitFunction, phi: Visualization) -> bool:
-        """Φ(g) = phi as this class computes Φ (to :attr:`phi_tolerance`) and, for a closed-form
-        g, on the continuous cube: z3 proves f_min ≤ g ≤ f_max with equality only at phi's
-        x_min and x_max (so Φ agrees under any tie-breaking rule)."""
-        if not self.visualize(g).same_as(phi, self.phi_tolerance):
-            return False
-        return g.expression is None or phi.x_min is None or cube_certified_extremes(g, phi)
+        """Φ(g) = phi, all four components. A closed-form g is judged on the continuous cube
+        alone: g takes phi's values at phi's points and z3 proves f_min ≤ g ≤ f_max with
+        equality only there (so Φ agrees under any tie-breaking rule, wherever phi lies: on
+        the grid or off it). Other units: Φ as this class computes it, to
+        :attr:`phi_tolerance` (relative to the size of the values)."""
+        if g.expression is not None and phi.x_min is not None:
+            return cube_certified_extremes(g, phi)
+        return self.visualize(g).same_as(phi, self.phi_tolerance)
 
     @property
     def grid(self) -> Grid:
@@ -250,15 +252,19 @@ def cube_certified_extremes(g: UnitFunction, phi: Visualization) -> bool:
     import sympy as sp
 
     from fvtrust.theory.functions import cube_symbols
-    from fvtrust.theory.symbolic import in_cube, prove
+    from fvtrust.theory.symbolic import exact, exact_floats, in_cube, prove
 
     xs = cube_symbols(g.d)
     # Exact rational arithmetic throughout: the coefficients, the points and the values.
-    expr = sp.nsimplify(g.expression, rational=True)
-    point = [{x: sp.nsimplify(float(v), rational=True) for x, v in zip(xs, p, strict=True)}
+    expr = exact_floats(g.expression)
+    point = [{x: exact(v) for x, v in zip(xs, p, strict=True)}
              for p in (phi.x_min, phi.x_max)]
     lo, hi = (sp.simplify(expr.subs(pt)) for pt in point)
-    if abs(float(lo) - phi.v_min) > 1e-9 or abs(float(hi) - phi.v_max) > 1e-9:
+    # phi's values are floats: they match g's exact values to a few ulps of their size (an
+    # absolute 1e-9 would accept any g on a range of 1e-9 and refuse every g at 1e9)
+    scale = max(abs(phi.v_min), abs(phi.v_max), phi.range)
+    if not (lo.is_real and hi.is_real) or max(abs(float(lo) - phi.v_min),
+                                              abs(float(hi) - phi.v_max)) > 4 * np.finfo(float).eps * scale:
         return False
     at = [sp.And(*(sp.Eq(x, pt[x]) for x in xs)) for pt in point]
     claim = sp.And(expr >= lo, sp.Or(expr > lo, at[0]), expr <= hi, sp.Or(expr < hi, at[1]))

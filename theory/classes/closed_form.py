@@ -7,11 +7,13 @@ import sympy as sp
 
 from fvtrust.theory.domain import Array, Grid
 from fvtrust.theory.functions import UnitFunction, cube_symbols
+from fvtrust.theory.symbolic import exact
 
 
-def rational(v: float) -> sp.Rational:
-    """A float as an exact rational (so z3 and sympy reason about the same number)."""
-    return sp.nsimplify(float(v), rational=True)
+def rational(v: float | sp.Rational) -> sp.Rational:
+    """A float as an exact rational whose float is v (:func:`~theory.symbolic.exact`), so z3,
+    sympy and the float code reason about the same number; a sympy rational as it is."""
+    return v if isinstance(v, sp.Rational) else exact(v)
 
 
 def l1_expr(point: Array) -> sp.Expr:

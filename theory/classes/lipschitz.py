@@ -302,7 +302,8 @@ def lp_worst_case(kappa: float, d: int, n: int, task: Task = Task.QUERY) -> tupl
     return worst, worst_phi
 
 
-def band_pair(phi: Visualization, L: float, eps: float) -> tuple[ExpressionFunction, ExpressionFunction]:
+def band_pair(phi: Visualization, L: float | sp.Rational,
+              eps: float) -> tuple[ExpressionFunction, ExpressionFunction]:
     """The tilted envelopes (δ = ε/d):
     f₊ = min(f_max − δ‖x − b‖₁, f_min + L‖x − a‖₁), f₋ = max(f_min + δ‖x − a‖₁, f_max − L‖x − b‖₁).
     """
@@ -315,7 +316,7 @@ def band_pair(phi: Visualization, L: float, eps: float) -> tuple[ExpressionFunct
     return ExpressionFunction(plus, d, "f+"), ExpressionFunction(minus, d, "f-")
 
 
-def afc_pair(phi: Visualization, L: float, eps: float, z: ArrayLike,
+def afc_pair(phi: Visualization, L: float | sp.Rational, eps: float, z: ArrayLike,
              z2: ArrayLike) -> tuple[ExpressionFunction, ExpressionFunction]:
     """Two members with Φ that order (z, z′) oppositely by nearly R (task C, large L): the low
     envelope g = max(f_min + δ‖x − a‖₁, f_max − L‖x − b‖₁) with a tent of height R − ε and
@@ -323,8 +324,9 @@ def afc_pair(phi: Visualization, L: float, eps: float, z: ArrayLike,
     f± = max(g, f_min + (R − ε)·max(0, 1 − ‖x − q±‖₁/r)). Lipschitz L (max of L-Lipschitz
     pieces), unique argmin a and argmax b (the tents stay below f_max and away from a, b)."""
     z, z2 = ensure_query(z, phi.d), ensure_query(z2, phi.d)
-    R = phi.range
-    r = R / L
+    lo, hi, lip = rational(phi.v_min), rational(phi.v_max), rational(L)
+    radius = (hi - lo) / lip  # exact: the tents' slope (R − ε)/r stays below L at every scale
+    r = float(radius)
     for name, q in (("z", z), ("z'", z2)):
         if min(float(l1(q, phi.x_min)), float(l1(q, phi.x_max))) <= r:
             raise ValueError(f"query {name}={q.tolist()} is within R/L = {r:g} of an extreme")
@@ -332,9 +334,8 @@ def afc_pair(phi: Visualization, L: float, eps: float, z: ArrayLike,
         raise ValueError(f"the queries are closer than R/L = {r:g}: one tent would lift both")
     d = phi.d
     delta = rational(eps) / d
-    lo, hi, lip = rational(phi.v_min), rational(phi.v_max), rational(L)
     low = sp.Max(lo + delta * l1_expr(phi.x_min), hi - lip * l1_expr(phi.x_max))
-    height, radius = rational(R) - rational(eps), rational(r)
+    height = hi - lo - rational(eps)
 
     def lifted(q: np.ndarray, name: str) -> ExpressionFunction:
         tent = sp.Max(0, 1 - l1_expr(q) / radius)
@@ -360,6 +361,13 @@ class Lipschitz(FunctionClass):
 
     def lipschitz_constant(self, phi: Visualization) -> float:
         return self.kappa * phi.range / self.d
+
+    def exact_lipschitz_constant(self, phi: Visualization) -> sp.Rational:
+        """κR/d in exact arithmetic, with R = f_max − f_min of phi's values as exact rationals:
+        the float R loses its relative precision when the range is small beside the values
+        (R = 10⁻⁷ at f ≈ 10⁵ is known to 10⁻⁴ of itself), and a member built with the float
+        L can then be steeper than its class allows."""
+        return rational(self.kappa) * (rational(phi.v_max) - rational(phi.v_min)) / self.d
 
     # A member: Σ_k c_k·max(0, r_k − ‖x − p_k‖₁) + ⟨w, x⟩; its Lipschitz bound is max|w_i| + Σ|c_k|.
     def build(self, params: Any) -> ExpressionFunction:
@@ -464,8 +472,8 @@ class Lipschitz(FunctionClass):
             self.require_member(f)
         z = ensure_query(z, self.d)
         eps = check_eps(eps, phi.range)
-        L = self.lipschitz_constant(phi)
-        reach = phi.range / L
+        L = self.exact_lipschitz_constant(phi)
+        reach = phi.range / float(L)
         if float(l1(phi.x_min, phi.x_max)) < reach - 1e-12:
             raise ValueError(f"no unit with L = {L:g} has this Φ: its extremes are "
                              f"closer than R/L = {reach:g}")
@@ -483,7 +491,7 @@ class Lipschitz(FunctionClass):
             z, z2 = np.zeros(self.d), np.ones(self.d)
             z[0], z2[0] = 1.0, 0.0
             try:
-                plus, minus = afc_pair(phi, self.lipschitz_constant(phi), eps, z, z2)
+                plus, minus = afc_pair(phi, self.exact_lipschitz_constant(phi), eps, z, z2)
             except ValueError:
                 return None
             return Witness(task, plus, minus, phi, (z, z2), "construction")
