@@ -565,5 +565,7 @@ def test_audit_end_to_end_calibrates_judges_reports_and_resumes(tmp_path, capsys
                  "--calibration", str(out / "calibration.json")]) == 0
     judged = pd.read_parquet(other / "verdicts.parquet")
     assert len(judged) == 6 and (judged.weights == str(weights)).all()
-    assert np.allclose(judged.combined, first.combined[:6])
+    # 6 units in one task vs 12 per task: float32 convolutions of other batch sizes take other
+    # kernels, so the scores agree to float32 noise (about 1e-6), not to the last digit
+    assert np.allclose(judged.combined, first.combined[:6], rtol=1e-4, atol=1e-5)
     assert list(judged.verdict) == list(first.verdict[:6])
