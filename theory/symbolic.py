@@ -2,7 +2,9 @@
 
 z3 decides real arithmetic exactly, so a claim such as "for every x in [0, 1]^d,
 f(x) ≤ f(b)" is either proved (the negation is unsatisfiable) or refuted with a concrete
-model. ``z3-solver`` ships with the ``dev`` and ``proofs`` extras.
+model. ``z3-solver`` ships with the ``dev`` and ``proofs`` extras. Inside
+:func:`recording_queries` every query z3 decides is kept as SMT-LIB 2, for a second solver
+(``proofs/recheck.py``). Floats become the rationals they print as (:func:`exact`).
 """
 
 from __future__ import annotations
@@ -123,9 +125,7 @@ def recording_queries() -> Iterator[list[SmtQuery]]:
 
 
 def record_query(label: str, assertions: Iterable[Any], expected: str) -> None:
-    """Keep `assertions` (z3 terms) with z3's answer when :func:`recording_queries` is active.
-    An optimum v of t is kept as two queries: constraints ∧ t > v (``unsat``) and
-    constraints ∧ t = v (``sat``)."""
+    """Keep `assertions` (z3 terms) with z3's answer when :func:`recording_queries` is active."""
     sink = _QUERIES.get()
     if sink is None:
         return
@@ -139,7 +139,8 @@ def record_query(label: str, assertions: Iterable[Any], expected: str) -> None:
 
 
 def record_optimum(label: str, assertions: Iterable[Any], term: Any, value: Any, maximize: bool) -> None:
-    """An optimum z3's optimizer found, as the two re-checkable queries of :func:`record_query`."""
+    """An optimum v of `term` that z3's optimizer found, as two re-checkable queries:
+    constraints ∧ term > v (``unsat``: nothing beyond) and constraints ∧ term = v (``sat``)."""
     if _QUERIES.get() is None:
         return
     assertions = list(assertions)

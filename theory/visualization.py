@@ -72,10 +72,13 @@ class Visualization:
 
     def same_as(self, other: Visualization, atol: float = 1e-12) -> bool:
         """Φ(f) = Φ(g), all four components: the points to `atol`, the values to `atol` times
-        the largest |value| of the two (a scale-free class is judged the same at 1e-9 and at
-        1e9); exact equality for atol = 0."""
+        the range R (so a scale-free class is judged alike at R = 1e-9 and 1e9) plus a few ulps
+        of the values' size (floats at 10⁶ differ by 10⁻¹⁰ however they were computed); exact
+        equality for atol = 0."""
         values = [abs(v) for v in (self.v_max, self.v_min, other.v_max, other.v_min) if v is not None]
-        scale = max(values, default=0.0)
+        size = max(values, default=0.0)
+        spread = size if self.v_min is None else self.v_max - self.v_min
+        scale = spread + (4 * np.finfo(float).eps * size / atol if atol > 0 else 0.0)
 
         def close(a: Any, b: Any, tol: float) -> bool:
             if a is None or b is None:

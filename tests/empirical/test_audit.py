@@ -568,4 +568,9 @@ def test_audit_end_to_end_calibrates_judges_reports_and_resumes(tmp_path, capsys
     # 6 units in one task vs 12 per task: float32 convolutions of other batch sizes take other
     # kernels, so the scores agree to float32 noise (about 1e-6), not to the last digit
     assert np.allclose(judged.combined, first.combined[:6], rtol=1e-4, atol=1e-5)
-    assert list(judged.verdict) == list(first.verdict[:6])
+    # the same verdicts, except for a unit at the threshold itself (in-sample, the conformal
+    # threshold is one of the calibration units' own scores): float32 noise may tip it
+    threshold = first.threshold[:6].to_numpy()
+    clear = np.abs(first.combined[:6].to_numpy() - threshold) > 1e-4 * np.abs(threshold)
+    assert clear.sum() >= 4
+    assert list(judged.verdict[clear]) == list(first.verdict[:6][clear])

@@ -120,14 +120,6 @@ def test_a_damaged_image_is_named_in_one_line(tmp_path):
         read_image(bad, damaged="it is re-rendered")
 
 
-class _Report:
-    def __init__(self, passed: bool) -> None:
-        self.passed = passed
-
-    def to_dict(self) -> dict:
-        return {"passed": self.passed}
-
-
 def test_writers_write_json_beside_the_figure(tmp_path):
     assert set(WRITERS) == {"fooling", "silent", "sanity", "afc", "proofs", "sweep"}
     images = {k: torch.rand(2, 3, 16, 16) for k in ("original", "manipulated")}
@@ -136,9 +128,16 @@ def test_writers_write_json_beside_the_figure(tmp_path):
     paths = write_fooling(data, {**images, "target": images["original"]}, tmp_path)
     assert [p.name for p in paths] == ["fooling_permute.json", "fooling_permute.png", "fooling_permute.pdf"]
     assert json.loads(paths[0].read_text()) == data
-    (proofs,) = write_proofs([_Report(True), _Report(False)], tmp_path)
-    assert json.loads(proofs.read_text()) == {"proofs": [{"passed": True}, {"passed": False}],
-                                              "passed": 1, "total": 2}
+    from fvtrust.proofs.base import Proof, ProofReport, Step
+
+    def report(key: str, passed: bool) -> ProofReport:
+        proof = Proof(key, "Lemma", key, "statement", "proof", "theory/x.py", "tests/x.py", list)
+        return ProofReport(proof, [Step("a step", passed)], 0.0)
+    (proofs,) = write_proofs([report("one", True), report("two", False)], tmp_path)
+    saved = json.loads(proofs.read_text())
+    assert [p["passed"] for p in saved["proofs"]] == [True, False]
+    assert (saved["passed"], saved["total"], saved["steps"]) == (1, 2, 2)
+    assert saved["smt"] == {"queries": 0, "rechecked": False}
 
 
 def test_deprecated_flags_warn_and_still_work(capsys):

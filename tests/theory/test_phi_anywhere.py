@@ -52,12 +52,12 @@ def values(draw) -> tuple[float, float]:
 
 
 def _perturbed(phi: Visualization) -> list[Visualization]:
-    """phi with exactly one of its four components moved (by 1e-3 in the cube, 1e-6 R in value)."""
+    """phi with exactly one of its four components moved (by 1e-3 in the cube, 1e-5 R in value)."""
     def moved(p: np.ndarray) -> np.ndarray:
         q = p.copy()
         q[0] = q[0] - 1e-3 if q[0] >= 0.5 else q[0] + 1e-3
         return q
-    step = 1e-6 * phi.range
+    step = 1e-5 * phi.range
     return [dataclasses.replace(phi, x_min=moved(phi.x_min)),
             dataclasses.replace(phi, x_max=moved(phi.x_max)),
             dataclasses.replace(phi, v_min=phi.v_min - step),
