@@ -51,6 +51,15 @@ def values(draw) -> tuple[float, float]:
     return offset + draw(st.integers(-5, 5)) * R / 7, R
 
 
+def phi_at(a: np.ndarray, b: np.ndarray, vals: tuple[float, float]) -> Visualization:
+    """Φ with x_min = a, x_max = b and the drawn (f_min, R); a draw whose float range rounds
+    to 0 (R far below the offset's ulp) is skipped."""
+    v_min, R = vals
+    phi = from_extremes(a, b, v_min, v_min + R)
+    assume(phi.range > 0)
+    return phi
+
+
 def _perturbed(phi: Visualization) -> list[Visualization]:
     """phi with exactly one of its four components moved (by 1e-3 in the cube, 1e-5 R in value)."""
     def moved(p: np.ndarray) -> np.ndarray:
@@ -86,10 +95,8 @@ LARGE = 20.0
 def test_lipschitz_pair_at_any_phi(points, vals, eps_percent):
     d, a, b, z = points
     assume(float(l1(a, b)) >= d / LARGE and min(float(l1(z, a)), float(l1(z, b))) >= d / LARGE)
-    v_min, R = vals
     cls = Lipschitz(LARGE, d=d)
-    phi = from_extremes(a, b, v_min, v_min + R)
-    assume(phi.range > 0)
+    phi = phi_at(a, b, vals)
     eps = eps_percent / 100 * phi.range / 2
     pair = cls.counterexample_pair(phi, z, eps)
     assert_nogo(cls, pair)
@@ -123,10 +130,8 @@ def far_pairs(draw, d: int, kappa: float) -> tuple[np.ndarray, np.ndarray]:
 def test_small_L_band_decoder_meets_its_bound_at_any_phi(params, vals):
     kappa, d, (a, b) = params
     assume(float(l1(a, b)) >= d / kappa)
-    v_min, R = vals
     cls = Lipschitz(kappa, d=d)
-    phi = from_extremes(a, b, v_min, v_min + R)
-    assume(phi.range > 0)
+    phi = phi_at(a, b, vals)
     members = band_pair(phi, cls.exact_lipschitz_constant(phi), 1e-3 * phi.range)
     pts = np.vstack([np.random.default_rng(d).random((300, d)), a, b])
     assert_in_band(phi, cls.lipschitz_constant(phi), members, pts)
@@ -147,10 +152,8 @@ def test_small_L_band_decoder_meets_its_bound_at_any_phi(params, vals):
 def test_monotone_pair_at_any_values_and_query(d, vals, data):
     z = data.draw(cube_points(d))
     assume(not (np.all(z == 0) or np.all(z == 1)))
-    v_min, R = vals
     cls = Monotone(d=d)
-    phi = from_extremes(np.zeros(d), np.ones(d), v_min, v_min + R)
-    assume(phi.range > 0)
+    phi = phi_at(np.zeros(d), np.ones(d), vals)
     pair = cls.counterexample_pair(phi, z, 1e-3 * phi.range)
     assert_nogo(cls, pair)
     assert_phi_all_four(cls, pair.f_minus, pair.phi)
@@ -159,10 +162,8 @@ def test_monotone_pair_at_any_values_and_query(d, vals, data):
 @given(dims, values(), st.data())
 def test_convex_pair_at_every_vertex_and_scale(d, vals, data):
     z = np.array([float(data.draw(st.integers(0, 1))) for _ in range(d)])
-    v_min, R = vals
     cls = Convex(d=d)
-    phi = from_extremes(np.zeros(d), np.ones(d), v_min, v_min + R)
-    assume(phi.range > 0)
+    phi = phi_at(np.zeros(d), np.ones(d), vals)
     pair = cls.counterexample_pair(phi, z, 1e-3 * phi.range)
     assert_nogo(cls, pair)
     assert pair.phi.v_min == phi.v_min and pair.phi.v_max == pytest.approx(phi.v_max, rel=1e-15)
@@ -246,9 +247,7 @@ def test_network_pair_uses_the_certified_bounds_not_the_incumbents():
 def test_same_as_compares_all_four_components_at_every_scale(points, vals):
     _, a, b = points
     assume(not np.array_equal(a, b))
-    v_min, R = vals
-    phi = from_extremes(a, b, v_min, v_min + R)
-    assume(phi.range > 0)
+    phi = phi_at(a, b, vals)
     assert phi.same_as(dataclasses.replace(phi), 1e-12) and phi.same_as(phi, 0)
     for other in _perturbed(phi):
         assert not phi.same_as(other, 1e-12) and not other.same_as(phi, 1e-12), other
