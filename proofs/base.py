@@ -69,6 +69,12 @@ class ProofReport:
         names = [s.name for s in self.steps]
         return [names.index(n) + 1 for n in step.after]
 
+    def kind_label(self, step: Step) -> str:
+        """``implementation``, ``lemma`` or ``follows from 3, 4`` (step numbers in this proof)."""
+        if step.kind == "follows":
+            return f"follows from {', '.join(map(str, self.follows_from(step)))}"
+        return step.kind
+
     def kind_counts(self) -> dict[str, int]:
         return {kind: sum(s.kind == kind for s in self.steps) for kind in STEP_KINDS}
 

@@ -109,9 +109,8 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
               f"({len(report.steps)} steps, {report.seconds:.2f} s)")
         for i, step in enumerate(report.steps, 1):
             if args.verbose or not step.passed:
-                kind = (f"follows from {', '.join(map(str, report.follows_from(step)))}"
-                        if step.kind == "follows" else step.kind)
-                print(f"  {i:3d} [{'ok' if step.passed else 'FAILED'}] ({kind}) {step.name}: {step.detail}")
+                print(f"  {i:3d} [{'ok' if step.passed else 'FAILED'}] ({report.kind_label(step)}) "
+                      f"{step.name}: {step.detail}")
         for item in (rechecks or {}).get(report.proof.key, []):
             if not item.agrees:
                 print(f"      [cvc5 {item.answer}, z3 {item.query.expected}] {item.query.label}")

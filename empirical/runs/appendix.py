@@ -50,7 +50,7 @@ from fvtrust.empirical.reports.writers import (
 )
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
-from fvtrust.proofs import STEP_KINDS, ProofReport, Step, run_all
+from fvtrust.proofs import STEP_KINDS, ProofReport, run_all
 from fvtrust.proofs.recheck import recheck_reports
 from fvtrust.proofs.recheck import summary as recheck_summary
 from fvtrust.stages import StageDamaged, read_record, stage_key
@@ -163,7 +163,7 @@ def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
     chunks = [_proof_kinds_text(reports, rechecks)]
     for r in reports:
         p = r.proof
-        steps = "\n".join(f"  \\item[{CHECK if s.passed else CROSS}] [{i}, {_kind_label(r, s)}] "
+        steps = "\n".join(f"  \\item[{CHECK if s.passed else CROSS}] [{i}, {r.kind_label(s)}] "
                           f"{latex_escape(s.name)} \\emph{{({latex_escape(s.detail)[:90]})}}"
                           for i, s in enumerate(r.steps, 1))
         chunks.append(
@@ -176,13 +176,6 @@ def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
     write_proofs(reports, out, rechecks)
     results = json.loads((out / "proofs.json").read_text())
     return PartOutput(results, [], "\n".join(chunks))
-
-
-def _kind_label(report: ProofReport, step: Step) -> str:
-    """``implementation``, ``lemma`` or ``follows from 3, 4`` (step numbers in its proof)."""
-    if step.kind == "follows":
-        return f"follows from {', '.join(map(str, report.follows_from(step)))}"
-    return step.kind
 
 
 def _proof_kinds_text(reports: list[ProofReport], rechecks: dict | None) -> str:
