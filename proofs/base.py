@@ -87,6 +87,15 @@ class ProofReport:
                           for s in self.steps]}
 
 
+def kind_totals(reports: Iterable[ProofReport]) -> dict[str, int]:
+    """Steps of each kind over all `reports` (every kind of :data:`STEP_KINDS`, zeros included)."""
+    totals = dict.fromkeys(STEP_KINDS, 0)
+    for report in reports:
+        for kind, n in report.kind_counts().items():
+            totals[kind] += n
+    return totals
+
+
 def _checked_links(steps: list[Step]) -> list[Step]:
     """A step of an unknown kind, or one that follows from a step that is not before it, is
     a failed step: a proof cannot lean on evidence it does not show."""

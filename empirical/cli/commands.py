@@ -51,6 +51,7 @@ from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
 from fvtrust.outputs import OutputDir, check_out
 from fvtrust.proofs import STEP_KINDS, run_all
+from fvtrust.proofs.base import kind_totals
 from fvtrust.proofs.recheck import recheck_reports, require_cvc5
 from fvtrust.proofs.recheck import summary as recheck_summary
 from fvtrust.theory.table import compute_table
@@ -115,10 +116,9 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
             if not item.agrees:
                 print(f"      [cvc5 {item.answer}, z3 {item.query.expected}] {item.query.label}")
     passed = sum(r.passed for r in reports)
-    steps = [s for r in reports for s in r.steps]
+    totals = kind_totals(reports)
     print(f"\n{passed} of {len(reports)} proofs pass every machine-checked step")
-    print(f"{len(steps)} steps: " + ", ".join(f"{sum(s.kind == k for s in steps)} {STEP_KINDS[k]}"
-                                             for k in STEP_KINDS))
+    print(f"{sum(totals.values())} steps: " + ", ".join(f"{n} {STEP_KINDS[k]}" for k, n in totals.items()))
     agree = True
     if rechecks is not None:
         count = recheck_summary(item for items in rechecks.values() for item in items)

@@ -74,6 +74,7 @@ def write_proofs(reports: Sequence[Any], out: str | Path,
     :class:`~proofs.recheck.Recheck` list, in query order) has one. SMT files of an earlier
     run that this run did not write are removed afterwards (only files fvtrust wrote)."""
     from fvtrust.outputs import OutputDir
+    from fvtrust.proofs.base import kind_totals
 
     out = Path(out)
     written, proofs = [], []
@@ -89,14 +90,13 @@ def write_proofs(reports: Sequence[Any], out: str | Path,
                 item |= {"cvc5": checked[i - 1].answer, "cvc5_seconds": round(checked[i - 1].seconds, 3)}
             entry["smt"].append(item)
         proofs.append(entry)
-    kinds = {k: sum(p["step_kinds"][k] for p in proofs) for k in proofs[0]["step_kinds"]} if proofs else {}
     smt = {"queries": sum(len(p["smt"]) for p in proofs), "rechecked": rechecks is not None}
     if rechecks is not None:
         from fvtrust.proofs.recheck import summary
 
         smt |= summary(r for rs in rechecks.values() for r in rs)
     data = {"proofs": proofs, "passed": sum(r.passed for r in reports), "total": len(reports),
-            "steps": sum(len(r.steps) for r in reports), "step_kinds": kinds, "smt": smt}
+            "steps": sum(len(r.steps) for r in reports), "step_kinds": kind_totals(reports), "smt": smt}
     written.insert(0, atomic_write_json(out / "proofs.json", data))
     owner = OutputDir.around(out)
     if owner is not None:  # queries of an earlier, longer run: ours, and no longer described

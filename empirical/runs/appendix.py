@@ -50,7 +50,8 @@ from fvtrust.empirical.reports.writers import (
 )
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
-from fvtrust.proofs import STEP_KINDS, ProofReport, run_all
+from fvtrust.proofs import ProofReport, run_all
+from fvtrust.proofs.base import kind_totals
 from fvtrust.proofs.recheck import recheck_reports
 from fvtrust.proofs.recheck import summary as recheck_summary
 from fvtrust.stages import StageDamaged, read_record, stage_key
@@ -180,8 +181,7 @@ def part_proofs(out: Path, config: ProofsConfig, device: str) -> PartOutput:
 
 def _proof_kinds_text(reports: list[ProofReport], rechecks: dict | None) -> str:
     """The paragraph that counts the steps by kind and says what cvc5 found."""
-    steps = [s for r in reports for s in r.steps]
-    counts = {k: sum(s.kind == k for s in steps) for k in STEP_KINDS}
+    counts = kind_totals(reports)
     n_queries = sum(len(r.queries) for r in reports)
     if rechecks is None:
         second = (f"The {n_queries} SMT queries z3 decided are written as SMT-LIB 2 files "
@@ -191,8 +191,8 @@ def _proof_kinds_text(reports: list[ProofReport], rechecks: dict | None) -> str:
         second = (f"Every one of the {n_queries} SMT queries z3 decided is written as an SMT-LIB 2 "
                   f"file (\\texttt{{smt/}}) and re-checked by a second solver, cvc5: {c['agree']} agree, "
                   f"{c['disagree']} disagree, {c['unknown']} undecided.")
-    return (f"\\noindent The {len(steps)} machine-checked steps are of three kinds, labelled on each "
-            f"step: {counts['implementation']} check the implemented object (the code in "
+    return (f"\\noindent The {sum(counts.values())} machine-checked steps are of three kinds, labelled "
+            f"on each step: {counts['implementation']} check the implemented object (the code in "
             f"\\texttt{{theory/}} and what it returns), {counts['lemma']} are mathematical lemmas (z3 "
             f"on a formula written in the proof), and {counts['follows']} follow from earlier steps "
             f"(they are re-checked, but add no evidence of their own). {second}\n")
