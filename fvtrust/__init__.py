@@ -22,6 +22,11 @@ if not (_here / "theory").is_dir() and (_here.parent / "theory" / "__init__.py")
     __path__.append(str(_here.parent))
 
 from fvtrust._version import __version__  # noqa: E402
+from fvtrust.cpus import reproducible_blas as _reproducible_blas  # noqa: E402
+
+# MKL reads its reproducibility mode at its first call: set it before torch computes anything,
+# so that a render (and a resumed one) is the same to the last bit in every run.
+_reproducible_blas()
 
 #: name → module that defines it.
 _ENTRY_POINTS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 ENV = "FVTRUST_THREADS"
@@ -137,6 +138,10 @@ def use_threads(requested: int | str | None = None) -> int:
 
     torch.set_num_threads(n)
     _chosen = n
+    if reproducible_blas() is False and os.environ.get(BLAS_ENV) == "AUTO":  # not a user's choice
+        warnings.warn(f"MKL ran before fvtrust could make it reproducible; renders may differ in "
+                      f"their last bits between runs (set {BLAS_ENV}=AUTO before starting Python)",
+                      RuntimeWarning, stacklevel=2)
     return n
 
 
@@ -176,3 +181,55 @@ def reuse_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _memory_kept = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     return _memory_kept
+
+
+#: MKL's Conditional Numerical Reproducibility mode (Intel's variable; a user's value is kept).
+BLAS_ENV = "MKL_CBWR"
+#: mkl_cbwr.h: the branch field's "off" (MKL's default) and AUTO
+_CBWR_BRANCH, _CBWR_BRANCH_OFF, _CBWR_AUTO = 1, 1, 2
+
+
+def _torch_mkl() -> object | None:
+    """torch's statically linked MKL (its CBWR calls), or None: no MKL, or torch not loaded."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.backends.mkl.is_available():
+        return None
+    import ctypes
+
+    lib_dir = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
+        try:
+            lib = ctypes.CDLL(str(lib_dir / name))
+            get, set_ = lib.mkl_serv_cbwr_get, lib.mkl_serv_cbwr_set
+        except (OSError, AttributeError):
+            continue
+        get.argtypes = set_.argtypes = [ctypes.c_int]
+        get.restype = set_.restype = ctypes.c_int
+        return lib
+    return None
+
+
+def reproducible_blas() -> bool | None:
+    """Put MKL (torch's x86 BLAS) in its reproducible mode, ``MKL_CBWR=AUTO``, for this process
+    and the processes it starts (Ray workers), unless the user chose a mode (``MKL_CBWR=`` empty
+    keeps MKL's default).
+
+    Why: left alone, MKL picks a GEMM's summation order by the memory alignment of its operands.
+    With freed memory kept (:func:`reuse_freed_memory`) the same render then differed in its
+    last bit (1 ulp, in a 1×1 convolution's backward on a 1×1 map) from one call to the next in
+    one process, so a resumed gate bank was not the uninterrupted one. MKL reads the mode at its
+    first call, so this must run before torch computes anything (``import fvtrust`` does it).
+    The cost was within the noise of a Lite0 render on this 2-core machine (see the README).
+
+    True if MKL is in a reproducible mode, False if MKL ran before it could be set (results can
+    then differ in their last bits between runs), None where torch is not loaded or its MKL
+    cannot be reached (no MKL: ARM, macOS)."""
+    os.environ.setdefault(BLAS_ENV, "AUTO")
+    lib = _torch_mkl()
+    if lib is None:
+        return None
+    if lib.mkl_serv_cbwr_get(_CBWR_BRANCH) == _CBWR_BRANCH_OFF and os.environ[BLAS_ENV] == "AUTO":
+        lib.mkl_serv_cbwr_set(_CBWR_AUTO)  # fails (and changes nothing) once MKL has run
+    return lib.mkl_serv_cbwr_get(_CBWR_BRANCH) != _CBWR_BRANCH_OFF
