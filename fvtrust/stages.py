@@ -27,11 +27,16 @@ RUN_ONLY = {"affects_results": False}
 
 
 def result_fields(config: Any) -> dict[str, Any]:
-    """The fields of dataclass `config` that can change a result, nested dataclasses as dicts."""
+    """The fields of dataclass `config` that can change a result, nested dataclasses as dicts;
+    a field whose metadata ``omit_from_key(config)`` is true is left out (so that a field added
+    later keeps the keys of the configs it does not change)."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"a stage key is derived from a config dataclass, got {type(config).__name__}")
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config):
+        omit = f.metadata.get("omit_from_key")  # e.g. a field that means nothing in this config
+        if omit is not None and omit(config):
+            continue
         if f.metadata.get("affects_results", True):
             value = getattr(config, f.name)
             out[f.name] = result_fields(value) if dataclasses.is_dataclass(value) else value

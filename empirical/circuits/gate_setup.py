@@ -22,6 +22,7 @@ from fvtrust.empirical.circuits.gates import (
     train_feature_gate,
 )
 from fvtrust.empirical.data.corpus import corpus_crops, source_files
+from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option, user_file
 from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.data.shifts import augment_natural
 from fvtrust.empirical.data.splits import GateSplit, gate_split, source_of
@@ -44,6 +45,7 @@ class GateConfig:
     layer: str = "_blocks.5"  # the nearest-calibration gate's layer
     n_natural: int = 1000  # crops drawn to split by source (train / threshold / held out)
     images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus
+    sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     corpus: str = "photos"
     size: int = 128
     bank_settings: int = 32  # random render settings the gate learns from (a quarter set τ)
@@ -62,6 +64,7 @@ class GateConfig:
         if not 0 <= self.render_side <= 1:
             raise ValueError(f"render_side must lie in [0, 1], got {self.render_side}")
         self.held_out_units = tuple(sorted(set(self.held_out_units)))
+        check_sources_option(self.images, self.sources)
 
     def bank(self) -> GateBank:
         """What the render bank depends on: fewer settings than the gate, so every gate kind
@@ -94,7 +97,7 @@ def calibration_photos(config: GateConfig) -> CalibrationPhotos:
     """Split `n_natural` crops by source into train / threshold / held out; add small-scale
     crops of the train sources (close-ups look like textures) and 400 threshold crops."""
     natural = natural_images(config.images, config.n_natural, config.size, config.seed,
-                             corpus=config.corpus)
+                             corpus=config.corpus, sources=config.sources)
     split = gate_split(natural, seed=config.seed)
     train_sources = sorted({source_of(s) for s in split.train.sources})
     threshold_sources = sorted({source_of(s) for s in split.threshold.sources})
@@ -106,6 +109,9 @@ def calibration_photos(config: GateConfig) -> CalibrationPhotos:
     else:
         close, thresh = split.train.images[:0], split.threshold.images
     files = source_files(train_sources + threshold_sources)
+    # a user's files grouped by --sources have source ids that are not paths
+    files += sorted({f for s in split.train.sources + split.threshold.sources
+                     if (f := user_file(s)) is not None} - set(files))
     base = torch.cat([split.train.images, close])
     train = torch.cat([base, augment_natural(base, seed=config.seed + 1)])
     return CalibrationPhotos(split, train, thresh, files)

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fvtrust.empirical.circuits.silent import conv_layer
-from fvtrust.empirical.data.folders import image_folder
+from fvtrust.empirical.data.folders import check_sources_option, image_folder
 from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
 from fvtrust.empirical.experiments.audit.bench import BenchConfig, combined_summary, run_bench
 from fvtrust.empirical.experiments.audit.detectors import AuditConfig, check_layer, default_observer
@@ -163,7 +163,7 @@ def _cmd_fool(args: argparse.Namespace) -> int:
                            offset=args.permute if args.permute is not None else FoolingConfig.offset,
                            gate=args.gate, steps=args.steps,
                            size=args.size, n_natural=args.natural, images=args.images,
-                           verify_images=args.verify_images)
+                           sources=args.sources, verify_images=args.verify_images)
     _claim_out(args, EXPERIMENTS)
     result, images = run_fooling(config, args.out, device=args.device, force=args.force)
     write_fooling(result.to_json(), images, args.out)
@@ -179,7 +179,7 @@ def _cmd_fool(args: argparse.Namespace) -> int:
 def _cmd_silent(args: argparse.Namespace) -> int:
     config = SilentConfig(model=args.model, weights=args.weights, layer=args.layer,
                           units=_parse_units(args.units), steps=args.steps, size=args.size,
-                          n_natural=args.natural, images=args.images,
+                          n_natural=args.natural, images=args.images, sources=args.sources,
                           verify_images=args.verify_images, lock=args.lock, gate=args.gate,
                           margin=args.margin)
     _claim_out(args, EXPERIMENTS)
@@ -193,9 +193,10 @@ def _cmd_sanity(args: argparse.Namespace) -> int:
     config = SanityConfig(model=args.model, weights=args.weights, n_natural=args.natural,
                           steps=args.steps, size=args.size, similarity=args.similarity,
                           vis_per_class=args.vis_per_class, min_per_class=args.min_per_class)
+    check_sources_option(args.images, args.sources)
     _claim_out(args, EXPERIMENTS)
-    natural = (image_folder(args.images, size=args.size, limit=args.natural, option="--images")
-               if args.images else None)
+    natural = (image_folder(args.images, size=args.size, limit=args.natural, option="--images",
+                            sources=args.sources) if args.images else None)
     result = run_sanity(config, args.out, device=args.device, force=args.force, natural=natural)
     paths = write_sanity(result.to_json(), args.out)
     print(f"{len(result.classes)} classes kept of {result.n_candidate_classes} seen; score: 1 = "
@@ -218,7 +219,8 @@ def _cmd_afc(args: argparse.Namespace) -> int:
                        n_natural=args.natural, observer=args.observer_model,
                        observers=([s.strip() for s in args.observers.split(",")]
                                   if args.observers else None),
-                       images=args.images, query_selection=args.query_selection,
+                       images=args.images, sources=args.sources,
+                       query_selection=args.query_selection,
                        quantile=args.quantile, patch=args.patch, stride=args.stride,
                        alpha=args.alpha, seed=args.seed)
     _claim_out(args, EXPERIMENTS)
@@ -245,7 +247,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     plan = SweepPlan(models=_names(args.models, "--models"), layers=_names(args.layers, "--layers"),
                      units=args.units, measure=_names(args.measure, "--measure"), steps=args.steps,
                      size=args.size, seed=args.seed, chunk=args.chunk, n_references=args.references,
-                     n_natural=args.natural, images=args.images, n_trials=args.trials,
+                     n_natural=args.natural, images=args.images, sources=args.sources,
+                     n_trials=args.trials,
                      precision=args.precision)
     summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
                         device=args.device, force=args.force)
@@ -263,7 +266,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     model = args.model if args.weights is None else f"{args.model}={args.weights}"
     plan = AuditPlan(models=[model], layers=_names(args.layers, "--layers"), units=args.units,
                      steps=args.steps, size=args.size, audit_seeds=args.seeds, n_natural=args.natural,
-                     images=args.images, seed=args.seed, chunk=args.chunk)
+                     images=args.images, sources=args.sources, seed=args.seed, chunk=args.chunk)
     summary = run_audit(plan, args.out, calibration=args.calibration, calibrate_here=args.calibrate,
                         alpha=args.alpha, force=args.force, address=args.address,
                         workers=args.workers, device=args.device)

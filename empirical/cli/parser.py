@@ -48,6 +48,19 @@ def _deprecated(p: argparse.ArgumentParser, aliases: Mapping[str, str]) -> None:
                        new=new, help=argparse.SUPPRESS)
 
 
+SOURCES_HELP = ("how the files of --images group into sources, which a held-out split keeps on "
+                "one side: file (each file), folder (the files of a folder), or a regular "
+                "expression searched in each file's path under DIR whose first group (or match) "
+                "is the source, e.g. '^([^_]+)_'; default auto: folder when the files sit in "
+                "subfolders other than ImageNet's class folders, else file")
+
+
+def _images_args(p: argparse.ArgumentParser, help_text: str) -> None:
+    """--images DIR and its --sources rule (every command that reads natural images)."""
+    p.add_argument("--images", default=None, metavar="DIR", help=help_text)
+    p.add_argument("--sources", default="auto", metavar="RULE", help=SOURCES_HELP)
+
+
 def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
     """--steps, --size, --natural and --images, --verify-images (where the experiment has them),
     --out and --force, with the defaults of the experiment's config dataclass (the documented
@@ -59,9 +72,8 @@ def _add_run_args(p: argparse.ArgumentParser, config: object, out: str) -> None:
     if hasattr(config, "n_natural"):
         p.add_argument("--natural", type=int, default=config.n_natural,
                        help="natural images drawn (split by source: calibration and held-out parts)")
-        p.add_argument("--images", default=None,
-                       help="ImageFolder/ImageNet directory or any tree of images (default: the "
-                            "photo corpus, see README)")
+        _images_args(p, "ImageFolder/ImageNet directory or any tree of images (default: the "
+                        "photo corpus, see README)")
     if hasattr(config, "verify_images"):
         p.add_argument("--verify-images", default=None, metavar="DIR",
                        help="also measure natural behaviour on this directory of images (any layout); "
@@ -262,9 +274,8 @@ def _afc_command(sub: argparse._SubParsersAction) -> None:
                    help="optimization steps of each synthetic reference; default %(default)s")
     p.add_argument("--size", type=int, default=afc.size,
                    help="image side in px (natural images and renders); default %(default)s")
-    p.add_argument("--images", default=None,
-                   help="a directory of natural images (ImageFolder/ImageNet layout or any tree); "
-                        "default: crops of the photo corpus")
+    _images_args(p, "a directory of natural images (ImageFolder/ImageNet layout or any tree); "
+                    "default: crops of the photo corpus")
     p.add_argument("--out", default="results/afc", help="output directory (resumable); default %(default)s")
     p.add_argument("--renders", default=None, metavar="DIR",
                    help="where the synthetic references are kept, shared by both tasks (the "
@@ -318,8 +329,7 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=plan.n_trials,
                    help="2-AFC trials per unit (afc_* measurements); default %(default)s")
     _deprecated(p, {"--k": "--references", "--pool": "--natural", "--afc-trials": "--trials"})
-    p.add_argument("--images", default=None,
-                   help="ImageFolder/ImageNet directory or any tree of images (default: the photo corpus)")
+    _images_args(p, "ImageFolder/ImageNet directory or any tree of images (default: the photo corpus)")
     p.add_argument("--precision", default=plan.precision, choices=PRECISIONS,
                    help="arithmetic of the visualizations' renders (bfloat16: autocast); default %(default)s")
     _ray_options(p)
@@ -359,8 +369,7 @@ def _audit_command(sub: argparse._SubParsersAction) -> None:
                    help="renders per unit (>= 2); default %(default)s")
     p.add_argument("--natural", type=int, default=plan.n_natural,
                    help="natural images the exemplars and the null are drawn from; default %(default)s")
-    p.add_argument("--images", default=None,
-                   help="a directory of natural images (default: the photo corpus)")
+    _images_args(p, "a directory of natural images (default: the photo corpus)")
     p.add_argument("--seed", type=int, default=plan.seed, help="base seed; default %(default)s")
     p.add_argument("--chunk", type=int, default=plan.chunk, help="units per Ray task; default %(default)s")
     _ray_options(p)

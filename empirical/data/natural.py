@@ -18,12 +18,13 @@ CORPORA = ("photos", "bundled")
 
 
 def natural_images(directory: str | Path | None, n: int, size: int, seed: int = 0,
-                   corpus: str = "photos") -> NaturalImages:
-    """`n` images from `directory` (ImageFolder layout, seeded subset), or crops of a built-in
-    corpus: ``"photos"`` (the Debian photo corpus + scikit-image's, 68 scenes) or
-    ``"bundled"`` (scikit-image's ten photos)."""
+                   corpus: str = "photos", sources: str = "auto") -> NaturalImages:
+    """`n` images from `directory` (ImageFolder layout, seeded subset; `sources`: how its files
+    group into sources, see :mod:`~empirical.data.folders`), or crops of a built-in corpus:
+    ``"photos"`` (the Debian photo corpus + scikit-image's, 68 scenes) or ``"bundled"``
+    (scikit-image's ten photos)."""
     if directory is not None:
-        return image_folder(directory, size=size, limit=n, seed=seed)
+        return image_folder(directory, size=size, limit=n, seed=seed, sources=sources)
     if corpus == "photos":
         return corpus_crops(n, size, seed=seed)
     if corpus == "bundled":

@@ -11,6 +11,12 @@ Zimmermann et al. 2021 (occlusion task), with reproducible observers in place of
   occlusions after which the activation is highest and lowest; the correct answer is the one
   that changed it more (lowest). Trial t of a unit uses its t-th most activating image.
 
+**Paired comparisons** lead: every pair of cells the papers compare (natural − synthetic
+references; references − none, ``random`` standing for none; each observer with references −
+each reference-free prior; observer − observer) is scored on the same units and trials, so its
+interval is the hierarchical bootstrap of the per-trial differences, with the units it would
+need for ±3 pp (:class:`~empirical.observers.statistics.VarianceComponents`).
+
 Reference conditions: ``natural`` (the K most / least activating reference images),
 ``synthetic`` (K max / K min feature visualizations, different seeds) and ``random``
 (2K random reference images, drawn anew for every trial: uninformative references).
@@ -29,8 +35,9 @@ import numpy as np
 import torch
 
 from fvtrust.empirical.data.crops import NaturalImages
+from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option
 from fvtrust.empirical.data.natural import natural_images
-from fvtrust.empirical.data.splits import source_of, split_by_source
+from fvtrust.empirical.data.splits import source_of, split_by_source, warn_near_duplicates
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.layers import layer_channels, layer_responses, relative_depths, spatial_mean
 from fvtrust.empirical.nets.registry import Network, load_model
@@ -45,10 +52,10 @@ from fvtrust.empirical.observers.rules import (
     check_observers,
     observers_for,
 )
-from fvtrust.empirical.observers.statistics import ClusteredEstimate
+from fvtrust.empirical.observers.statistics import ClusteredEstimate, VarianceComponents, paired_differences
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
-from fvtrust.stages import Stages
+from fvtrust.stages import Stages, stage_key
 
 CONDITIONS = ("natural", "synthetic", "random")
 #: observer → condition → "layer:unit" → (correct per trial, P(correct) per trial)
@@ -93,6 +100,7 @@ class AFCConfig:
     n_trials: int = 20
     n_natural: int = 240  # natural images drawn, split by source into references and queries
     images: str | None = None
+    sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     reference_fraction: float = 0.5
     query_selection: str = "quantile"
     quantile: float = 0.2
@@ -130,6 +138,7 @@ class AFCConfig:
                              f"steps={self.steps}")
         OcclusionGrid.from_fraction(self.size, self.patch, self.stride)
         check_observers(self.task, self.chosen_observers)
+        check_sources_option(self.images, self.sources)
         if 2 * self.n_references + 2 * self.n_trials > self.n_natural:
             raise ValueError(f"K = {self.n_references} references per side and N = {self.n_trials} "
                              f"trials need at least {2 * self.n_references + 2 * self.n_trials} "
@@ -176,6 +185,7 @@ class AFCResult:
     occlusion: dict[str, object] | None
     human: dict[str, object]
     reused_stages: list[str]
+    paired: list[dict[str, object]] = field(default_factory=list)  # see paired_comparisons
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -189,9 +199,85 @@ def _estimate(values: list[np.ndarray], p: list[np.ndarray] | None, seed: int) -
     return out
 
 
+#: the interval half-width a comparison is planned for (the power analysis of issue #22)
+TARGET_HALF_WIDTH = 0.03
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Cell a − cell b, each cell an (observer, reference condition), on the same trials."""
+
+    kind: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"{'/'.join(self.a)} − {'/'.join(self.b)}"
+
+
+#: what each kind of comparison asks, in the order the tables show them
+COMPARISON_KINDS = {
+    "natural − synthetic": "do natural references beat visualizations? (Borowski et al.)",
+    "references − none": "do references help at all? (Zimmermann et al. 2021; random = none)",
+    "observer − prior": "does an observer with references beat a reference-free prior?",
+    "observer − observer": "do two observers differ on the same trials?",
+}
+
+
+def paired_comparisons(observers: list[str]) -> list[Comparison]:
+    """The comparisons the papers make, among the run's observers. A reference-free prior
+    answers the same in every condition: its ``natural`` cell stands for it."""
+    looking = [o for o in observers if o not in REFERENCE_FREE]
+    priors = [o for o in observers if o in REFERENCE_FREE]
+    out = [Comparison("natural − synthetic", (o, "natural"), (o, "synthetic")) for o in looking]
+    out += [Comparison("references − none", (o, c), (o, "random"))
+            for o in looking for c in ("synthetic", "natural")]
+    out += [Comparison("observer − prior", (o, c), (p, "natural"))
+            for p in priors for o in looking for c in ("natural", "synthetic")]
+    out += [Comparison("observer − observer", (o, c), (q, c)) for c in ("natural", "synthetic")
+            for i, o in enumerate(looking) for q in looking[i + 1:]]
+    return out
+
+
+def _paired(records: Records, comparison: Comparison, layers: list[str], seed: int) -> dict[str, object]:
+    """The difference of two cells on the same units and trials, overall and per layer, with
+    its hierarchical-bootstrap interval and the units it needs for ±3 pp at this many trials."""
+    a, b = records[comparison.a[0]][comparison.a[1]], records[comparison.b[0]][comparison.b[1]]
+    keys = list(a)
+    diffs = dict(zip(keys, paired_differences([a[k][0] for k in keys], [b[k][0] for k in keys]),
+                     strict=True))
+    est = ClusteredEstimate.of(list(diffs.values()), seed=seed)
+    try:
+        parts = VarianceComponents.of(list(diffs.values()))
+        power: dict[str, object] | None = {
+            "sigma2_between_units": parts.between, "sigma2_within_unit": parts.within,
+            "trials_per_unit": parts.trials, "target_half_width": TARGET_HALF_WIDTH,
+            "units_needed": parts.units_needed(TARGET_HALF_WIDTH),
+            "units_needed_at_50_trials": parts.units_needed(TARGET_HALF_WIDTH, trials=50)}
+    except ValueError:  # one unit or one trial: no variance components
+        power = None
+    per_layer = {}
+    for layer in layers:
+        mine = [diffs[k] for k in keys if k.rsplit(":", 1)[0] == layer]
+        if mine:
+            e = ClusteredEstimate.of(mine, seed=seed)
+            per_layer[layer] = {"mean": e.mean, "ci": list(e.ci), "n_units": e.n_units}
+    return {"kind": comparison.kind, "label": comparison.label, "a": list(comparison.a),
+            "b": list(comparison.b), "mean": est.mean, "ci": list(est.ci), "n_units": est.n_units,
+            "n_trials": est.n_trials, "decided": not est.covers(0.0),
+            "half_width": (est.ci[1] - est.ci[0]) / 2, "power": power, "per_layer": per_layer}
+
+
 def afc_observer(config: AFCConfig, device: str | torch.device = "cpu") -> Observer:
     """The observer network a run of `config` uses."""
     return Observer(config.observer, size=max(config.size, 96), device=device)
+
+
+def afc_scorer(model: Network, layers: list[str]) -> Network:
+    """The network the trials are scored with: BatchNorm folded, channels-last, exact at
+    `layers` (about 2x on CPU, checked equivalent; benchmarks/bench_occlusion.py)."""
+    return fuse_for_rendering(model, keep=layers)
 
 
 def pool_responses(model: Network, layer: str, pool: NaturalImages) -> torch.Tensor:
@@ -202,11 +288,13 @@ def pool_responses(model: Network, layer: str, pool: NaturalImages) -> torch.Ten
 
 def afc_pool(config: AFCConfig) -> NaturalImages:
     """The natural images (references and queries) a run of `config` draws from."""
-    return natural_images(config.images, config.n_natural, config.size, seed=config.seed + 17)
+    return natural_images(config.images, config.n_natural, config.size, seed=config.seed + 17,
+                          sources=config.sources)
 
 
 def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarray]:
     ref_idx, query_idx = split_by_source(pool.sources, config.reference_fraction, seed=config.seed)
+    warn_near_duplicates(pool, ref_idx, query_idx, "references / queries")
     # references: a top and a bottom quantile of queries; occlusion: N distinct query images.
     need_ref = 2 * config.n_references
     need_query = 2 if config.task == "references" else config.n_trials
@@ -222,14 +310,19 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
             force: bool = False, shared_dir: str | Path | None = None,
             progress: bool = True, model: Network | None = None, observer: Observer | None = None,
             pool: NaturalImages | None = None,
-            responses: dict[str, torch.Tensor] | None = None) -> AFCResult:
+            responses: dict[str, torch.Tensor] | None = None,
+            views: tuple[torch.Tensor, torch.Tensor] | None = None,
+            scorer: Network | None = None,
+            renders: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> AFCResult:
     """Every observer in every reference condition for every unit of every layer.
 
     `shared_dir` holds the synthetic references so the two tasks render them once
     (default: `out_dir`). `model`, `observer` and `pool` may be passed in already built (a
-    sweep worker keeps them across tasks); by default they are built from `config`.
-    `responses` (layer → :func:`pool_responses` of that layer) saves the pool's forward
-    pass when the caller already made it."""
+    sweep worker keeps them across tasks); by default they are built from `config`. What a
+    caller already has saves the same work again (a sweep worker keeps each across units):
+    `responses` (layer → :func:`pool_responses`), `views` (``observer.views(pool.images)``),
+    `scorer` (:func:`afc_scorer`) and `renders` (synthetic references by their stage key,
+    in memory: both tasks of a unit render them once without a folder)."""
     stages = Stages(out_dir, config, force)
     if model is None:
         model = load_model(config.model, weights=config.weights, device=device)
@@ -245,7 +338,8 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         depth = dict.fromkeys(config.layers)
     trials = _Trials(config, model, observer if observer is not None else afc_observer(config, device),
                      pool if pool is not None else afc_pool(config), responses or {},
-                     shared_dir if shared_dir is not None else out_dir, force, progress)
+                     shared_dir if shared_dir is not None else out_dir, force, progress,
+                     views=views, scorer=scorer, renders=renders)
     names = config.chosen_observers
     records: Records = {o: {c: {} for c in CONDITIONS} for o in names}
     scoring = {"images": 0, "seconds": 0.0}
@@ -284,16 +378,19 @@ class _Trials:
 
     def __init__(self, config: AFCConfig, model: Network, observer: Observer, pool: NaturalImages,
                  responses: dict[str, torch.Tensor], shared: str | Path | None, force: bool,
-                 progress: bool) -> None:
+                 progress: bool, views: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 scorer: Network | None = None,
+                 renders: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         from tqdm import tqdm
 
         self.config, self.model, self.observer, self.pool = config, model, observer, pool
         self.responses, self.shared, self.force, self.progress = responses, shared, force, progress
+        self.renders = renders
         self.ref_idx, self.query_idx = _split(pool, config)
-        self.emb, self.maps = observer.views(pool.images)
+        self.emb, self.maps = views if views is not None else observer.views(pool.images)
         self.pooled = spatial_mean(self.maps)
         self.grid = OcclusionGrid.from_fraction(config.size, config.patch, config.stride)
-        self.scorer = fuse_for_rendering(model, keep=config.layers)
+        self.scorer = scorer if scorer is not None else afc_scorer(model, list(config.layers))
         self.rules = observers_for(config.task)
         self.reused_shared: list[str] = []
         self.bar = tqdm(total=len(config.layers) * len(config.units), desc=f"2-AFC {config.task}",
@@ -310,6 +407,20 @@ class _Trials:
         shape = (len(config.units), k, *top.shape[1:])
         return top.view(shape), bottom.view(shape)
 
+    def synthetic_references(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's synthetic references: kept in memory (`renders`), saved in the shared
+        folder, or rendered, in that order."""
+        key = stage_key(self.config.synthetic_references(layer))
+        if self.renders is not None and key in self.renders and not self.force:
+            self.reused_shared.append("synthetic (kept in memory)")
+            return self.renders[key]
+        references = Stages(self.shared, self.config.synthetic_references(layer), self.force)
+        synth = references.run("synthetic", lambda: self.synthetic(layer))
+        self.reused_shared.extend(references.reused)
+        if self.renders is not None:
+            self.renders[key] = synth
+        return synth
+
     def pool_refs(self, idx_max: np.ndarray, idx_min: np.ndarray) -> ReferenceSet:
         return ReferenceSet(self.emb[idx_max], self.emb[idx_min], self.pooled[idx_max],
                             self.pooled[idx_min])
@@ -321,9 +432,7 @@ class _Trials:
         rng = np.random.default_rng([config.seed, li])
         out: Records = {o: {c: {} for c in CONDITIONS} for o in config.chosen_observers}
         cost = {"images": 0, "seconds": 0.0}
-        references = Stages(self.shared, config.synthetic_references(layer), self.force)
-        synth = references.run("synthetic", lambda: self.synthetic(layer))
-        self.reused_shared.extend(references.reused)
+        synth = self.synthetic_references(layer)
         acts = (self.responses[layer] if layer in self.responses
                 else layer_responses(self.scorer, layer, self.pool.images))
         occlusion_cache: dict[int, torch.Tensor] = {}
@@ -415,5 +524,7 @@ def _summarize(config: AFCConfig, records: Records, depth: dict[str, float | Non
               "inception_relative_depth": human["inception_relative_depth"],
               "by_condition": human["references_by_condition"]}
              if config.task == "references" else {"overall": human["occlusion"]})
+    paired = [_paired(records, c, list(config.layers), config.seed)
+              for c in paired_comparisons(list(records))]
     return AFCResult(asdict(config), list(records), list(CONDITIONS), overall, per_layer, per_unit,
-                     depth, {}, None, human, [])
+                     depth, {}, None, human, [], paired)

@@ -33,7 +33,7 @@ from fvtrust.empirical.circuits.fooling import (
 from fvtrust.empirical.circuits.gate_setup import GateConfig, build_gate, calibration_photos
 from fvtrust.empirical.circuits.gates import gate_accuracy
 from fvtrust.empirical.data.crops import NaturalImages, resize
-from fvtrust.empirical.data.folders import verification_images
+from fvtrust.empirical.data.folders import SOURCES_KEY, verification_images
 from fvtrust.empirical.data.natural import load_target
 from fvtrust.empirical.experiments.gate_robustness import gate_robustness
 from fvtrust.empirical.nets.registry import load_model
@@ -66,6 +66,7 @@ class FoolingConfig:
     gate_layer: str = "_blocks.5"  # the nearest-calibration gate's layer
     n_natural: int = 1000  # crops drawn to split by source (train / threshold / held out)
     images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus
+    sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     corpus: str = "photos"  # built-in natural images when `images` is None
     verify_images: str | None = None  # a directory never used for calibration
     size: int = 128
@@ -110,7 +111,8 @@ class FoolingConfig:
         or their permutation partners (in either mode, so both modes share one gate)."""
         return GateConfig(kind=self.gate, model=self.model, weights=self.weights,
                           layer=self.gate_layer, n_natural=self.n_natural, images=self.images,
-                          corpus=self.corpus, size=self.size, bank_settings=self.bank_settings,
+                          sources=self.sources, corpus=self.corpus, size=self.size,
+                          bank_settings=self.bank_settings,
                           bank_steps=self.bank_steps, alpha=self.alpha,
                           render_side=self.render_side,
                           held_out_units=tuple(self.units) + tuple(self.partners(n_out)),

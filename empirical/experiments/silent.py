@@ -35,7 +35,7 @@ from fvtrust.empirical.circuits.silent import (
     conv_layer,
     install_silent_units,
 )
-from fvtrust.empirical.data.folders import verification_images
+from fvtrust.empirical.data.folders import SOURCES_KEY, verification_images
 from fvtrust.empirical.data.shifts import SHIFTS, augment_natural, shifted
 from fvtrust.empirical.data.splits import source_of
 from fvtrust.empirical.nets.layers import batches, forward_activations, get_layer
@@ -69,6 +69,7 @@ class SilentConfig:
     target_unit: int = 0
     n_natural: int = 1000  # crops drawn to split by source (as the fooling gate splits them)
     images: str | None = None  # an ImageFolder/ImageNet directory instead of the photo corpus
+    sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     corpus: str = "photos"
     verify_images: str | None = None  # a directory never used for calibration
     size: int = 128
@@ -100,8 +101,8 @@ class SilentConfig:
         """The gate of the gate lock: the fooling experiment's gate with the same data split and
         render bank (its default held-out units), so both share one trained gate."""
         return GateConfig(kind=self.gate, model=self.model, weights=self.weights,
-                          n_natural=self.n_natural, images=self.images, corpus=self.corpus,
-                          size=self.size, bank_settings=self.bank_settings,
+                          n_natural=self.n_natural, images=self.images, sources=self.sources,
+                          corpus=self.corpus, size=self.size, bank_settings=self.bank_settings,
                           bank_steps=self.bank_steps, seed=self.seed)
 
 

@@ -9,12 +9,19 @@ resamples what varies independently:
 
 with u* drawn with replacement from the units, then t* with replacement from the trials of
 each drawn unit. The estimate itself is the mean of the unit means (every unit weighs the same).
+
+A **paired** comparison of two conditions scored on the same units and trials resamples the
+per-trial differences d[u, t] = a[u, t] − b[u, t] the same way (:func:`paired_differences`), so
+what the two conditions share (the unit, the queries) cancels. :func:`units_needed` turns a
+run's variance components into the units a comparison needs for a given interval width.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -82,3 +89,59 @@ class ClusteredEstimate:
 
     def covers(self, value: float) -> bool:
         return self.ci[0] <= value <= self.ci[1]
+
+
+def paired_differences(a: Sequence[Sequence[float] | np.ndarray],
+                       b: Sequence[Sequence[float] | np.ndarray]) -> list[np.ndarray]:
+    """Per unit, the per-trial differences a[u, t] − b[u, t] of two conditions scored on the
+    same units and trials (their clustered mean is the difference of their accuracies)."""
+    ca, cb = _as_clusters(a), _as_clusters(b)
+    if len(ca) != len(cb):
+        raise ValueError(f"a paired comparison needs the same units: {len(ca)} vs {len(cb)}")
+    mismatched = [i for i, (x, y) in enumerate(zip(ca, cb, strict=True)) if x.shape != y.shape]
+    if mismatched:
+        raise ValueError(f"a paired comparison needs the same trials: units {mismatched} differ")
+    return [x - y for x, y in zip(ca, cb, strict=True)]
+
+
+@dataclass
+class VarianceComponents:
+    """σ_b² (between units, of the true unit means) and σ_w² (between trials of one unit),
+    estimated from a run of n units with m trials each (m: harmonic mean of the units' counts):
+    σ_w² = mean of the units' trial variances; σ_b² = max(0, var(unit means) − σ_w²/m)."""
+
+    between: float
+    within: float
+    n_units: int
+    trials: float
+
+    @classmethod
+    def of(cls, values: Sequence[Sequence[float] | np.ndarray]) -> VarianceComponents:
+        clusters = _as_clusters(values)
+        if len(clusters) < 2 or any(len(c) < 2 for c in clusters):
+            raise ValueError(f"variance components need >= 2 units of >= 2 trials, got "
+                             f"{[len(c) for c in clusters]} trials per unit")
+        within = float(np.mean([c.var(ddof=1) for c in clusters]))
+        sizes = np.array([len(c) for c in clusters], dtype=np.float64)
+        trials = float(len(sizes) / np.sum(1 / sizes)) if np.ptp(sizes) else float(sizes[0])
+        means = np.array([c.mean() for c in clusters])
+        return cls(max(0.0, float(means.var(ddof=1)) - within / trials), within, len(clusters), trials)
+
+    def half_width(self, n_units: int, trials: float, level: float = 0.95) -> float:
+        """The half-width of :func:`hierarchical_bootstrap_ci` at `n_units` × `trials`:
+        z·√((σ_b² + 2σ_w²/m)/n). The 2: resampling trials within the resampled units adds
+        σ_w²/m to the σ_w²/m the unit means already carry (the bootstrap is conservative)."""
+        z = NormalDist().inv_cdf((1 + level) / 2)
+        return z * math.sqrt((self.between + 2 * self.within / trials) / n_units)
+
+    def units_needed(self, half_width: float = 0.03, trials: float | None = None,
+                     level: float = 0.95) -> int:
+        """Fewest units for an interval of at most ±`half_width` with `trials` per unit
+        (default: this run's): n = ⌈z²(σ_b² + 2σ_w²/m) / h²⌉, at least 2."""
+        if not 0 < half_width < 1:
+            raise ValueError(f"half_width must lie in (0, 1), got {half_width}")
+        m = self.trials if trials is None else trials
+        if not m >= 1:
+            raise ValueError(f"trials per unit must be >= 1, got {m}")
+        z = NormalDist().inv_cdf((1 + level) / 2)
+        return max(2, math.ceil(z * z * (self.between + 2 * self.within / m) / half_width ** 2))

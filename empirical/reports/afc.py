@@ -31,6 +31,67 @@ def _human(data: dict[str, Any], cond: str) -> str:
     return f"{100 * h['value']:.1f}{err} %"
 
 
+def human_difference(data: dict[str, Any], entry: dict[str, Any]) -> str:
+    """The papers' difference of the same two conditions (human data; unpaired there)."""
+    human = data["human"]["overall"]
+    if entry["kind"] not in ("natural − synthetic", "references − none"):
+        return "—"
+    a, b = entry["a"][1], entry["b"][1]
+    if a not in human or b not in human:
+        return "—"
+    return f"{100 * (human[a]['value'] - human[b]['value']):+.1f} pp"
+
+
+def paired_table(data: dict[str, Any]) -> str:
+    """Markdown: every paired comparison (same units, same trials), its difference in pp with
+    the 95 % hierarchical-bootstrap interval, whether the interval excludes 0, the units it
+    needs for ±3 pp, and the papers' difference of the same conditions (human data)."""
+    entries = data.get("paired") or []
+    if not entries:
+        return "(no paired comparisons: this result was saved before they were computed)"
+    task = data["config"]["task"]
+    lines = ["| comparison (a − b) | difference [95 % CI] | CI excludes 0 | units for ±3 pp "
+             f"| {HUMAN_LABEL[task]} — human data |", "|---|---|---|---|---|"]
+    for e in entries:
+        power = e.get("power")
+        need = "—" if power is None else f"{power['units_needed']}"
+        lines.append(f"| {e['label']} | {100 * e['mean']:+.1f} pp [{100 * e['ci'][0]:+.1f}, "
+                     f"{100 * e['ci'][1]:+.1f}] | {'yes' if e['decided'] else 'no'} | {need} | "
+                     f"{human_difference(data, e)} |")
+    first = entries[0]
+    trials = first["n_trials"] // max(1, first["n_units"])
+    lines += ["", f"Paired: both cells are scored on the same {first['n_units']} units × {trials} "
+                  f"trials (queries and units shared; `random` references stand for none). 95 % CI: "
+                  f"hierarchical bootstrap of the per-trial differences over units, then trials. "
+                  f"Units for ±3 pp: n = ⌈z²(σ_b² + 2σ_w²/m)/0.03²⌉ at m = {trials} trials per unit, "
+                  f"from this run's variance components. Human differences are the papers' (between "
+                  f"their conditions, Inception-V1), shown beside ours, not paired with them."]
+    return "\n".join(lines)
+
+
+def plot_paired(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
+    """Every paired difference with its 95 % interval (0: no difference), the papers' human
+    difference of the same conditions as a black mark where there is one."""
+    entries = data.get("paired") or []
+    fig, ax = plt.subplots(figsize=(7, 0.32 * max(4, len(entries)) + 1))
+    y = np.arange(len(entries))[::-1]
+    for yi, e in zip(y, entries, strict=True):
+        colour = "C0" if e["decided"] else "C7"
+        ax.errorbar(100 * e["mean"], yi, xerr=[[100 * (e["mean"] - e["ci"][0])],
+                                               [100 * (e["ci"][1] - e["mean"])]],
+                    fmt="o", color=colour, capsize=2, ms=4)
+        human = human_difference(data, e)
+        if human != "—":
+            ax.plot(float(human.split()[0]), yi, "k|", ms=12, mew=2)
+    ax.axvline(0, color="gray", ls=":", lw=1)
+    ax.set_yticks(y, [e["label"] for e in entries], fontsize=7)
+    ax.set_xlabel("difference in 2-AFC accuracy (pp), paired: same units and trials")
+    task = data["config"]["task"]
+    ax.set_title(f"{task} task: paired differences (ours; blue: CI excludes 0; "
+                 f"black: {HUMAN_LABEL[task]}, human data)", fontsize=8)
+    return save_figure(fig, path_stem)
+
+
 def afc_table(data: dict[str, Any]) -> str:
     """Markdown: accuracy [95 % unit-clustered CI] per reference condition (rows) and observer
     (columns), with the papers' human data in the last column."""

@@ -36,7 +36,8 @@ def write_audit_report(verdicts: Any, plan: Any, out: str | Path, calibration: A
                  and c not in ("audit_png", "audit_render_activation", "audit_exemplar_ids",
                                "audit_exemplar_index")]
     top = _suspicious_first(verdicts).head(n_show)
-    pool = natural_images(plan.images, plan.n_natural, plan.size, seed=plan.seed + 17)
+    pool = natural_images(plan.images, plan.n_natural, plan.size, seed=plan.seed + 17,
+                          sources=plan.sources)
     k = min(4, plan.n_references)
     fig = plt.figure(figsize=(1.5 * (k + 1) + 4.5 * 1, 1.5 * max(len(top), len(detectors)) + 0.6))
     grid = fig.add_gridspec(max(len(top), 1), k + 3, width_ratios=[1] * (k + 1) + [0.3, 3])

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from fvtrust.empirical.reports.afc import afc_table, per_layer_table, plot_afc
+from fvtrust.empirical.reports.afc import afc_table, paired_table, per_layer_table, plot_afc, plot_paired
 from fvtrust.empirical.reports.figures import image_grid
 from fvtrust.empirical.reports.sanity import plot_sanity
 from fvtrust.empirical.reports.sweep import plot_sweep
@@ -51,8 +51,9 @@ def write_sanity(data: Mapping[str, Any], out: str | Path) -> list[Path]:
 
 
 def afc_markdown(data: Mapping[str, Any]) -> str:
-    """The 2-AFC tables: overall, then per layer for every observer that uses references."""
-    return afc_table(data) + "\n\n" + "\n\n".join(
+    """The 2-AFC tables: the paired differences first, then each cell's accuracy, then per
+    layer for every observer that uses references."""
+    return paired_table(dict(data)) + "\n\n" + afc_table(data) + "\n\n" + "\n\n".join(
         f"Per layer, `{o}` observer:\n\n{per_layer_table(data, o)}"
         for o in data["observers"] if o not in ("center", "variance"))
 
@@ -63,7 +64,8 @@ def write_afc(data: Mapping[str, Any], out: str | Path) -> list[Path]:
     out, task = Path(out), data["config"]["task"]
     json_path = atomic_write_json(out / f"afc_{task}.json", dict(data))
     md = atomic_write_text(out / f"afc_{task}.md", afc_markdown(data) + "\n")
-    return [json_path, md, *plot_afc(dict(data), out / f"afc_{task}")]
+    return [json_path, md, *plot_paired(dict(data), out / f"afc_{task}_paired"),
+            *plot_afc(dict(data), out / f"afc_{task}")]
 
 
 def write_proofs(reports: Sequence[Any], out: str | Path,

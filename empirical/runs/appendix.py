@@ -28,7 +28,7 @@ from fvtrust.empirical.experiments.fooling import PAPER_TOP1, FoolingConfig, run
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 from fvtrust.empirical.nets.registry import resolve_device
-from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL
+from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL, human_difference
 from fvtrust.empirical.reports.audit import write_bench
 from fvtrust.empirical.reports.latex import (
     CHECK,
@@ -94,7 +94,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "fooling": {"steps": 512, "size": 224, "n_natural": 2000},
         "silent": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(64))},
         "sanity": {"steps": 512, "size": 224, "n_natural": 5000, "vis_per_class": 4},
-        "afc": {"steps": 512, "size": 224, "pool": 2000, "units": list(range(8)), "stride": 2,
+        "afc": {"steps": 512, "size": 224, "n_natural": 2000, "units": list(range(8)), "stride": 2,
                 "layers": ["_blocks.2", "_blocks.5", "_blocks.8", "_blocks.10", "_blocks.12",
                            "_blocks.14", "_blocks.15"]},
         "audit": {"n_clean_logits": 256, "n_clean_conv": 256,
@@ -303,7 +303,21 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
                 f"position on a {occ['stride_px']}\\,px stride ({occ['positions']} positions); "
                 f"{occ['n_occluded_images_scored']} occluded images scored at "
                 f"{occ['occluded_images_per_second']:.0f} images/s.")
-    text = (tabular(["reference condition", *[latex_escape(o) for o in observers],
+    paired_rows = [[latex_escape(e["label"]),
+                    f"{100 * e['mean']:+.1f} [{100 * e['ci'][0]:+.1f}, {100 * e['ci'][1]:+.1f}]",
+                    "yes" if e["decided"] else "no",
+                    "--" if e["power"] is None else str(e["power"]["units_needed"]),
+                    latex_escape(human_difference(data, e))]
+                   for e in data["paired"]]
+    trials = est["n_trials"] // max(1, est["n_units"])
+    text = (tabular(["comparison (a $-$ b)", "difference (pp) [95\\,\\% CI]", "CI excludes 0",
+                     "units for $\\pm$3\\,pp", "human data (pp)"], paired_rows)
+            + f"Paired comparisons (they lead): both cells on the same {est['n_units']} units "
+              f"$\\times$ {trials} trials; CI from a hierarchical bootstrap of the per-trial "
+              f"differences; units for $\\pm$3\\,pp from this run's variance components at "
+              f"{trials} trials per unit. Human differences are the papers' (Inception-V1), beside "
+              f"ours, not paired with them.\n\n"
+            + tabular(["reference condition", *[latex_escape(o) for o in observers],
                       latex_escape(HUMAN_LABEL[task]) + " (human data)"], rows)
             + f"Accuracy in \\% with 95\\,\\% CIs from a hierarchical bootstrap (units, then "
               f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. References "

@@ -89,3 +89,13 @@ def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, 
     captured = capsys.readouterr()
     assert "texlive-fonts-recommended" in captured.out and "no PDF was built" in captured.err
     assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent)]) == 0
+
+
+@pytest.mark.parametrize("scale", ["tiny", "quick", "paper"])
+def test_every_part_builds_its_config_at_every_scale(scale):
+    """A renamed config field must not leave a scale's settings behind (paper's afc had `pool`)."""
+    from fvtrust.empirical.runs.appendix import PARTS, SCALES
+
+    assert scale in SCALES
+    for part in PARTS.values():
+        part.config(SCALES[scale].get(part.group, {}))

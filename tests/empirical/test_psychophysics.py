@@ -8,8 +8,9 @@ import pytest
 
 from fvtrust.empirical.data.photos import bundled_images
 from fvtrust.empirical.data.splits import source_of, split_by_source
-from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
-from fvtrust.empirical.reports.afc import afc_table, per_layer_table, plot_afc
+from fvtrust.empirical.experiments.afc import AFCConfig, paired_comparisons, run_afc
+from fvtrust.empirical.reports.afc import afc_table, paired_table, per_layer_table, plot_afc, plot_paired
+from fvtrust.empirical.reports.writers import afc_markdown
 
 TINY = {"layers": ["_blocks.5"], "units": [0, 1], "n_references": 2, "n_trials": 3, "n_natural": 40,
         "steps": 2, "size": 64, "stride": 16}
@@ -74,6 +75,62 @@ def test_tables_and_figure_come_from_the_saved_json(runs, tmp_path):
         assert "`_blocks.5`" in per_layer_table(data, "mis")
         paths = plot_afc(data, tmp_path / data["config"]["task"])
         assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_paired_comparisons_are_the_papers_on_the_same_units_and_trials(runs):
+    _, occ, ref = runs
+    labels = [c.label for c in paired_comparisons(ref.observers)]
+    assert labels[:2] == ["mis/natural − mis/synthetic", "spatial/natural − spatial/synthetic"]
+    assert "mis/synthetic − mis/random" in labels and "mis/natural − spatial/natural" in labels
+    assert not any("center" in x for x in labels)  # no prior in the references task
+    occ_labels = [e["label"] for e in occ.paired]
+    assert {"mis/natural − center/natural", "spatial/synthetic − variance/natural"} <= set(occ_labels)
+    for result in (occ, ref):
+        assert [e["label"] for e in result.paired] == [c.label for c in paired_comparisons(result.observers)]
+        for e in result.paired:
+            (oa, ca), (ob, cb) = e["a"], e["b"]
+            # same units, same trials: the paired mean is the difference of the two cells
+            assert e["mean"] == pytest.approx(result.overall[oa][ca]["mean"] - result.overall[ob][cb]["mean"])
+            assert e["ci"][0] <= e["mean"] <= e["ci"][1]
+            assert e["decided"] == (not e["ci"][0] <= 0 <= e["ci"][1])
+            assert (e["n_units"], e["n_trials"]) == (2, 6)
+            assert e["per_layer"]["_blocks.5"]["mean"] == pytest.approx(e["mean"])
+            power = e["power"]
+            assert power["units_needed"] >= 2 and power["units_needed_at_50_trials"] <= power["units_needed"]
+
+
+def test_the_reports_lead_with_the_paired_differences(runs, tmp_path):
+    _, occ, ref = runs
+    for result in (occ, ref):
+        data = json.loads(json.dumps(result.to_json()))
+        md = afc_markdown(data)
+        assert md.startswith(paired_table(data).splitlines()[0])
+        assert "same 2 units × 3 trials" in md and "human data" in paired_table(data)
+        assert all(p.stat().st_size > 0 for p in plot_paired(data, tmp_path / f"{data['config']['task']}_p"))
+    table = paired_table(json.loads(json.dumps(ref.to_json())))
+    assert "| mis/natural − mis/synthetic |" in table and "+10.2 pp |" in table  # 92.2 − 82.0, human data
+    old = {k: v for k, v in ref.to_json().items() if k != "paired"}  # saved before 0.3
+    assert "no paired comparisons" in paired_table(old)
+
+
+def test_what_a_sweep_worker_keeps_gives_the_same_trials(runs):
+    """Views and scoring network made once, a unit's visualizations kept in memory for the
+    other task: the same numbers as each run on its own, with one render of the references."""
+    from fvtrust.empirical.experiments.afc import afc_observer, afc_pool, afc_scorer
+    from fvtrust.empirical.nets.registry import load_model
+
+    _, occ, ref = runs
+    model = load_model("efficientnet_lite0")
+    occ_config = AFCConfig(task="occlusion", **TINY)
+    ref_config = AFCConfig(task="references", query_selection="mis", **TINY)
+    pool, observer = afc_pool(occ_config), afc_observer(occ_config)
+    views, scorer, renders = observer.views(pool.images), afc_scorer(model, TINY["layers"]), {}
+    kept = [run_afc(c, progress=False, model=model, observer=observer, pool=pool, views=views,
+                    scorer=scorer, renders=renders) for c in (occ_config, ref_config)]
+    assert kept[0].overall == occ.overall and kept[1].overall == ref.overall
+    assert kept[0].paired == occ.paired and kept[1].paired == ref.paired
+    assert "synthetic (kept in memory)" not in kept[0].reused_stages
+    assert "synthetic (kept in memory)" in kept[1].reused_stages and len(renders) == 1
 
 
 def test_afc_rejects_units_out_of_range():

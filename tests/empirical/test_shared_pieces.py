@@ -43,7 +43,13 @@ def test_adding_a_field_to_a_config_changes_its_stage_key(config):
 def test_every_result_field_is_in_the_key(config):
     fields = result_fields(config)
     for f in dataclasses.fields(config):
-        assert (f.name in fields) == f.metadata.get("affects_results", True)
+        omitted = f.metadata.get("omit_from_key", lambda c: False)(config)  # e.g. sources, no images
+        assert (f.name in fields) == (f.metadata.get("affects_results", True) and not omitted)
+        if omitted:  # ... where the field means something, it is in the key
+            assert f.name == "sources" and config.images is None
+            on_files = dataclasses.replace(config, images="/data")
+            assert "sources" in result_fields(on_files)
+            assert stage_key(dataclasses.replace(on_files, sources="file")) != stage_key(on_files)
     # changing any one result field changes the key (set directly: the key, not validation)
     for name, value in fields.items():
         other = "changed" if isinstance(value, str) or value is None else (

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fvtrust.empirical.data.folders import image_files
+from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option, image_files, source_ids
 from fvtrust.empirical.nets.layers import get_layer, layer_channels, parse_units
 from fvtrust.empirical.nets.registry import LOGITS, WEIGHT_WORDS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
@@ -90,6 +90,7 @@ class SweepPlan:
     n_references: int = 9  # K: natural exemplars (and 2-AFC references) per side
     n_natural: int = 240  # natural images the exemplars and the 2-AFC trials are drawn from
     images: str | None = None
+    sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     n_trials: int = 20  # 2-AFC trials per unit
     precision: str = "float32"
 
@@ -118,6 +119,7 @@ class SweepPlan:
             raise ValueError(f"n_natural={self.n_natural} natural images cannot give "
                              f"n_references={self.n_references} exemplars per side")
         parse_units(self.units)
+        check_sources_option(self.images, self.sources)
 
     @property
     def model_refs(self) -> list[ModelRef]:
@@ -179,7 +181,8 @@ def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
     """(model, layer) → its units, with every model, layer and unit checked in the driver."""
     units = parse_units(plan.units)
     if plan.images is not None:
-        image_files(plan.images, option="--images")  # a missing or empty folder, before any task
+        # a missing or empty folder, or a --sources REGEX that misses a file: before any task
+        source_ids(image_files(plan.images, option="--images"), plan.images, plan.sources)
     out: dict[tuple[ModelRef, str], list[int]] = {}
     for ref in plan.model_refs:
         if ref.weights_file is not None and not Path(ref.weights_file).is_file():

@@ -8,7 +8,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ from fvtrust import cpus
 from fvtrust._version import __version__
 from fvtrust.empirical.data.images import png_bytes
 from fvtrust.empirical.data.natural import natural_images
-from fvtrust.empirical.experiments.afc import CONDITIONS, AFCConfig, afc_observer, pool_responses, run_afc
+from fvtrust.empirical.experiments.afc import (
+    CONDITIONS,
+    AFCConfig,
+    afc_observer,
+    afc_scorer,
+    pool_responses,
+    run_afc,
+)
 from fvtrust.empirical.experiments.audit.detectors import AuditConfig, audit_scores, default_observer
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.nets.layers import layer_responses
@@ -49,11 +56,16 @@ def _worker_model(ref: ModelRef, device: str) -> Any:
     return _cached(("model", ref, device), build)
 
 
+def _pool_key(plan: SweepPlan) -> tuple[Any, ...]:
+    return ("pool", plan.images, plan.sources, plan.n_natural, plan.size, plan.seed)
+
+
 def _worker_pool(plan: SweepPlan) -> Any:
     """The natural images of the exemplars and the 2-AFC trials: one pool, loaded once per
     worker (the same images :func:`~empirical.experiments.afc.afc_pool` draws)."""
-    return _cached(("pool", plan.images, plan.n_natural, plan.size, plan.seed),
-                   lambda: natural_images(plan.images, plan.n_natural, plan.size, seed=plan.seed + 17))
+    return _cached(_pool_key(plan),
+                   lambda: natural_images(plan.images, plan.n_natural, plan.size, seed=plan.seed + 17,
+                                          sources=plan.sources))
 
 
 def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str | None,
@@ -72,7 +84,8 @@ def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], ta
                      observer=observer,
                      observers=["mis"], n_references=plan.n_references, n_trials=plan.n_trials,
                      n_natural=plan.n_natural,
-                     images=plan.images, size=plan.size, steps=plan.steps, seed=plan.seed)
+                     images=plan.images, sources=plan.sources, size=plan.size, steps=plan.steps,
+                     seed=plan.seed)
 
 
 @dataclass
@@ -87,6 +100,8 @@ class UnitTask:
     units: list[int]
     records: list[dict[str, Any]]
     images: dict[str, bytes]
+    #: what the task's measurements share (both 2-AFC tasks: the units' synthetic references)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -115,8 +130,9 @@ def _measure_exemplars(t: UnitTask) -> None:
     """The K most and K least activating natural images of each unit (ids, activations)."""
     plan = t.plan
     pool = _worker_pool(plan)
-    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.n_natural, plan.size,
-                         plan.seed), lambda: layer_responses(t.model, t.layer, pool.images))
+    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.sources,
+                         plan.n_natural, plan.size, plan.seed),
+                        lambda: layer_responses(t.model, t.layer, pool.images))
     k = plan.n_references
     for u, rec in zip(t.units, t.records, strict=True):
         order = np.argsort(-responses[:, u].numpy(), kind="stable")
@@ -131,8 +147,8 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
         """The machine observer's 2-AFC accuracy per reference condition, per unit."""
         plan = t.plan
         # The pool's forward pass is the same for every unit of the layer: once per worker.
-        responses = _cached(("afc_responses", t.ref, t.layer, t.device, plan.images, plan.n_natural,
-                             plan.size, plan.seed),
+        responses = _cached(("afc_responses", t.ref, t.layer, t.device, plan.images, plan.sources,
+                             plan.n_natural, plan.size, plan.seed),
                             lambda: pool_responses(t.model, t.layer, _worker_pool(plan)))
         for u, rec in zip(t.units, t.records, strict=True):
             # One unit per run: its trials and references are drawn exactly as by
@@ -140,8 +156,15 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
             config = _afc_config(plan, t.ref, t.layer, [u], task)
             observer = _cached(("observer", config.observer, config.size, t.device),
                                lambda c=config: afc_observer(c, t.device))
+            # Once per worker, not per unit: the observer's views of the pool and the scoring
+            # network; once per unit, not per task: its synthetic references.
+            views = _cached(("afc_views", config.observer, config.size, t.device, _pool_key(plan)),
+                            lambda o=observer: o.views(_worker_pool(plan).images))
+            scorer = _cached(("afc_scorer", t.ref, t.layer, t.device),
+                             lambda: afc_scorer(t.model, [t.layer]))
             result = run_afc(config, device=t.device, progress=False, model=t.model, observer=observer,
-                             pool=_worker_pool(plan), responses={t.layer: responses})
+                             pool=_worker_pool(plan), responses={t.layer: responses}, views=views,
+                             scorer=scorer, renders=t.shared.setdefault("afc_renders", {}))
             for cond in CONDITIONS:
                 rec[f"afc_{task}_{cond}"] = result.per_unit["mis"][cond][f"{t.layer}:{u}"]
     return measure
@@ -162,8 +185,9 @@ def _measure_audit(t: UnitTask) -> None:
     """Every audit detector's score per unit, the first render (PNG) and the top exemplars."""
     plan, config = t.plan, audit_config(t.plan)
     pool = _worker_pool(plan)
-    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.n_natural, plan.size,
-                         plan.seed), lambda: layer_responses(t.model, t.layer, pool.images))
+    responses = _cached(("responses", t.ref, t.layer, t.device, plan.images, plan.sources,
+                         plan.n_natural, plan.size, plan.seed),
+                        lambda: layer_responses(t.model, t.layer, pool.images))
     name = config.observer_for(t.ref.name)
     observer = _cached(("audit_observer", name, config.observer_size, t.device),
                        lambda: default_observer(config, t.ref.name, t.device))
@@ -217,7 +241,8 @@ def measure_model(plan: SweepPlan, ref: ModelRef, device: str = "auto",
     t0 = time.perf_counter()
     config = SanityConfig(model=ref.name, weights=ref.weights, size=plan.size, steps=plan.steps,
                           seed=plan.seed)
-    natural = (natural_images(plan.images, config.n_natural, config.size, seed=config.seed)
+    natural = (natural_images(plan.images, config.n_natural, config.size, seed=config.seed,
+                              sources=plan.sources)
                if plan.images is not None else None)  # None: the bundled photos, as `fvtrust sanity`
     result = run_sanity(config, device=dev, natural=natural, model=_worker_model(ref, dev))
     return {**_record_meta(plan, ref, model_hash or plan.model_config_hash(ref), dev),
@@ -256,6 +281,7 @@ def remote_measure(plan: SweepPlan, task: SweepTask | ModelRef, device: str, thr
                     unit_hash: str) -> tuple[list[dict], dict[str, bytes]]:
     torch.set_num_threads(threads)
     cpus.reuse_freed_memory()  # a Ray worker process is ours, as the CLI's is
+    cpus.reproducible_blas()  # a cluster's worker does not inherit the driver's environment
     try:
         if isinstance(task, ModelRef):
             return [measure_model(plan, task, device, unit_hash)], {}
