@@ -216,18 +216,12 @@ class Comparison:
         return f"{'/'.join(self.a)} − {'/'.join(self.b)}"
 
 
-#: what each kind of comparison asks, in the order the tables show them
-COMPARISON_KINDS = {
-    "natural − synthetic": "do natural references beat visualizations? (Borowski et al.)",
-    "references − none": "do references help at all? (Zimmermann et al. 2021; random = none)",
-    "observer − prior": "does an observer with references beat a reference-free prior?",
-    "observer − observer": "do two observers differ on the same trials?",
-}
-
-
 def paired_comparisons(observers: list[str]) -> list[Comparison]:
-    """The comparisons the papers make, among the run's observers. A reference-free prior
-    answers the same in every condition: its ``natural`` cell stands for it."""
+    """The comparisons the papers make, among the run's observers, by kind: natural −
+    synthetic references (Borowski et al.); references − none (Zimmermann et al. 2021;
+    ``random`` stands for none); observer with references − reference-free prior (a prior
+    answers the same in every condition: its ``natural`` cell stands for it); observer −
+    observer."""
     looking = [o for o in observers if o not in REFERENCE_FREE]
     priors = [o for o in observers if o in REFERENCE_FREE]
     out = [Comparison("natural − synthetic", (o, "natural"), (o, "synthetic")) for o in looking]
