@@ -215,6 +215,7 @@ def _cmd_afc(args: argparse.Namespace) -> int:
     config = AFCConfig(model=args.model, weights=args.weights, task=args.task,
                        layers=[s.strip() for s in args.layers.split(",") if s.strip()],
                        units=_parse_units(args.units), n_references=args.references,
+                       reference_sides=args.reference_sides,
                        n_trials=args.trials, steps=args.steps, size=args.size,
                        n_natural=args.natural, observer=args.observer_model,
                        observers=([s.strip() for s in args.observers.split(",")]

@@ -11,7 +11,7 @@ from fvtrust import cpus
 from fvtrust._version import __version__
 from fvtrust.empirical.circuits.gate_setup import GATES
 from fvtrust.empirical.cli import commands
-from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, TASKS, AFCConfig
+from fvtrust.empirical.experiments.afc import QUERY_SELECTIONS, REFERENCE_SIDES, TASKS, AFCConfig
 from fvtrust.empirical.experiments.audit.bench import BenchConfig
 from fvtrust.empirical.experiments.audit.calibration import DEFAULT_ALPHA
 from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig
@@ -248,6 +248,9 @@ def _afc_command(sub: argparse._SubParsersAction) -> None:
                    help="references per side: K max and K min (count); default %(default)s")
     p.add_argument("--trials", type=int, default=afc.n_trials,
                    help="trials per unit (count); default %(default)s")
+    p.add_argument("--reference-sides", default=afc.reference_sides, choices=REFERENCE_SIDES,
+                   help="min+max: K max and K min references (Borowski et al.'s Min+Max-K); max: "
+                        "the K max alone (Max-K), on the same trials; default %(default)s")
     p.add_argument("--natural", type=int, default=afc.n_natural,
                    help="natural images drawn (photo corpus crops or --images), split by source "
                         "into references and queries (count); default %(default)s")

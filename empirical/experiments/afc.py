@@ -61,6 +61,8 @@ CONDITIONS = ("natural", "synthetic", "random")
 #: observer → condition → "layer:unit" → (correct per trial, P(correct) per trial)
 Records = dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]
 TASKS = ("references", "occlusion")
+#: which references an observer sees: K max and K min (Min+Max-K) or the K max alone (Max-K)
+REFERENCE_SIDES = ("min+max", "max")
 #: how the references task picks its two queries (see the module docstring)
 QUERY_SELECTIONS = ("quantile", "mis")
 
@@ -97,6 +99,10 @@ class AFCConfig:
     units: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     observers: list[str] | None = None  # None: every observer of the task
     n_references: int = 9  # K: references per side (K max and K min)
+    # Borowski et al.'s Min+Max-K ("min+max") or Max-K ("max": the K max references alone);
+    # left out of the key at its default, so runs saved before it existed keep theirs
+    reference_sides: str = field(default="min+max",
+                                 metadata={"omit_from_key": lambda c: c.reference_sides == "min+max"})
     n_trials: int = 20
     n_natural: int = 240  # natural images drawn, split by source into references and queries
     images: str | None = None
@@ -139,6 +145,9 @@ class AFCConfig:
         OcclusionGrid.from_fraction(self.size, self.patch, self.stride)
         check_observers(self.task, self.chosen_observers)
         check_sources_option(self.images, self.sources)
+        if self.reference_sides not in REFERENCE_SIDES:
+            raise ValueError(f"reference_sides must be one of {', '.join(REFERENCE_SIDES)}, got "
+                             f"{self.reference_sides!r}")
         if 2 * self.n_references + 2 * self.n_trials > self.n_natural:
             raise ValueError(f"K = {self.n_references} references per side and N = {self.n_trials} "
                              f"trials need at least {2 * self.n_references + 2 * self.n_trials} "
@@ -439,6 +448,8 @@ class _Trials:
                     "synthetic": ReferenceSet.from_images(self.observer, synth[0][i], synth[1][i])}
             random_draw = np.stack([rng.choice(self.ref_idx, size=2 * k, replace=False) for _ in range(n)])
             refs["random"] = self.pool_refs(random_draw[:, :k], random_draw[:, k:])
+            if config.reference_sides == "max":  # the same draws, so the same trials, as min+max
+                refs = {c: r.max_only() for c, r in refs.items()}
             flip = torch.from_numpy(rng.random(n) < 0.5)
             sign = answer_signs(flip)
             if config.task == "references":

@@ -43,7 +43,8 @@ def _sim(emb: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
 class ReferenceSet:
     """K maximally and K minimally activating references as the observer sees them:
     unit-norm embeddings and pooled spatial-layer features, shared by all trials — (K, ·) —
-    or one set per trial — (T, K, ·). K = 0 means no references."""
+    or one set per trial — (T, K, ·). No max references means no references; no min
+    references is Borowski et al.'s Max-K condition (:meth:`max_only`)."""
 
     emb_max: torch.Tensor
     emb_min: torch.Tensor
@@ -61,22 +62,35 @@ class ReferenceSet:
 
     @property
     def empty(self) -> bool:
-        return self.emb_max.shape[-2] == 0 or self.emb_min.shape[-2] == 0
+        return self.emb_max.shape[-2] == 0
+
+    @property
+    def has_min(self) -> bool:
+        return self.emb_min.shape[-2] > 0
+
+    def max_only(self) -> ReferenceSet:
+        """The same references without the minimally activating ones (Max-K)."""
+        return ReferenceSet(self.emb_max, self.emb_min[..., :0, :], self.pooled_max,
+                            self.pooled_min[..., :0, :])
 
     def score(self, emb: torch.Tensor) -> torch.Tensor:
-        """s(q) = mean cos(q, E₊) − mean cos(q, E₋) for unit-norm embeddings (T, D)."""
+        """s(q) = mean cos(q, E₊) − mean cos(q, E₋) for unit-norm embeddings (T, D); without
+        min references the second term is left out."""
         if self.empty:
             return torch.zeros(len(emb))
-        return _sim(emb, self.emb_max) - _sim(emb, self.emb_min)
+        return _sim(emb, self.emb_max) - (_sim(emb, self.emb_min) if self.has_min else 0)
 
     def relevance(self, maps: torch.Tensor) -> torch.Tensor:
-        """r(p) = cos(F(p), P₊) − cos(F(p), P₋) per position (T, h, w); zeros without references."""
+        """r(p) = cos(F(p), P₊) − cos(F(p), P₋) per position (T, h, w) (the second term only
+        with min references); zeros without references."""
         if self.empty:
             return torch.zeros(maps.shape[0], *maps.shape[2:])
         p_max = F.normalize(self.pooled_max.mean(-2), dim=-1)
-        p_min = F.normalize(self.pooled_min.mean(-2), dim=-1)
         eq = "tchw,c->thw" if p_max.ndim == 1 else "tchw,tc->thw"
-        return torch.einsum(eq, maps, p_max) - torch.einsum(eq, maps, p_min)
+        r = torch.einsum(eq, maps, p_max)
+        if self.has_min:
+            r = r - torch.einsum(eq, maps, F.normalize(self.pooled_min.mean(-2), dim=-1))
+        return r
 
 
 @dataclass

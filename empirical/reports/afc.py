@@ -19,12 +19,24 @@ CONDITION_NAMES = {"references": {"natural": "natural exemplars", "synthetic": "
 HUMAN_LABEL = {"references": "humans (Borowski et al.)", "occlusion": "humans (Zimmermann et al. 2021)"}
 
 
+def human_cells(data: dict[str, Any]) -> dict[str, Any]:
+    """The papers' human data for this run's condition → value: Borowski et al.'s Exp. II cell
+    (Max-1, Max-9, Min+Max-1) when the run has K = 1 or 9 references of those sides, else the
+    task's overall numbers (references task: Exp. I, 9 max + 9 min)."""
+    config, human = data["config"], data["human"]
+    sides = "Max" if config.get("reference_sides", "min+max") == "max" else "Min+Max"
+    name = f"{sides}-{config.get('n_references')}"
+    if config["task"] == "references" and name != "Min+Max-9" and name in human.get("by_condition", {}):
+        return human["by_condition"][name]
+    return human["overall"]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
 def _human(data: dict[str, Any], cond: str) -> str:
-    h = data["human"]["overall"].get(cond)
+    h = human_cells(data).get(cond)
     if h is None:
         return "—"
     err = f" ± {100 * h['error']:.0f}" if h.get("error") else ""
@@ -33,7 +45,7 @@ def _human(data: dict[str, Any], cond: str) -> str:
 
 def human_difference(data: dict[str, Any], entry: dict[str, Any]) -> str:
     """The papers' difference of the same two conditions (human data; unpaired there)."""
-    human = data["human"]["overall"]
+    human = human_cells(data)
     if entry["kind"] not in ("natural − synthetic", "references − none"):
         return "—"
     a, b = entry["a"][1], entry["b"][1]
@@ -146,7 +158,7 @@ def plot_afc(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
         err = np.array([[e["mean"] - e["ci"][0], e["ci"][1] - e["mean"]] for e in est]).T
         ax.bar(x + (j - (len(observers) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=o)
     for i, c in enumerate(conditions):
-        h = data["human"]["overall"].get(c)
+        h = human_cells(data).get(c)
         if h is not None:
             ax.plot([i - 0.4, i + 0.4], [h["value"]] * 2, color="k", lw=2,
                     label=HUMAN_LABEL[task] + " (human data)" if i == 0 else None)
@@ -180,7 +192,7 @@ def plot_afc(data: dict[str, Any], path_stem: str | Path) -> list[Path]:
                     color="k", ms=5, label=f"humans, {cond} (Borowski et al., Inception-V1; human data)")
     else:
         for cond, ls in (("natural", "-"), ("synthetic", "--"), ("random", ":")):
-            h = data["human"]["overall"][cond]
+            h = human_cells(data)[cond]
             bx.axhline(h["value"], color="k", ls=ls, lw=1,
                        label=f"humans, {cond}, all layers (Zimmermann et al.; human data)")
     bx.axhline(0.5, color="gray", ls=":", lw=1)

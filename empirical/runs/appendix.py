@@ -28,7 +28,7 @@ from fvtrust.empirical.experiments.fooling import PAPER_TOP1, FoolingConfig, run
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 from fvtrust.empirical.nets.registry import resolve_device
-from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL, human_difference
+from fvtrust.empirical.reports.afc import CONDITION_NAMES, HUMAN_LABEL, human_cells, human_difference
 from fvtrust.empirical.reports.audit import write_bench
 from fvtrust.empirical.reports.latex import (
     CHECK,
@@ -294,8 +294,8 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
     def cell(est: dict[str, Any]) -> str:
         return (f"{100 * est['mean']:.1f} [{100 * est['ci'][0]:.1f}, {100 * est['ci'][1]:.1f}]")
     rows = [[latex_escape(CONDITION_NAMES[task][c])] + [cell(data["overall"][o][c]) for o in observers]
-            + [(f"{100 * data['human']['overall'][c]['value']:.1f}"
-                if c in data["human"]["overall"] else "--")] for c in data["conditions"]]
+            + [(f"{100 * human_cells(data)[c]['value']:.1f}"
+                if c in human_cells(data) else "--")] for c in data["conditions"]]
     est = data["overall"][observers[0]]["natural"]
     occ = data["occlusion"]
     occ_text = ("" if occ is None else

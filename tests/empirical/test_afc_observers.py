@@ -43,6 +43,25 @@ def test_mis_rule_is_perfect_on_a_template_unit_and_chance_on_noise():
     assert abs(float(right) - 0.5) < 0.15
 
 
+def test_max_only_references_score_by_the_max_side_alone():
+    emb, order, _ = _template_world(2)
+    both = ReferenceSet(emb[order[:9]], emb[order[-9:]], emb[order[:9]], emb[order[-9:]])
+    alone = both.max_only()
+    assert not alone.empty and not alone.has_min and both.has_min
+    q = emb[order[20:60]]
+    assert torch.allclose(alone.score(q), (q @ emb[order[:9]].T).mean(1))
+    assert not torch.allclose(both.score(q), alone.score(q))
+    maps = q[:, :, None, None].repeat(1, 1, 2, 2)
+    p_max = torch.nn.functional.normalize(emb[order[:9]].mean(0), dim=-1)
+    assert torch.allclose(alone.relevance(maps), torch.einsum("tchw,c->thw", maps, p_max))
+    # the Max-9 observer still ranks a template unit's queries: the max side carries the signal
+    pair = QueryPair(emb[order[20:120]], emb[order[-120:-20]], maps[:1].expand(100, -1, -1, -1),
+                     maps[:1].expand(100, -1, -1, -1))
+    assert (REFERENCE_OBSERVERS["mis"](pair, alone) > 0).all()
+    none = ReferenceSet(emb[:0], emb[:0], emb[:0], emb[:0])
+    assert none.empty and (none.score(q) == 0).all()
+
+
 def test_spatial_reference_rule_finds_the_template_anywhere():
     emb, order, _ = _template_world(1)
     refs = ReferenceSet(emb[order[:9]], emb[order[-9:]], emb[order[:9]], emb[order[-9:]])

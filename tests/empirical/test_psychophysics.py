@@ -9,8 +9,16 @@ import pytest
 from fvtrust.empirical.data.photos import bundled_images
 from fvtrust.empirical.data.splits import source_of, split_by_source
 from fvtrust.empirical.experiments.afc import AFCConfig, paired_comparisons, run_afc
-from fvtrust.empirical.reports.afc import afc_table, paired_table, per_layer_table, plot_afc, plot_paired
+from fvtrust.empirical.reports.afc import (
+    afc_table,
+    human_cells,
+    paired_table,
+    per_layer_table,
+    plot_afc,
+    plot_paired,
+)
 from fvtrust.empirical.reports.writers import afc_markdown
+from fvtrust.stages import result_fields, stage_key
 
 TINY = {"layers": ["_blocks.5"], "units": [0, 1], "n_references": 2, "n_trials": 3, "n_natural": 40,
         "steps": 2, "size": 64, "stride": 16}
@@ -131,6 +139,35 @@ def test_what_a_sweep_worker_keeps_gives_the_same_trials(runs):
     assert kept[0].paired == occ.paired and kept[1].paired == ref.paired
     assert "synthetic (kept in memory)" not in kept[0].reused_stages
     assert "synthetic (kept in memory)" in kept[1].reused_stages and len(renders) == 1
+
+
+def test_max_only_references_are_scored_on_the_same_trials(runs):
+    root, _, ref = runs
+    config = AFCConfig(task="references", query_selection="mis", reference_sides="max", **TINY)
+    assert stage_key(config) != stage_key(AFCConfig(task="references", query_selection="mis", **TINY))
+    assert "reference_sides" not in result_fields(AFCConfig())  # saved runs keep their keys
+    alone = run_afc(config, root / "max", shared_dir=root / "shared", progress=False)
+    assert any(s.startswith("synthetic") for s in alone.reused_stages)  # Min+Max-K's renders
+    assert alone.overall != ref.overall
+    assert [e["label"] for e in alone.paired] == [e["label"] for e in ref.paired]
+    with pytest.raises(ValueError, match="reference_sides must be one of min\\+max, max, got 'min'"):
+        AFCConfig(reference_sides="min")
+
+
+def test_borowski_s_conditions_are_shown_beside_their_own_human_data(runs):
+    _, _, ref = runs
+    data = json.loads(json.dumps(ref.to_json()))
+
+    def human(sides, k):
+        data["config"].update(reference_sides=sides, n_references=k)
+        return {c: v["value"] for c, v in human_cells(data).items()}
+    assert human("max", 1) == {"natural": 0.730, "synthetic": 0.652}  # Exp. II, human data
+    assert human("max", 9) == {"natural": 0.811, "synthetic": 0.667}
+    assert human("min+max", 1) == {"natural": 0.837, "synthetic": 0.759}
+    assert human("min+max", 9) == {"natural": 0.922, "synthetic": 0.820}  # Exp. I overall
+    assert human("max", 2) == human("min+max", 9)  # no such condition in the paper
+    human("max", 9)
+    assert "+14.4 pp |" in paired_table(data) and "81.1 %" in afc_table(data)
 
 
 def test_afc_rejects_units_out_of_range():
