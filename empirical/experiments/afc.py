@@ -286,7 +286,7 @@ def afc_scorer(model: Network, layers: list[str]) -> Network:
 def pool_responses(model: Network, layer: str, pool: NaturalImages) -> torch.Tensor:
     """(N, C) responses of the pool at `layer`, computed as :func:`run_afc` computes them (on
     the BatchNorm-folded copy it scores with)."""
-    return layer_responses(fuse_for_rendering(model, keep=[layer]), layer, pool.images)
+    return layer_responses(afc_scorer(model, [layer]), layer, pool.images)
 
 
 def afc_pool(config: AFCConfig) -> NaturalImages:
@@ -413,11 +413,12 @@ class _Trials:
     def synthetic_references(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's synthetic references: kept in memory (`renders`), saved in the shared
         folder, or rendered, in that order."""
-        key = stage_key(self.config.synthetic_references(layer))
+        what = self.config.synthetic_references(layer)
+        key = stage_key(what)
         if self.renders is not None and key in self.renders and not self.force:
             self.reused_shared.append("synthetic (kept in memory)")
             return self.renders[key]
-        references = Stages(self.shared, self.config.synthetic_references(layer), self.force)
+        references = Stages(self.shared, what, self.force)
         synth = references.run("synthetic", lambda: self.synthetic(layer))
         self.reused_shared.extend(references.reused)
         if self.renders is not None:

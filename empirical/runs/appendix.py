@@ -293,9 +293,9 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
 
     def cell(est: dict[str, Any]) -> str:
         return (f"{100 * est['mean']:.1f} [{100 * est['ci'][0]:.1f}, {100 * est['ci'][1]:.1f}]")
+    human = human_cells(data)
     rows = [[latex_escape(CONDITION_NAMES[task][c])] + [cell(data["overall"][o][c]) for o in observers]
-            + [(f"{100 * human_cells(data)[c]['value']:.1f}"
-                if c in human_cells(data) else "--")] for c in data["conditions"]]
+            + [f"{100 * human[c]['value']:.1f}" if c in human else "--"] for c in data["conditions"]]
     est = data["overall"][observers[0]]["natural"]
     occ = data["occlusion"]
     occ_text = ("" if occ is None else
