@@ -18,6 +18,7 @@ bandwidth), and the fraction of the binding limit is t* / t(measured).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -131,6 +132,27 @@ def step_flops(model, layer: str, units: list[int], size: int, precision: str) -
     return counts[1] - counts[0]
 
 
+def lucent_step_flops(model, layer: str, units: list[int], size: int) -> int | None:
+    """FLOPs of one step of batched lucent on the same network, size and units (a 2-step
+    render less a 1-step one), or None without torch-lucent (the bench extra).
+
+    lucent's step over fvtrust's is the speed-up that equal efficiency gives: lucent runs the
+    whole network forward, fvtrust stops at the objective's layer."""
+    try:
+        import lucent  # noqa: F401  (run_lucent imports it only when called)
+    except ImportError:
+        return None
+    from benchmarks.bench_render import run_lucent
+    # lucent leaves hooks on every module it rendered through: a copy of its own.
+    copy_ = copy.deepcopy(model)
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            run_lucent(copy_, layer, units, size, steps, batched=True)
+        counts.append(counter.get_total_flops())
+    return counts[1] - counts[0]
+
+
 def step_seconds(model, layer: str, units: list[int], size: int, precision: str, steps: int) -> float:
     """Seconds per step: a long render less a short one (set-up cancels)."""
     times = []
@@ -183,6 +205,16 @@ def main() -> None:
                   f"{100 * t_bytes / seconds:.0f} % of bandwidth: "
                   f"{case[precision]['binding_limit']}-bound at "
                   f"{100 * case[precision]['fraction_of_binding_limit']:.0f} % of its limit")
+        lucent = lucent_step_flops(model, layer, units, size)
+        if lucent is not None:
+            ours = case["float32"]["gflop_per_step"] * 1e9
+            # A float32 speed-up of s over lucent needs fvtrust to run its FLOPs
+            # s / (lucent / ours) times as fast as lucent runs its own.
+            case["lucent_float32"] = {"gflop_per_step": lucent / 1e9,
+                                      "flop_ratio_lucent_over_fvtrust": lucent / ours,
+                                      "efficiency_needed_for_2x": 2 * ours / lucent}
+            print(f"{name}: lucent {lucent / 1e9:.2f} GFLOP/step, {lucent / ours:.2f}x fvtrust's; "
+                  f"2x needs {2 * ours / lucent:.2f}x lucent's FLOP rate")
         record["cases"][name] = case
     atomic_write_json(args.out, record)
     print(json.dumps(record["measured_gflops"]))

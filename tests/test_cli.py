@@ -43,6 +43,9 @@ def test_bad_units_name_the_option(text):
      "margin must be a finite number >= 0 with the bias lock, got -1.0"),
     (["silent", "--margin", "-2"], "margin must be a finite number >= -1 with the gate lock, got -2.0"),
     (["fool", "--verify-images", "/nonexistent/dir"], "image directory '/nonexistent/dir' does not exist"),
+    (["gate-family", "--bank-settings", "4"], "bank_settings must be >= 8"),
+    (["gate-family", "--units-per-setting", "0"], "units_per_setting must be a positive integer, got 0"),
+    (["gate-family", "--steps", "2"], "bank_steps must be >= 4"),
 ])
 def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 2
@@ -73,3 +76,17 @@ def test_every_option_of_every_subcommand_has_help_and_every_subcommand_an_examp
         missing = [a.option_strings or a.dest for a in p._actions if a.dest != "help" and not a.help]
         assert not missing, (name, missing)
         assert "example" in (p.epilog or ""), name
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], True), (["--no-robustness"], False)])
+def test_fool_no_robustness_reaches_the_config(flag, expected, monkeypatch, tmp_path):
+    from fvtrust.empirical.cli import commands
+
+    seen = []
+
+    def stop(config, *args, **kwargs):
+        seen.append(config.robustness)
+        raise ValueError("stopped here")
+    monkeypatch.setattr(commands, "run_fooling", stop)
+    assert main(["fool", "--permute", "100", *flag, "--out", str(tmp_path)]) == 2
+    assert seen == [expected]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fvtrust.empirical.circuits.gate_bank import RenderBank, RenderBankConfig, render_bank
+from fvtrust.empirical.circuits.gate_bank import FAMILIES, RenderBank, RenderBankConfig, render_bank
 from fvtrust.empirical.circuits.gates import (
     Gate,
     NearestCalibrationGate,
@@ -54,8 +54,12 @@ class GateConfig:
     render_side: float = 2 / 3  # τ's position from the natural to the render quantile
     held_out_units: tuple[int, ...] = field(default=DEFAULT_HELD_OUT_UNITS)
     seed: int = 0
+    # the render family the bank draws from (gate_bank.FAMILIES); classic keeps 0.2's keys
+    family: str = field(default="classic", metadata={"omit_from_key": lambda c: c.family == "classic"})
 
     def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"render family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.kind not in GATES:
             raise ValueError(f"gate must be one of {', '.join(GATES)}, got {self.kind!r}")
         if self.bank_settings < 3:
@@ -70,7 +74,8 @@ class GateConfig:
         """What the render bank depends on: fewer settings than the gate, so every gate kind
         shares one bank."""
         return GateBank(self.model, self.weights, self.held_out_units, RenderBankConfig(
-            settings=self.bank_settings, steps=self.bank_steps, size=self.size, seed=self.seed))
+            settings=self.bank_settings, steps=self.bank_steps, size=self.size, seed=self.seed,
+            family=self.family))
 
 
 @dataclass(frozen=True)

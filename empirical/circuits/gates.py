@@ -178,8 +178,12 @@ class FeatureGate(Gate):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """s(x): the MLP's logit for "render", one per image."""
         with torch.no_grad():
-            z = ((gate_features(self.model, self.layers, images) - self.mean) / self.std)
-            z = z.to(self.mean.dtype)
+            return self.score_features(gate_features(self.model, self.layers, images))
+
+    def score_features(self, features: torch.Tensor) -> torch.Tensor:
+        """s from φ(x) already computed (:func:`gate_features`)."""
+        with torch.no_grad():
+            z = ((features.to(self.mean.device) - self.mean) / self.std).to(self.mean.dtype)
             return torch.stack([mlp(z)[:, 0] for mlp in self.mlps]).mean(0)
 
     def decide(self, images: torch.Tensor) -> torch.Tensor:
@@ -255,13 +259,36 @@ def train_feature_gate(model: Network, natural: torch.Tensor, renders: torch.Ten
             raise ValueError(f"need at least 2 {name} images to train the feature gate, got {len(x)}")
         check_gate_images(x)
     layers = list(layers or gate_layers(model))
-    xn = _features_batched(model, layers, natural)
-    xr = _features_batched(model, layers, renders)
-    x = torch.cat([xn, xr])
-    y = torch.cat([torch.zeros(len(xn)), torch.ones(len(xr))])
+    features = [_features_batched(model, layers, x)
+                for x in (natural, renders, threshold_images, threshold_renders)]
+    return fit_feature_gate(model, layers, *features, alpha=alpha, min_step=min_step,
+                            render_side=render_side, hidden=hidden, iterations=iterations,
+                            ensemble=ensemble, seed=seed)
+
+
+def gate_feature_table(model: Network, images: torch.Tensor,
+                       layers: Sequence[str] | None = None) -> torch.Tensor:
+    """φ of every image (:func:`gate_features`, in batches of 64, on the CPU): compute once,
+    fit many gates with :func:`fit_feature_gate`."""
+    return _features_batched(model, list(layers or gate_layers(model)), images)
+
+
+def fit_feature_gate(model: Network, layers: Sequence[str], natural: torch.Tensor,
+                     renders: torch.Tensor, threshold_natural: torch.Tensor,
+                     threshold_renders: torch.Tensor, alpha: float = 0.005, min_step: int = 4,
+                     render_side: float = 2 / 3, hidden: int = 64, iterations: int = 600,
+                     ensemble: int = 3, seed: int = 0) -> FeatureGate:
+    """:func:`train_feature_gate` on features φ already computed (rows of
+    :func:`gate_feature_table`): the same gate, bit for bit."""
+    for name, x in (("natural", natural), ("renders", renders), ("threshold", threshold_natural),
+                    ("threshold render", threshold_renders)):
+        if len(x) < 2:
+            raise ValueError(f"need at least 2 {name} images to train the feature gate, got {len(x)}")
+    x = torch.cat([natural, renders])
+    y = torch.cat([torch.zeros(len(natural)), torch.ones(len(renders))])
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z = (x - mean) / std
-    weight = torch.where(y == 1, len(xn) / len(xr), 1.0)
+    weight = torch.where(y == 1, len(natural) / len(renders), 1.0)
     mlps = []
     for m in range(ensemble):
         torch.manual_seed(seed * 1009 + m)
@@ -273,8 +300,8 @@ def train_feature_gate(model: Network, natural: torch.Tensor, renders: torch.Ten
             opt.step()
         mlps.append(mlp.eval().to(model.device))
     gate = FeatureGate(model, layers, mlps, mean.to(model.device), std.to(model.device), 0.0)
-    nat = torch.cat([gate.score(b).cpu() for b in batches(threshold_images, 64)])
-    ren = torch.cat([gate.score(b).cpu() for b in batches(threshold_renders, 64)])
+    nat = torch.cat([gate.score_features(b).cpu() for b in batches(threshold_natural, 64)])
+    ren = torch.cat([gate.score_features(b).cpu() for b in batches(threshold_renders, 64)])
     gate.calibration = balanced_threshold(nat, ren, alpha, min_step, render_side)
     gate.threshold = gate.calibration.threshold
     return gate

@@ -22,6 +22,7 @@ from fvtrust.empirical.experiments.audit.zoo import (
     check_manipulations,
 )
 from fvtrust.empirical.experiments.fooling import FoolingConfig, fooling_verdict, run_fooling
+from fvtrust.empirical.experiments.gate_family import GateFamilyConfig, run_gate_family
 from fvtrust.empirical.experiments.sanity import SanityConfig, run_sanity
 from fvtrust.empirical.experiments.silent import SilentConfig, run_silent
 from fvtrust.empirical.nets.layers import (
@@ -34,11 +35,13 @@ from fvtrust.empirical.nets.layers import (
 from fvtrust.empirical.nets.registry import LOGITS, load_model
 from fvtrust.empirical.render.job import RenderJob, run_render_job
 from fvtrust.empirical.reports.audit import write_bench, write_zoo
+from fvtrust.empirical.reports.gate_family import family_table
 from fvtrust.empirical.reports.latex import PDFNotBuilt
 from fvtrust.empirical.reports.writers import (
     afc_markdown,
     write_afc,
     write_fooling,
+    write_gate_family,
     write_proofs,
     write_sanity,
     write_silent,
@@ -163,7 +166,8 @@ def _cmd_fool(args: argparse.Namespace) -> int:
                            offset=args.permute if args.permute is not None else FoolingConfig.offset,
                            gate=args.gate, steps=args.steps,
                            size=args.size, n_natural=args.natural, images=args.images,
-                           sources=args.sources, verify_images=args.verify_images)
+                           sources=args.sources, verify_images=args.verify_images,
+                           robustness=not args.no_robustness)
     _claim_out(args, EXPERIMENTS)
     result, images = run_fooling(config, args.out, device=args.device, force=args.force)
     write_fooling(result.to_json(), images, args.out)
@@ -173,6 +177,21 @@ def _cmd_fool(args: argparse.Namespace) -> int:
         print(f"fvtrust: error: {verdict['summary']}", file=sys.stderr)
         return 1
     print(verdict["summary"])
+    return 0
+
+
+def _cmd_gate_family(args: argparse.Namespace) -> int:
+    config = GateFamilyConfig(model=args.model, weights=args.weights, n_natural=args.natural,
+                              images=args.images, sources=args.sources, size=args.size,
+                              bank_settings=args.bank_settings, bank_steps=args.steps,
+                              eval_settings=args.eval_settings,
+                              units_per_setting=args.units_per_setting, classic=not args.no_default)
+    _claim_out(args, EXPERIMENTS)
+    result = run_gate_family(config, args.out, device=args.device, force=args.force)
+    data = result.to_json()
+    paths = write_gate_family(data, args.out)
+    print(family_table(data))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
 

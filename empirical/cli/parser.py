@@ -16,6 +16,7 @@ from fvtrust.empirical.experiments.audit.bench import BenchConfig
 from fvtrust.empirical.experiments.audit.calibration import DEFAULT_ALPHA
 from fvtrust.empirical.experiments.audit.zoo import MANIPULATIONS, ZooConfig
 from fvtrust.empirical.experiments.fooling import FoolingConfig
+from fvtrust.empirical.experiments.gate_family import GateFamilyConfig
 from fvtrust.empirical.experiments.sanity import SanityConfig
 from fvtrust.empirical.experiments.silent import DEFAULT_MARGIN, SilentConfig
 from fvtrust.empirical.nets.registry import DEFAULT_MODEL, REGISTRY
@@ -176,8 +177,39 @@ def _fool_command(sub: argparse._SubParsersAction) -> None:
                         "feature statistics (features), the paper's small CNN on pixels "
                         "(classifier), or distance to the calibration photos (nearest: flags every "
                         "unseen photo, closed-world only); default %(default)s")
+    p.add_argument("--no-robustness", action="store_true",
+                   help="skip the catch rates under other render settings (7 settings, each "
+                        "rendering every unit three times: the long part with many --units)")
     _add_run_args(p, FoolingConfig(), "results/fooling")
     p.set_defaults(func=commands._cmd_fool)
+
+
+def _gate_family_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gate-family",
+                       help="the fooling gate over a family of render settings: catch rate per "
+                            "held-out region, every escaping render named",
+                       epilog="example: fvtrust gate-family --out results/gate-family")
+    _add_model_args(p)
+    defaults = GateFamilyConfig()
+    p.add_argument("--bank-settings", type=int, default=defaults.bank_settings,
+                   help="wide-family render settings the gates learn from; default %(default)s")
+    p.add_argument("--eval-settings", type=int, default=defaults.eval_settings,
+                   help="settings drawn inside each held-out region; default %(default)s")
+    p.add_argument("--units-per-setting", type=int, default=defaults.units_per_setting,
+                   help="held-out class units rendered per setting; default %(default)s")
+    p.add_argument("--no-default", action="store_true",
+                   help="do not test the default (classic-family) gate on the same renders")
+    p.add_argument("--steps", type=int, default=defaults.bank_steps,
+                   help="steps of the bank's renders; default %(default)s")
+    p.add_argument("--size", type=int, default=defaults.size,
+                   help="image side in px; default %(default)s")
+    p.add_argument("--natural", type=int, default=defaults.n_natural,
+                   help="natural images drawn (split by source); default %(default)s")
+    _images_args(p, "ImageFolder/ImageNet directory or any tree of images (default: the photo "
+                    "corpus, see README)")
+    p.add_argument("--out", default="results/gate-family", help="output directory (resumable)")
+    p.add_argument("--force", action="store_true", help="recompute saved stages")
+    p.set_defaults(func=commands._cmd_gate_family)
 
 
 def _silent_command(sub: argparse._SubParsersAction) -> None:
@@ -446,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fvtrust {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_appendix_command, _theory_command, _layers_command, _render_command, _fool_command,
-                _silent_command, _sanity_command, _afc_command, _sweep_command, _audit_command,
-                _audit_bench_command, _zoo_command, _proofs_command):
+                _gate_family_command, _silent_command, _sanity_command, _afc_command, _sweep_command,
+                _audit_command, _audit_bench_command, _zoo_command, _proofs_command):
         add(sub)
     for p in sub.choices.values():  # every command: one place decides its threads
         p.add_argument("--threads", default=None, metavar="N",

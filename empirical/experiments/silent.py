@@ -19,7 +19,6 @@ so identical objectives give identical images) and the observer's embedding simi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ from fvtrust.empirical.data.splits import source_of
 from fvtrust.empirical.nets.layers import batches, forward_activations, get_layer
 from fvtrust.empirical.nets.registry import Network, load_model
 from fvtrust.empirical.observers.embedding import Observer
-from fvtrust.empirical.observers.similarity import pixel_similarity
+from fvtrust.empirical.observers.similarity import pixel_similarity, pixel_similarity_matrix
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.render.snapshots import log_steps
@@ -134,8 +133,8 @@ class SilentResult:
 
 
 def _mean_pairwise(images: torch.Tensor) -> float:
-    return float(np.mean([pixel_similarity(images[i], images[j])
-                          for i, j in combinations(range(len(images)), 2)]))
+    """The mean :func:`pixel_similarity` over the pairs of distinct images."""
+    return _mean_off_diagonal(pixel_similarity_matrix(images).double())
 
 
 def _mean_off_diagonal(sim: torch.Tensor) -> float:
@@ -241,15 +240,8 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     if verify is not None:
         active["verify-images"] = branch_activity(silent, config.layer, verify.images).to_json()
 
-    before = stages.run("renders_before", lambda: render(
-        model, channel(config.layer, config.units), steps=config.steps, size=config.size,
-        seeds=seeds, progress=True).images)
-
-    def render_silent() -> dict[str, torch.Tensor]:
-        r = render(silent, channel(config.layer, config.units), steps=config.steps,
-                   size=config.size, seeds=seeds, snapshots=snapshots, progress=True)
-        return {"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}}
-    after_steps = stages.run("renders_after", render_silent)
+    before = stages.run("renders_before", lambda: _render_units(model, config, seeds, ())["final"])
+    after_steps = stages.run("renders_after", lambda: _render_units(silent, config, seeds, snapshots))
     after = after_steps["final"]
     along = None if gate is None else {
         f"step{s}": float(gate(after_steps[f"step{s}"].to(model.device)).mean()) for s in snapshots}
@@ -265,6 +257,24 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
         **_collapse(Observer(device=device), before, after, target),
         reused_stages=stages.reused + gate_reused)
     return result, {"original": before, "silent units": after, "target": target[None]}
+
+
+#: Units rendered in one batch: a batch equals its single renders, so this bounds memory
+#: (a whole layer, e.g. 1280 units, at once would not fit) without changing a result.
+RENDER_CHUNK = 64
+
+
+def _render_units(net: torch.nn.Module, config: SilentConfig, seeds: list[int],
+                  snapshots: list[int] | tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """The layer's units rendered through `net`, :data:`RENDER_CHUNK` at a time: final images
+    and every snapshot."""
+    parts: list[dict[str, torch.Tensor]] = []
+    for start in range(0, len(config.units), RENDER_CHUNK):
+        units = config.units[start:start + RENDER_CHUNK]
+        r = render(net, channel(config.layer, units), steps=config.steps, size=config.size,
+                   seeds=seeds[start:start + RENDER_CHUNK], snapshots=snapshots, progress=True)
+        parts.append({"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}})
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
 @torch.no_grad()

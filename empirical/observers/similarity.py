@@ -51,6 +51,16 @@ def similarity_matrix(a: torch.Tensor, b: torch.Tensor, kind: str = "spearman") 
     return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
 
 
+def pixel_similarity_matrix(images: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """(N, N): :func:`pixel_similarity` of every pair of `images`, as one matrix product (a
+    layer's 1280 units make 818k pairs)."""
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                      align_corners=False).flatten(1)
+    x = x - x.mean(1, keepdim=True)
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return x @ x.T
+
+
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor, size: int = 64) -> float:
     """Pearson correlation of two images' pixels after resizing to size×size."""
     def flat(x: torch.Tensor) -> torch.Tensor:

@@ -37,12 +37,46 @@ class RenderConfig:
     param: str = "fourier"
     transforms: TransformConfig = field(default_factory=TransformConfig)
     seed: int = 0
+    decay_power: float = 1.0  # the Fourier spectrum's scaling 1/|f|^decay_power
+    decorrelate: bool = True  # optimize in decorrelated colour (lucid's default)
+    l2: float = 0.0  # weight of the penalty mean((x − ½)²) per image
+    tv: float = 0.0  # weight of the total-variation penalty mean(|∂ₕx| + |∂ᵥx|) per image
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps <= 0:
             raise ValueError(f"steps must be a positive integer, got steps={self.steps!r}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
             raise ValueError(f"learning rate must be > 0, got lr={self.lr!r}")
+        for name in ("l2", "tv"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"penalty weight must be a finite number >= 0, got {name}={value!r}")
+        if not (isinstance(self.decay_power, int | float) and 0 <= self.decay_power <= 4):
+            raise ValueError(f"decay_power must lie in [0, 4], got decay_power={self.decay_power!r}")
+        if self.param != "fourier" and self.decay_power != 1.0:
+            raise ValueError(f"decay_power scales the Fourier spectrum; the {self.param!r} "
+                             f"parametrization has none (got decay_power={self.decay_power!r})")
+
+    def param_kwargs(self) -> dict[str, object]:
+        """What :func:`~empirical.render.param.make_param` takes besides seeds and size."""
+        kwargs: dict[str, object] = {"decorrelate": bool(self.decorrelate)}
+        if self.param == "fourier":
+            kwargs["decay_power"] = float(self.decay_power)
+        return kwargs
+
+    def penalty(self, images: torch.Tensor) -> torch.Tensor | None:
+        """l2·mean((x − ½)²) + tv·mean(|∂ₕx| + |∂ᵥx|) per image (lucid's L2 and total-variation
+        regularizers, as means so that a weight means the same at every size); None when both
+        weights are 0."""
+        if not (self.l2 or self.tv):
+            return None
+        out = torch.zeros(len(images), device=images.device, dtype=images.dtype)
+        if self.l2:
+            out = out + self.l2 * ((images - 0.5) ** 2).mean((1, 2, 3))
+        if self.tv:
+            out = out + self.tv * ((images[..., 1:, :] - images[..., :-1, :]).abs().mean((1, 2, 3))
+                                   + (images[..., 1:] - images[..., :-1]).abs().mean((1, 2, 3)))
+        return out
 
 
 @dataclass
@@ -96,8 +130,14 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
            transforms: TransformConfig | None = None, seed: int = 0,
            seeds: Sequence[int] | None = None, snapshots: Sequence[int] = (),
            device: str | torch.device | None = None, progress: bool = False,
-           fuse: bool = True, precision: str = "float32") -> RenderResult:
-    """Optimize `batch` images so that each maximizes its part of `objective`.
+           fuse: bool = True, precision: str = "float32", decay_power: float = 1.0,
+           decorrelate: bool = True, l2: float = 0.0, tv: float = 0.0) -> RenderResult:
+    """Optimize `batch` images so that each maximizes its part of `objective`:
+    max_x objective(f(t(x))) − penalty(x), t the random transform, the penalty
+    l2·mean((x − ½)²) + tv·mean(|∂x|) (0 by default).
+
+    ``decay_power`` (Fourier only) and ``decorrelate`` set the parametrization (lucid's
+    defaults 1 and on); the objective trace records the objective alone, not the penalty.
 
     ``fuse`` renders through :func:`~empirical.nets.fuse.fuse_for_rendering` (BatchNorm folded
     into convolutions, channels-last layout; numerically equivalent, checked, faster).
@@ -107,7 +147,8 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed)
+    config = RenderConfig(steps, size, lr, param, transforms or TransformConfig(), seed,
+                          decay_power, decorrelate, l2, tv)
     check_eval(model)
     dev = resolve_device(device) if device is not None else model.device
     original = model  # the saved images are scored by the network as given
@@ -127,7 +168,7 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
     # Parameters follow the network's dtype (float64 networks give bitwise-stable renders).
     dtype = next(model.parameters()).dtype
     image = make_param(config.param, seeds, config.size, device=dev, dtype=dtype,
-                       channels=getattr(original, "in_channels", 3))
+                       channels=getattr(original, "in_channels", 3), **config.param_kwargs())
     jitter = RandomTransform(config.transforms, seeds)
     optimizer = torch.optim.Adam(image.parameters(), lr=config.lr)
     trace = np.empty((steps, batch), dtype=np.float64)
@@ -141,7 +182,8 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
                         unit="step", leave=False)
     for step in iterator:
         optimizer.zero_grad(set_to_none=True)
-        inputs = jitter(image()).contiguous(memory_format=torch.channels_last)
+        current = image()
+        inputs = jitter(current).contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             acts = forward_activations(model, inputs, objective.layers)
             values = objective(acts)
@@ -149,7 +191,11 @@ def render(model: Network, objective: Objective, batch: int | None = None, steps
             values = values.float()
         if values.shape != (batch,):
             raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({batch},)")
-        (-values.sum()).backward()
+        loss = -values.sum()
+        penalty = config.penalty(current)
+        if penalty is not None:
+            loss = loss + penalty.sum()
+        loss.backward()
         optimizer.step()
         trace[step - 1] = values.detach().double().cpu().numpy()
         if step in snapshots:

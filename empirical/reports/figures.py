@@ -22,12 +22,20 @@ def save_figure(fig: plt.Figure, path_stem: str | Path) -> list[Path]:
     return paths
 
 
+#: A grid shows at most this many columns (a layer of 1280 units would be a 2 m wide figure);
+#: the title says how many were left out, and the JSON beside it has every unit.
+MAX_COLUMNS = 12
+
+
 def image_grid(rows: Mapping[str, torch.Tensor], column_titles: Sequence[str],
                title: str, path_stem: str | Path) -> list[Path]:
     """One row per entry of `rows` (label → (N, 3, H, W) images), in the paper's layout:
-    originals on top, manipulated below."""
+    originals on top, manipulated below; the first :data:`MAX_COLUMNS` columns."""
     n_rows = len(rows)
-    n_cols = max(len(v) for v in rows.values())
+    n_all = max(len(v) for v in rows.values())
+    n_cols = min(n_all, MAX_COLUMNS)
+    if n_all > n_cols:
+        title = f"{title} (first {n_cols} of {n_all} columns)"
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols + 0.8, 1.9 * n_rows + 0.4),
                              squeeze=False)
     for r, (label, images) in enumerate(rows.items()):

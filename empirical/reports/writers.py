@@ -16,6 +16,7 @@ import torch
 
 from fvtrust.empirical.reports.afc import afc_table, paired_table, per_layer_table, plot_afc, plot_paired
 from fvtrust.empirical.reports.figures import image_grid
+from fvtrust.empirical.reports.gate_family import family_table, plot_gate_family
 from fvtrust.empirical.reports.sanity import plot_sanity
 from fvtrust.empirical.reports.sweep import plot_sweep
 from fvtrust.io import atomic_write_json, atomic_write_text
@@ -42,6 +43,15 @@ def write_silent(data: Mapping[str, Any], images: Mapping[str, torch.Tensor], ou
                          f"Silent units in {config['layer']} after {config['steps']} steps",
                          out / "silent_units")
     return [json_path, *figures]
+
+
+def write_gate_family(data: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """``gate_family.json``, its Markdown table (every escaping render listed) and the
+    catch-rate-per-region figure."""
+    out = Path(out)
+    return [atomic_write_json(out / "gate_family.json", dict(data)),
+            atomic_write_text(out / "gate_family.md", family_table(dict(data)) + "\n"),
+            *plot_gate_family(dict(data), out / "gate_family")]
 
 
 def write_sanity(data: Mapping[str, Any], out: str | Path) -> list[Path]:
@@ -115,5 +125,5 @@ def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path) -> list
 
 #: result kind → its writer (the CLI, the appendix and the sweep call these and nothing else).
 WRITERS: dict[str, Callable[..., list[Path]]] = {
-    "fooling": write_fooling, "silent": write_silent, "sanity": write_sanity, "afc": write_afc,
-    "proofs": write_proofs, "sweep": write_sweep}
+    "fooling": write_fooling, "gate_family": write_gate_family, "silent": write_silent,
+    "sanity": write_sanity, "afc": write_afc, "proofs": write_proofs, "sweep": write_sweep}

@@ -16,6 +16,7 @@ from fvtrust.empirical.circuits.gate_setup import GateConfig
 from fvtrust.empirical.data.images import png_bytes, read_image, read_image_uint8, save_png, to_uint8
 from fvtrust.empirical.experiments.afc import AFCConfig
 from fvtrust.empirical.experiments.fooling import FoolingConfig
+from fvtrust.empirical.experiments.gate_family import GateFamilyConfig
 from fvtrust.empirical.experiments.silent import SilentConfig
 from fvtrust.empirical.render.job import RenderJob
 from fvtrust.empirical.render.snapshots import log_steps
@@ -24,7 +25,8 @@ from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.outputs import umask_file_mode
 from fvtrust.stages import RUN_ONLY, Stages, result_fields, stage_key
 
-CONFIGS = [FoolingConfig(), SilentConfig(), AFCConfig(), GateConfig(), SweepPlan(), RenderJob()]
+CONFIGS = [FoolingConfig(), SilentConfig(), AFCConfig(), GateConfig(), SweepPlan(), RenderJob(),
+           GateFamilyConfig()]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: type(c).__name__)
@@ -46,7 +48,8 @@ def test_every_result_field_is_in_the_key(config):
         omitted = f.metadata.get("omit_from_key", lambda c: False)(config)  # e.g. sources, no images
         assert (f.name in fields) == (f.metadata.get("affects_results", True) and not omitted)
         if omitted:  # ... where the field means something (or leaves its default), it is in the key
-            where = {"sources": {"images": "/data"}, "reference_sides": {"reference_sides": "max"}}
+            where = {"sources": {"images": "/data"}, "reference_sides": {"reference_sides": "max"},
+                     "family": {"family": "wide"}}
             other = dataclasses.replace(config, **where[f.name])
             assert f.name in result_fields(other)
             assert stage_key(other) != stage_key(config)
@@ -129,7 +132,7 @@ def test_a_damaged_image_is_named_in_one_line(tmp_path):
 
 
 def test_writers_write_json_beside_the_figure(tmp_path):
-    assert set(WRITERS) == {"fooling", "silent", "sanity", "afc", "proofs", "sweep"}
+    assert set(WRITERS) == {"fooling", "gate_family", "silent", "sanity", "afc", "proofs", "sweep"}
     images = {k: torch.rand(2, 3, 16, 16) for k in ("original", "manipulated")}
     data = {"config": {"mode": "permute", "gate": "features", "units": [1, 2], "steps": 4},
             "n": np.float64(0.5).item()}
