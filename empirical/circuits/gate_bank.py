@@ -169,19 +169,33 @@ class RenderBank:
     def where(self, mask: torch.Tensor) -> RenderBank:
         return RenderBank(self.images[mask], self.setting[mask], self.step[mask], self.settings)
 
-    def without(self, region: Region) -> RenderBank:
-        """The renders of the settings outside `region`."""
-        inside = [j for j, s in enumerate(self.settings) if region.contains(s)]
-        return self.where(~torch.isin(self.setting, torch.tensor(inside, dtype=self.setting.dtype)))
+    def outside(self, region: Region | None) -> torch.Tensor:
+        """Mask of the renders whose setting lies outside `region` (None: every render)."""
+        inside = [] if region is None else [j for j, s in enumerate(self.settings) if region.contains(s)]
+        return ~torch.isin(self.setting, torch.tensor(inside, dtype=self.setting.dtype))
+
+    def held_mask(self, held_settings: int, among: torch.Tensor | None = None) -> torch.Tensor:
+        """Mask of the renders of the last `held_settings` settings present (in `among`, a
+        mask; default all): the renders that set a gate's threshold."""
+        among = torch.ones_like(self.setting, dtype=torch.bool) if among is None else among
+        ids = torch.unique(self.setting[among])
+        if not 0 < held_settings < len(ids):
+            raise ValueError(f"cannot hold out {held_settings} of {len(ids)} render settings")
+        return torch.isin(self.setting, ids[-held_settings:]) & among
 
     def split(self, held_settings: int) -> tuple[RenderBank, RenderBank]:
         """(the first settings, the last `held_settings` settings present): the second part
         sets the gate's threshold on render settings the MLP never saw."""
-        ids = torch.unique(self.setting)
-        if not 0 < held_settings < len(ids):
-            raise ValueError(f"cannot hold out {held_settings} of {len(ids)} render settings")
-        held = torch.isin(self.setting, ids[-held_settings:])
+        held = self.held_mask(held_settings)
         return self.where(~held), self.where(held)
+
+
+@torch.no_grad()
+def as_seen(seen: RandomTransform, images: torch.Tensor, size: int) -> torch.Tensor:
+    """`images` as the network saw them in the render loop (after the setting's random
+    transform), resized back to `size` px: what a gate decides on inside a fooling circuit."""
+    return F.interpolate(seen(images), size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0, 1)
 
 
 def _each(name: str, compute: Callable[[], Any]) -> Any:
@@ -223,11 +237,7 @@ def render_bank(model: Network, config: RenderBankConfig = RenderBankConfig(),
             seen = RandomTransform(kwargs["transforms"], seeds)
             shots = []
             for s in snaps:
-                shot = r.snapshots[s]
-                with torch.no_grad():
-                    viewed = seen(shot)
-                shots += [shot, F.interpolate(viewed, size=(config.size, config.size), mode="bilinear",
-                                              antialias=True, align_corners=False).clamp(0, 1)]
+                shots += [r.snapshots[s], as_seen(seen, r.snapshots[s], config.size)]
             return torch.cat(shots)
         out.append(checkpoint(f"gate_render_bank_setting{j:03d}", compute))
         for s in snaps:

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fvtrust.empirical.circuits.gate_bank import (
     REGIONS,
     FamilySetting,
     RenderBank,
     RenderBankConfig,
+    as_seen,
     draw_setting,
     render_bank,
 )
@@ -148,13 +148,9 @@ def _eval_renders(model, config: GateFamilyConfig, index: int) -> dict[str, obje
         kwargs = setting.render_kwargs()
         r = render(model, class_logit(units), seeds=seeds, snapshots=steps, progress=True, **kwargs)
         seen = RandomTransform(kwargs["transforms"], seeds)
-        with torch.no_grad():
-            views = [F.interpolate(seen(r.snapshots[s]), size=(setting.size, setting.size),
-                                   mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-                     for s in steps]
         out.append({"setting": asdict(setting), "units": units, "steps": steps,
                     "image": torch.stack([r.snapshots[s] for s in steps]),
-                    "as_seen": torch.stack(views)})
+                    "as_seen": torch.stack([as_seen(seen, r.snapshots[s], setting.size) for s in steps])})
     return {"settings": out}
 
 
@@ -167,13 +163,12 @@ def _wide_gate(model, config: GateFamilyConfig, bank: RenderBank, table: dict[st
     """The feature gate trained without region `index`'s bank settings (None: on every bank
     setting, for the regions no bank draws from); τ set on the last quarter of the settings
     left, steps ≥ 4, as :func:`~empirical.circuits.gate_setup.build_gate` sets it."""
-    inside = [] if index is None else [j for j, s in enumerate(bank.settings) if REGIONS[index].contains(s)]
-    kept = ~torch.isin(bank.setting, torch.tensor(inside, dtype=bank.setting.dtype))
-    ids = torch.unique(bank.setting[kept])
-    if len(ids) < 2:  # one to fit the MLP, one to set its threshold
-        raise ValueError(f"only {len(ids)} bank setting(s) lie outside region "
+    kept = bank.outside(None if index is None else REGIONS[index])
+    n_kept = len(torch.unique(bank.setting[kept]))
+    if n_kept < 2:  # one to fit the MLP, one to set its threshold
+        raise ValueError(f"only {n_kept} bank setting(s) lie outside region "
                          f"{REGIONS[index].name!r}: raise bank_settings (now {config.bank_settings})")
-    held = torch.isin(bank.setting, ids[-max(1, len(ids) // 4):]) & kept
+    held = bank.held_mask(max(1, n_kept // 4), among=kept)
     fit = kept & ~held
     return fit_feature_gate(model, layers, table["train"], table["bank"][fit], table["threshold"],
                             table["bank"][held & (bank.step >= MIN_STEP)], alpha=config.alpha,

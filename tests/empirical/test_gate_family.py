@@ -103,7 +103,7 @@ def test_a_bank_without_a_region_splits_by_the_settings_left():
     settings = tuple(FamilySetting(param=("fourier", "pixel")[j % 2]) for j in range(8))
     setting = torch.arange(8).repeat_interleave(3)
     bank = RenderBank(torch.rand(24, 3, 8, 8), setting, torch.ones(24, dtype=torch.long), settings)
-    left = bank.without(REGIONS[0])  # pixel parametrization: the odd settings
+    left = bank.where(bank.outside(REGIONS[0]))  # pixel parametrization: the odd settings
     assert torch.unique(left.setting).tolist() == [0, 2, 4, 6]
     fit, held = left.split(1)
     assert torch.unique(fit.setting).tolist() == [0, 2, 4] and torch.unique(held.setting).tolist() == [6]
