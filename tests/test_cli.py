@@ -46,6 +46,9 @@ def test_bad_units_name_the_option(text):
     (["gate-family", "--bank-settings", "4"], "bank_settings must be >= 8"),
     (["gate-family", "--units-per-setting", "0"], "units_per_setting must be a positive integer, got 0"),
     (["gate-family", "--steps", "2"], "bank_steps must be >= 4"),
+    (["sweep", "--limit", "0"], "limit (units per layer) must be a positive integer, got 0"),
+    (["appendix", "--scale", "quick", "--parts", "afc_full_lite1"],
+     "appendix parts ['afc_full_lite1'] are not in the 'quick' scale"),
 ])
 def test_bad_input_is_one_line_naming_the_value(args, message, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 2

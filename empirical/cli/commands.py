@@ -49,6 +49,7 @@ from fvtrust.empirical.reports.writers import (
 )
 from fvtrust.empirical.runs.appendix import build_appendix
 from fvtrust.empirical.runs.audit import AuditPlan, run_audit
+from fvtrust.empirical.runs.sweep.afc import afc_reports
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
@@ -266,17 +267,21 @@ def _names(text: str, option: str) -> list[str]:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     plan = SweepPlan(models=_names(args.models, "--models"), layers=_names(args.layers, "--layers"),
                      units=args.units, measure=_names(args.measure, "--measure"), steps=args.steps,
-                     size=args.size, seed=args.seed, chunk=args.chunk, n_references=args.references,
+                     size=args.size, seed=args.seed, chunk=args.chunk, order=args.order, limit=args.limit,
+                     n_references=args.references,
                      n_natural=args.natural, images=args.images, sources=args.sources,
                      n_trials=args.trials,
                      precision=args.precision)
     summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
                         device=args.device, force=args.force)
     out = Path(args.out)
-    write_sweep(asdict(summary), read_sweep(out), out)
+    table = read_sweep(out)
+    afc = afc_reports(table, plan)
+    write_sweep(asdict(summary), table, out, afc)
     print(f"{summary.n_units} units: {summary.n_skipped} already done, {summary.n_computed} computed, "
           f"{summary.n_failed} failed ({summary.units_per_second:.2f} units/s on {summary.workers} "
-          f"workers); wrote {out / 'units.parquet'}, {out / 'sweep.png'}")
+          f"workers); wrote {out / 'units.parquet'}, {out / 'sweep.png'}"
+          + (f", the 2-AFC paired comparisons in {out / 'afc'}" if afc else ""))
     for task, error in summary.failures.items():
         print(f"  failed: {task}: {error}", file=sys.stderr)
     return 1 if summary.n_failed else 0

@@ -25,7 +25,7 @@ from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.empirical.render.param import PARAMETRIZATIONS
 from fvtrust.empirical.runs.appendix import PARTS, SCALES
 from fvtrust.empirical.runs.audit import AuditPlan
-from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, SweepPlan
+from fvtrust.empirical.runs.sweep.plan import MEASUREMENTS, ORDERS, SweepPlan
 
 
 class _Deprecated(argparse.Action):
@@ -103,10 +103,14 @@ def _appendix_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="appendix", help="output directory (resumable); default %(default)s")
     p.add_argument("--scale", default="quick", choices=list(SCALES),
                    help="quick: < 15 min on 2 CPU cores, plus about 45 min for the audit bench; "
-                        "paper: full settings (GPU)")
+                        "full: the manipulations over 50 units and a whole layer, and the 2-AFC "
+                        "over every unit of four layers of EfficientNet-Lite0/1/2 through the "
+                        "sweep engine (parts afc_full_lite0/1/2: each resumable, and runnable on "
+                        "its own machine into a shared --out); paper: full settings (GPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto; default %(default)s")
     p.add_argument("--parts", default=None,
-                   help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all")
+                   help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all "
+                        f"of the scale's")
     p.add_argument("--force", action="store_true", help="recompute parts already done")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--pdf", action="store_true",
@@ -357,6 +361,13 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
                    help="base seed (unit u uses seed+u); default %(default)s")
     p.add_argument("--chunk", type=int, default=plan.chunk,
                    help="units per Ray task (the unit of retry); default %(default)s")
+    p.add_argument("--order", choices=ORDERS, default=plan.order,
+                   help="the order units are handed out in: by index, or at random within each "
+                        "layer (seeded; the layers in turn either way), so that the units finished "
+                        "when a long run stops are a random sample of every layer; default %(default)s")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="at most N units per layer, the first N in --order (a larger N later "
+                        "extends the same sample); default every unit --units names")
     p.add_argument("--references", type=int, default=plan.n_references,
                    help="natural exemplars (and 2-AFC references) per side; default %(default)s")
     p.add_argument("--natural", type=int, default=plan.n_natural,

@@ -195,6 +195,9 @@ class AFCResult:
     human: dict[str, object]
     reused_stages: list[str]
     paired: list[dict[str, object]] = field(default_factory=list)  # see paired_comparisons
+    #: observer → condition → "layer:unit" → {"correct": per trial, "p": per trial}: every
+    #: number above is computed from these (:func:`summarize_trials` recomputes them)
+    trials: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -295,6 +298,21 @@ def afc_pool(config: AFCConfig) -> NaturalImages:
                           sources=config.sources)
 
 
+def split_summary(pool: NaturalImages, ref_idx: np.ndarray, query_idx: np.ndarray) -> dict[str, object]:
+    """The reference / query split of a run, by source, with its counts."""
+    return {"rule": "source-disjoint: references and queries come from different photos/files",
+            "reference_sources": sorted({source_of(pool.sources[i]) for i in ref_idx}),
+            "query_sources": sorted({source_of(pool.sources[i]) for i in query_idx}),
+            "n_reference_images": len(ref_idx), "n_query_images": len(query_idx)}
+
+
+def afc_split(config: AFCConfig, pool: NaturalImages | None = None) -> dict[str, object]:
+    """The split every run of `config`'s pool settings uses (one per pool, whatever the
+    units: a sweep's units share it)."""
+    pool = pool if pool is not None else afc_pool(config)
+    return split_summary(pool, *_split(pool, config))
+
+
 def _split(pool: NaturalImages, config: AFCConfig) -> tuple[np.ndarray, np.ndarray]:
     ref_idx, query_idx = split_by_source(pool.sources, config.reference_fraction, seed=config.seed)
     warn_near_duplicates(pool, ref_idx, query_idx, "references / queries")
@@ -358,11 +376,7 @@ def run_afc(config: AFCConfig, out_dir: str | Path | None = None, device: str = 
         scoring["seconds"] += cost["seconds"]
     trials.bar.close()
     result = _summarize(config, records, depth)
-    pool, ref_idx, query_idx = trials.pool, trials.ref_idx, trials.query_idx
-    result.split = {"rule": "source-disjoint: references and queries come from different photos/files",
-                    "reference_sources": sorted({source_of(pool.sources[i]) for i in ref_idx}),
-                    "query_sources": sorted({source_of(pool.sources[i]) for i in query_idx}),
-                    "n_reference_images": len(ref_idx), "n_query_images": len(query_idx)}
+    result.split = split_summary(trials.pool, trials.ref_idx, trials.query_idx)
     if config.task == "occlusion":
         grid = trials.grid
         result.occlusion = {"patch_px": grid.patch, "stride_px": grid.stride, "positions": len(grid),
@@ -507,6 +521,26 @@ def _query_pair(config: AFCConfig, query_order: np.ndarray, act: torch.Tensor,
     return QueryPair(emb[first], emb[second], maps[first], maps[second])
 
 
+def trial_table(records: Records) -> dict[str, dict[str, dict[str, dict[str, list[float]]]]]:
+    """The trials of `records` as plain lists (JSON, Parquet)."""
+    return {name: {cond: {key: {"correct": [float(x) for x in v[0]], "p": [float(x) for x in v[1]]}
+                          for key, v in by_unit.items()}
+                   for cond, by_unit in by_cond.items()}
+            for name, by_cond in records.items()}
+
+
+def summarize_trials(config: AFCConfig, trials: dict[str, dict[str, dict[str, dict[str, list[float]]]]],
+                     depth: dict[str, float | None] | None = None) -> AFCResult:
+    """The result of trials kept as :func:`trial_table` writes them (a sweep store's units,
+    gathered): every estimate and paired comparison, as :func:`run_afc` computes them."""
+    records: Records = {name: {cond: {key: (np.asarray(v["correct"], dtype=float),
+                                            np.asarray(v["p"], dtype=float))
+                                      for key, v in by_unit.items()}
+                               for cond, by_unit in by_cond.items()}
+                        for name, by_cond in trials.items()}
+    return _summarize(config, records, depth if depth is not None else dict.fromkeys(config.layers))
+
+
 def _summarize(config: AFCConfig, records: Records, depth: dict[str, float | None]) -> AFCResult:
     overall: dict[str, dict[str, dict[str, object]]] = {}
     per_layer: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
@@ -533,4 +567,4 @@ def _summarize(config: AFCConfig, records: Records, depth: dict[str, float | Non
     paired = [_paired(records, c, list(config.layers), config.seed)
               for c in paired_comparisons(list(records))]
     return AFCResult(asdict(config), list(records), list(CONDITIONS), overall, per_layer, per_unit,
-                     depth, {}, None, human, [], paired)
+                     depth, {}, None, human, [], paired, trial_table(records))

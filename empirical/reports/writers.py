@@ -117,10 +117,17 @@ def write_proofs(reports: Sequence[Any], out: str | Path,
     return written
 
 
-def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path) -> list[Path]:
-    """``summary.json`` (what the run did, with counts) and the plot of the whole store."""
+def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path,
+                afc: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> list[Path]:
+    """``summary.json`` (what the run did, with counts) and the plot of the whole store; with
+    `afc` (network folder → each task's 2-AFC result gathered from the store), each network's
+    2-AFC tables and figures under ``afc/<network>/`` (the paired comparisons first)."""
     out = Path(out)
-    return [atomic_write_json(out / "summary.json", dict(summary)), *plot_sweep(table, out / "sweep")]
+    written = [atomic_write_json(out / "summary.json", dict(summary)), *plot_sweep(table, out / "sweep")]
+    for folder, results in (afc or {}).items():
+        for data in results:
+            written += write_afc(data, out / "afc" / folder)
+    return written
 
 
 #: result kind → its writer (the CLI, the appendix and the sweep call these and nothing else).

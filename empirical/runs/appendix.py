@@ -48,6 +48,11 @@ from fvtrust.empirical.reports.writers import (
     write_sanity,
     write_silent,
 )
+from fvtrust.empirical.runs.sweep.afc import afc_reports
+from fvtrust.empirical.runs.sweep.driver import run_sweep
+from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, check_plan
+from fvtrust.empirical.runs.sweep.store import read_sweep
+from fvtrust.empirical.runs.sweep.worker import afc_config
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
 from fvtrust.proofs import ProofReport, run_all
@@ -59,8 +64,9 @@ from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
 
 #: Settings per scale. "quick" is the documented CPU scale (< 15 min on 2 cores, plus about
-#: 45 min for the audit bench);
-#: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights.
+#: 45 min for the audit bench); "full" is where the 2-AFC comparisons decide (issue #22);
+#: "tiny" exists for tests; "paper" is for a GPU and a user's ImageNet / weights. A part
+#: whose group a scale leaves out (or whose config is None there) is not in that scale.
 SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "theory": {"samples": 2},
@@ -73,6 +79,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                    "min_confidence": 0.2, "vis_per_class": 1},
         "afc": {"steps": 4, "size": 64, "n_references": 2, "n_trials": 3, "n_natural": 40, "units": [0, 1],
                 "layers": ["_blocks.5", "_blocks.10"], "stride": 16},
+        "afc_full": {"networks": {"efficientnet_lite0": ["_blocks.2", "_blocks.4"]}, "units_per_layer": 2,
+                     "steps": 4, "size": 64, "n_references": 2, "n_trials": 3, "n_natural": 40},
         "audit": {"models": ["efficientnet_lite0", "efficientnet_lite1"],
                   "manipulations": ["silent_bias", "decoy_finetune"], "n_clean_logits": 10,
                   "n_clean_conv": 10, "alpha": 0.1, "n_boot": 50,
@@ -88,6 +96,17 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "sanity": {},
         "afc": {},
         "audit": {},  # the bench's defaults: Lite0/1/2, every manipulation, 64 px
+    },
+    # quick for theory, sanity and the audit bench; the manipulations and the 2-AFC at the
+    # scale where their intervals decide (issue #22): about 14 h of the 2-AFC per network
+    # set on 2 CPU cores, each network's part resumable and runnable on its own machine
+    "full": {
+        "theory": {"samples": 8},
+        "fooling": {"units": list(range(7, 1000, 20)), "robustness": False},  # 50 units
+        "silent": {"layer": "_blocks.15._project_conv", "units": list(range(320))},  # the layer
+        "sanity": {},
+        "afc_full": {},  # FULL_AFC_LAYERS, every unit
+        "audit": {},
     },
     "paper": {
         "theory": {"samples": 32},
@@ -288,7 +307,13 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
     result = run_afc(config, out, device=device, shared_dir=out.parent / "afc_shared")
     data = result.to_json()
     write_afc(data, out)
-    task = config.task
+    return PartOutput(data, [f"parts/{out.name}/afc_{config.task}"],
+                      _afc_text(data, f"parts/{out.name}/afc_{config.task}"))
+
+
+def _afc_text(data: dict[str, Any], figure_stem: str) -> str:
+    """One task's LaTeX: the paired comparisons first, then each cell, then the figure."""
+    task = data["config"]["task"]
     observers = data["observers"]
 
     def cell(est: dict[str, Any]) -> str:
@@ -310,7 +335,10 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
                     latex_escape(human_difference(data, e))]
                    for e in data["paired"]]
     trials = est["n_trials"] // max(1, est["n_units"])
-    text = (tabular(["comparison (a $-$ b)", "difference (pp) [95\\,\\% CI]", "CI excludes 0",
+    split = data["split"]
+    source = (f"References and queries come from source-disjoint photos "
+              f"({split['n_reference_images']} and {split['n_query_images']} images).")
+    return (tabular(["comparison (a $-$ b)", "difference (pp) [95\\,\\% CI]", "CI excludes 0",
                      "units for $\\pm$3\\,pp", "human data (pp)"], paired_rows)
             + f"Paired comparisons (they lead): both cells on the same {est['n_units']} units "
               f"$\\times$ {trials} trials; CI from a hierarchical bootstrap of the per-trial "
@@ -320,15 +348,87 @@ def part_afc(out: Path, config: AFCConfig, device: str) -> PartOutput:
             + tabular(["reference condition", *[latex_escape(o) for o in observers],
                       latex_escape(HUMAN_LABEL[task]) + " (human data)"], rows)
             + f"Accuracy in \\% with 95\\,\\% CIs from a hierarchical bootstrap (units, then "
-              f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. References "
-              f"and queries come from source-disjoint photos "
-              f"({data['split']['n_reference_images']} and {data['split']['n_query_images']} "
-              f"images).{occ_text} Human numbers are human data from the papers, not ours.\n"
-            + figure(f"parts/afc_{task}/afc_{task}",
+              f"trials): {est['n_units']} units, {est['n_trials']} trials per cell. {source}"
+              f"{occ_text} Human numbers are human data from the papers, not ours.\n"
+            + figure(figure_stem,
                       f"Machine-observer 2-AFC, {task} task. Left: accuracy per reference "
                       f"condition and observer (human data from the papers as black bars). "
                       f"Right: accuracy over relative depth beside the papers' human data."))
-    return PartOutput(data, [f"parts/afc_{task}/afc_{task}"], text)
+
+
+#: The full scale's explained networks and layers: the last block of the four stages with
+#: 40/48, 80/88, 112/120 and 192/208 channels (the same stage ends in each network; every
+#: layer has >= 40 units, so a per-layer estimate can rest on >= 25).
+FULL_AFC_LAYERS: dict[str, list[str]] = {
+    "efficientnet_lite0": ["_blocks.4", "_blocks.7", "_blocks.10", "_blocks.14"],
+    "efficientnet_lite1": ["_blocks.6", "_blocks.10", "_blocks.14", "_blocks.19"],
+    "efficientnet_lite2": ["_blocks.6", "_blocks.10", "_blocks.14", "_blocks.19"],
+}
+#: where the full-scale parts keep their sweep store, under the appendix's folder: one store
+#: for every network's part, so that parts run on different machines (a shared --out) fill it
+AFC_STORE = "afc_store"
+
+
+@dataclass
+class AFCFullConfig:
+    """One explained network's two 2-AFC tasks through the sweep engine: every unit of its
+    layers (or the first `units_per_layer` of each layer's seeded random order), K references
+    per side, `n_trials` trials per unit, each unit measured on its own (sweep ``afc_*``)."""
+
+    model: str = "efficientnet_lite0"
+    layers: tuple[str, ...] = tuple(FULL_AFC_LAYERS["efficientnet_lite0"])
+    units_per_layer: int | None = None  # None: every unit
+    steps: int = 128
+    size: int = 128
+    n_references: int = 9
+    n_trials: int = 20
+    n_natural: int = 240
+    seed: int = 0
+
+    def plan(self) -> SweepPlan:
+        return SweepPlan(models=[self.model], layers=list(self.layers), units="all",
+                         measure=["afc_references", "afc_occlusion"], steps=self.steps, size=self.size,
+                         seed=self.seed, chunk=2, order="random", limit=self.units_per_layer,
+                         n_references=self.n_references, n_natural=self.n_natural,
+                         n_trials=self.n_trials)
+
+
+def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
+    # The sweep resumes: a part interrupted (or extended to more units) computes only the rest.
+    plan = config.plan()
+    store = out.parent.parent / AFC_STORE
+    summary = run_sweep(plan, store, device=device)
+    if summary.n_failed:
+        raise RuntimeError(f"{summary.n_failed} units of {config.model} failed (see {store}); "
+                           f"rerun the part to retry them")
+    wanted = {(layer, u) for (_, layer), units in check_plan(plan).items() for u in units}
+    table = read_sweep(store)
+    mine = np.array([(la, int(u)) in wanted for la, u in zip(table["layer"], table["unit"], strict=True)],
+                    dtype=bool)
+    table = table[(table["model"] == config.model).to_numpy() & mine]
+    worker_seconds = float(table["seconds"].sum())
+    results: dict[str, Any] = {"sweep": {"n_units": len(table), "units_per_layer": {
+        la: int((table["layer"] == la).sum()) for la in config.layers},
+        "worker_seconds": worker_seconds, "seconds_per_unit": worker_seconds / max(1, len(table)),
+        "this_run": asdict(summary)}}
+    text, figures = "", []
+    (gathered,) = afc_reports(table, plan).values()  # the trials stay in the store
+    for data in gathered:
+        task = data["config"]["task"]
+        write_afc(data, out)
+        results[task] = data
+        stem = f"parts/{out.name}/afc_{task}"
+        figures.append(stem)
+        text += (f"\\subsection*{{{task} task}}\n"
+                 + _afc_text(data, stem))
+    n = results["sweep"]["units_per_layer"]
+    observer = afc_config(plan, ModelRef(config.model), config.layers[0], [0], "references").observer
+    head = (f"{latex_escape(config.model)} explained, observer {latex_escape(observer)}"
+            f" (a different network); layers "
+            + ", ".join(f"\\texttt{{{latex_escape(la)}}} ({k} units)" for la, k in n.items())
+            + f"; {config.steps} render steps at {config.size}\\,px; {worker_seconds / 3600:.1f} "
+              f"worker-hours in all.\n\n")
+    return PartOutput(results, figures, head + text)
 
 
 @dataclass(frozen=True)
@@ -384,6 +484,16 @@ def _afc(task: str) -> Callable[[dict[str, Any]], AFCConfig]:
     return lambda settings: AFCConfig(task=task, **settings)
 
 
+def _afc_full(model: str) -> Callable[[dict[str, Any]], AFCFullConfig | None]:
+    def config(settings: dict[str, Any]) -> AFCFullConfig | None:
+        networks = settings.get("networks", FULL_AFC_LAYERS)
+        if model not in networks:
+            return None  # this network is not part of the scale
+        rest = {k: v for k, v in settings.items() if k != "networks"}
+        return AFCFullConfig(model=model, layers=tuple(networks[model]), **rest)
+    return config
+
+
 PARTS: dict[str, Part] = {
     "theory": Part("Results table", "theory", lambda s: TheoryConfig(**s), part_theory),
     "proofs": Part("Theorems and machine-checked proofs", "theory", lambda s: ProofsConfig(),
@@ -402,7 +512,22 @@ PARTS: dict[str, Part] = {
                           part_afc),
     "audit": Part("Auditing units: detectors against planted manipulations", "audit", bench_config,
                   part_audit),
+    **{f"afc_full_{net[-5:]}": Part(f"2-AFC at full scale: {net}", "afc_full", _afc_full(net), part_afc_full)
+       for net in FULL_AFC_LAYERS},
 }
+
+
+def scale_configs(scale: str) -> dict[str, Any]:
+    """The parts of `scale`, in appendix order, each with the config it runs."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    out = {}
+    for name, part in PARTS.items():
+        settings = SCALES[scale].get(part.group)
+        config = None if settings is None else part.config(settings)
+        if config is not None:
+            out[name] = config
+    return out
 
 
 def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", device: str = "cpu",
@@ -414,12 +539,15 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
     ``pdf``: True tries pdflatex and says why when it cannot; ``"require"`` raises
     :class:`PDFNotBuilt` instead; False writes the .tex only.
     """
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
-    names = parts or list(PARTS)
+    configs = scale_configs(scale)
+    names = parts or list(configs)
     unknown = [n for n in names if n not in PARTS]
     if unknown:
         raise ValueError(f"unknown appendix parts {unknown}; known: {', '.join(PARTS)}")
+    outside = [n for n in names if n not in configs]
+    if outside:
+        raise ValueError(f"appendix parts {outside} are not in the {scale!r} scale; its parts: "
+                         f"{', '.join(configs)}")
     out = OutputDir(out_dir, "appendix").open()  # refuses a file, a read-only or a foreign folder
     out = out.root
     manifest: dict[str, Any] = {
@@ -429,8 +557,8 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
         "parts": {}}
     results: dict[str, Any] = {}
     sections = []
-    for name, part in PARTS.items():
-        config = part.config(SCALES[scale][part.group])
+    for name, config in configs.items():
+        part = PARTS[name]
         part_dir = out / "parts" / name
         key = stage_key(config, part=name)
         record = _read_part(part_dir / "part.json")

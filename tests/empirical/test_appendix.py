@@ -91,7 +91,7 @@ def test_a_demanded_pdf_that_cannot_be_built_is_an_error(appendix, monkeypatch, 
     assert main(["appendix", "--scale", "tiny", "--parts", "theory", "--out", str(appendix.parent)]) == 0
 
 
-@pytest.mark.parametrize("scale", ["tiny", "quick", "paper"])
+@pytest.mark.parametrize("scale", ["tiny", "quick", "full", "paper"])
 def test_every_part_builds_its_config_at_every_scale(scale):
     """A renamed config field must not leave a scale's settings behind (paper's afc had `pool`)."""
     from fvtrust.empirical.runs.appendix import PARTS, SCALES
@@ -99,3 +99,45 @@ def test_every_part_builds_its_config_at_every_scale(scale):
     assert scale in SCALES
     for part in PARTS.values():
         part.config(SCALES[scale].get(part.group, {}))
+
+
+def test_the_full_scale_runs_the_2afc_of_each_network_through_the_sweep_and_nothing_quick(tmp_path):
+    from fvtrust.empirical.runs.appendix import FULL_AFC_LAYERS, scale_configs
+
+    full = scale_configs("full")
+    assert {"afc_full_lite0", "afc_full_lite1", "afc_full_lite2"} <= set(full)
+    assert "afc_references" not in full and "afc_occlusion" not in full
+    assert all(full[f"afc_full_{m[-5:]}"].layers == tuple(layers) for m, layers in FULL_AFC_LAYERS.items())
+    assert full["afc_full_lite0"].units_per_layer is None  # every unit
+    assert len(full["fooling_permute"].units) == 50 and len(full["silent"].units) == 320
+    assert "afc_full_lite0" not in scale_configs("quick")
+    # a part the scale has not: refused in one line, before the folder is touched
+    with pytest.raises(ValueError, match="not in the 'quick' scale"):
+        build_appendix(tmp_path / "out", scale="quick", parts=["afc_full_lite0"], pdf=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_scale_part_reads_its_units_back_from_the_store_and_extends_it(appendix, tmp_path,
+                                                                              monkeypatch):
+    import shutil
+
+    from fvtrust.empirical.runs import appendix as module
+
+    results = json.loads((appendix.parent / "results.json").read_text())["afc_full_lite0"]
+    assert results["sweep"]["units_per_layer"] == {"_blocks.2": 2, "_blocks.4": 2}
+    for task in ("references", "occlusion"):
+        data = results[task]
+        assert data["overall"]["mis"]["natural"]["n_units"] == 4
+        assert data["overall"]["mis"]["natural"]["n_trials"] == 12  # 4 units x 3 trials
+        assert {e["kind"] for e in data["paired"]} >= {"natural − synthetic", "references − none"}
+        assert set(data["per_layer"]["mis"]["natural"]) == {"_blocks.2", "_blocks.4"}
+    # More units per layer: the store keeps the four done and measures only the new ones.
+    out = tmp_path / "copy"
+    shutil.copytree(appendix.parent, out)
+    tiny = {**module.SCALES["tiny"], "afc_full": {**module.SCALES["tiny"]["afc_full"], "units_per_layer": 3}}
+    monkeypatch.setitem(module.SCALES, "tiny", tiny)
+    build_appendix(out, scale="tiny", pdf=False, parts=["afc_full_lite0"])
+    extended = json.loads((out / "results.json").read_text())["afc_full_lite0"]
+    run = extended["sweep"]["this_run"]
+    assert (run["n_units"], run["n_skipped"], run["n_computed"]) == (6, 4, 2)
+    assert extended["sweep"]["units_per_layer"] == {"_blocks.2": 3, "_blocks.4": 3}

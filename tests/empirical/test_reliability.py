@@ -190,9 +190,9 @@ def test_05_afc_refuses_an_inverting_slope_and_a_self_observer(tmp_path, capsys,
 
 def test_05_a_sweep_of_the_default_observer_network_observes_it_with_another(tmp_path):
     from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan
-    from fvtrust.empirical.runs.sweep.worker import _afc_config
+    from fvtrust.empirical.runs.sweep.worker import afc_config
 
-    config = _afc_config(SweepPlan(), ModelRef("efficientnet_lite1"), "_blocks.2", [0], "references")
+    config = afc_config(SweepPlan(), ModelRef("efficientnet_lite1"), "_blocks.2", [0], "references")
     assert config.observer != config.model
 
 

@@ -21,12 +21,13 @@ from fvtrust.empirical.experiments.silent import SilentConfig
 from fvtrust.empirical.render.job import RenderJob
 from fvtrust.empirical.render.snapshots import log_steps
 from fvtrust.empirical.reports.writers import WRITERS, write_fooling, write_proofs
+from fvtrust.empirical.runs.appendix import AFCFullConfig
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.outputs import umask_file_mode
 from fvtrust.stages import RUN_ONLY, Stages, result_fields, stage_key
 
 CONFIGS = [FoolingConfig(), SilentConfig(), AFCConfig(), GateConfig(), SweepPlan(), RenderJob(),
-           GateFamilyConfig()]
+           GateFamilyConfig(), AFCFullConfig()]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: type(c).__name__)

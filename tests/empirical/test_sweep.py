@@ -4,6 +4,7 @@ config, a task that fails for good, an existing cluster reached with --address."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,14 +14,17 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from fvtrust.empirical.cli import main
+from fvtrust.empirical.runs.sweep.afc import afc_from_store, stored_observers
 from fvtrust.empirical.runs.sweep.driver import ClusterUnreachable, check_address, run_sweep
-from fvtrust.empirical.runs.sweep.plan import SweepPlan
+from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, check_plan, split_tasks, unit_order
 from fvtrust.empirical.runs.sweep.store import StoreMismatch
+from fvtrust.empirical.runs.sweep.worker import trial_column
 
 ray = pytest.importorskip("ray")
 
@@ -212,6 +216,37 @@ def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
                               n_references=3, n_trials=5, n_natural=40, size=64, steps=6), progress=False)
     for condition in ("natural", "synthetic", "random"):
         assert table[f"afc_occlusion_{condition}"].iloc[1] == alone.per_unit["mis"][condition]["_blocks.2:1"]
+    # Every observer's trials are kept, the same as the single-process API's for that unit.
+    alone = run_afc(AFCConfig(task="occlusion", layers=["_blocks.2"], units=[1], n_references=3,
+                              n_trials=5, n_natural=40, size=64, steps=6), progress=False)
+    assert set(stored_observers(table, "occlusion")) == set(alone.trials) == {"mis", "spatial", "center",
+                                                                                "variance"}
+    for name, by_cond in alone.trials.items():
+        for condition, by_unit in by_cond.items():
+            stored = table[trial_column("occlusion", name, condition, "correct")].iloc[1]
+            assert list(stored) == by_unit["_blocks.2:1"]["correct"], (name, condition)
+            # P(correct) to float32 rounding: a worker renders with 1 thread, this process with 2
+            stored = table[trial_column("occlusion", name, condition, "p")].iloc[1]
+            assert np.allclose(stored, by_unit["_blocks.2:1"]["p"], rtol=1e-5, atol=0), (name, condition)
+    # Gathered from the store: the per-unit accuracies it stores, and the paired comparisons.
+    results = afc_from_store(table, plan, "occlusion")
+    assert list(results) == ["efficientnet_lite0"]
+    result = results["efficientnet_lite0"]
+    assert result.split["units_per_layer"] == {"_blocks.2": 2}
+    for condition in ("natural", "synthetic", "random"):
+        stored = zip(table["unit"], table[f"afc_occlusion_{condition}"], strict=True)
+        assert result.per_unit["mis"][condition] == {f"_blocks.2:{u}": v for u, v in stored}
+        assert result.overall["mis"][condition]["n_trials"] == 10
+    labels = {c["label"] for c in result.paired}
+    assert {"mis/natural − mis/synthetic", "mis/natural − center/natural"} <= labels
+    # The command on the same store: nothing recomputed, each task's tables written from it.
+    assert main(["sweep", "--layers", "_blocks.2", "--units", "0-1", "--chunk", "2", "--steps", "6",
+                 "--size", "64", "--natural", "40", "--references", "3", "--trials", "5",
+                 "--measure", "afc_references,afc_occlusion", "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "afc" / "efficientnet_lite0" / "afc_occlusion.json").read_text())
+    assert written["paired"] == json.loads(json.dumps(result.to_json()["paired"]))
+    assert "trials" not in written and written["split"]["units_per_layer"] == {"_blocks.2": 2}
+    assert (tmp_path / "afc" / "efficientnet_lite0" / "afc_references_paired.png").is_file()
 
 
 def test_an_existing_cluster_is_used_through_address(tmp_path):
@@ -269,3 +304,39 @@ def test_an_edited_factory_is_another_model(tmp_path):
     before = plan.unit_config_hash(ref, "features.3")
     factory.write_text(source.replace("nn.Conv2d(8, 12, 3", "nn.Conv2d(8, 12, 5"))
     assert plan.unit_config_hash(ref, "features.3") != before
+
+
+def test_tasks_take_the_layers_in_turn_and_a_random_order_is_a_fixed_sample_of_each_layer():
+    a, b = ModelRef("efficientnet_lite0"), ModelRef("efficientnet_lite1")
+    targets = {(a, "x"): list(range(10)), (a, "y"): list(range(4)), (b, "x"): list(range(6))}
+    tasks = split_tasks(targets, 2)
+    # round robin: after any three tasks, each (model, layer) has had one while it had units
+    assert [(t.model.name[-1], t.layer) for t in tasks[:6]] == [("0", "x"), ("0", "y"), ("1", "x")] * 2
+    assert [t.units for t in tasks if t.layer == "y"] == [(0, 1), (2, 3)]
+    assert sum(len(t.units) for t in tasks) == 20
+    shuffled = {key: unit_order(units, *key, order="random", seed=3) for key, units in targets.items()}
+    for key, units in targets.items():
+        assert unit_order(units, *key, order="random", seed=3) == shuffled[key]  # a resume: the same
+        assert sorted(shuffled[key]) == units and shuffled[key] != units
+        assert unit_order(units, *key) == units
+    assert unit_order(list(range(10)), a, "x", "random", 4) != shuffled[(a, "x")]
+    assert shuffled[(a, "x")] != shuffled[(b, "x")]  # each (model, layer) its own sample
+    # finished units are skipped without changing the order of the others
+    tasks = split_tasks(shuffled, 2)
+    skip = {("efficientnet_lite0", "", "x", u) for u in tasks[0].units}
+    rest = split_tasks(shuffled, 2, skip=skip)
+    assert [u for t in rest if (t.model, t.layer) == (a, "x") for u in t.units] == shuffled[(a, "x")][2:]
+    with pytest.raises(ValueError, match="order must be one of"):
+        SweepPlan(order="shuffled")
+    with pytest.raises(ValueError, match="limit"):
+        SweepPlan(limit=0)
+
+
+def test_a_limit_takes_the_first_units_of_the_order_and_a_larger_one_extends_the_sample():
+    plan = SweepPlan(layers=["_blocks.2", "_blocks.4"], order="random", limit=5)
+    targets = check_plan(plan)
+    assert [len(u) for u in targets.values()] == [5, 5]
+    wider = check_plan(SweepPlan(layers=["_blocks.2", "_blocks.4"], order="random", limit=9))
+    for key, units in targets.items():
+        assert wider[key][:5] == units
+    assert plan.settings_hash() == SweepPlan(layers=["_blocks.2"], order="random").settings_hash()

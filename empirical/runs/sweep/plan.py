@@ -14,7 +14,9 @@ Measurements per unit (each a set of columns of the unit's record):
 * ``exemplars``: the K most and K least activating natural images (ids and activations);
 * ``afc_references`` / ``afc_occlusion``: the machine observer's 2-AFC accuracy per
   reference condition (natural, synthetic, random), equal to
-  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own;
+  ``run_afc(AFCConfig(layers=[layer], units=[unit], ...))`` for each unit on its own, and
+  every observer's per-trial outcomes (:mod:`empirical.runs.sweep.afc` gathers them into the
+  paired comparisons);
 * ``audit``: every audit detector's score (:mod:`empirical.experiments.audit.detectors`),
   with :class:`~empirical.runs.audit.AuditPlan`'s settings.
 
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option, image_files, source_ids
 from fvtrust.empirical.nets.layers import get_layer, layer_channels, parse_units
 from fvtrust.empirical.nets.registry import LOGITS, WEIGHT_WORDS, load_model
@@ -37,6 +41,9 @@ from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
 MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "audit", "sanity")
+#: the order units are handed out in: by index, or at random within each layer (seeded), so
+#: that the units finished at any moment of a long run are a random sample of every layer
+ORDERS = ("sorted", "random")
 #: measurements of a whole model (one record per model, in models.parquet), not of a unit.
 MODEL_MEASUREMENTS = ("sanity",)
 
@@ -87,6 +94,8 @@ class SweepPlan:
     size: int = 128
     seed: int = 0
     chunk: int = field(default=8, metadata=RUN_ONLY)
+    order: str = field(default="sorted", metadata=RUN_ONLY)
+    limit: int | None = field(default=None, metadata=RUN_ONLY)  # at most this many units per layer
     n_references: int = 9  # K: natural exemplars (and 2-AFC references) per side
     n_natural: int = 240  # natural images the exemplars and the 2-AFC trials are drawn from
     images: str | None = None
@@ -106,6 +115,11 @@ class SweepPlan:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or isinstance(self.limit, bool)
+                                       or self.limit < 1):
+            raise ValueError(f"limit (units per layer) must be a positive integer, got {self.limit!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.size < 16:
@@ -178,7 +192,8 @@ class SweepSummary:
 
 
 def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
-    """(model, layer) → its units, with every model, layer and unit checked in the driver."""
+    """(model, layer) → its units in the plan's order (the first ``limit`` of them), with every
+    model, layer and unit checked in the driver."""
     units = parse_units(plan.units)
     if plan.images is not None:
         # a missing or empty folder, or a --sources REGEX that misses a file: before any task
@@ -197,7 +212,7 @@ def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:
             if bad:
                 raise ValueError(f"--units {bad[:5]}{' …' if len(bad) > 5 else ''} out of range for "
                                  f"layer {layer!r} of {ref.name} with {n} units")
-            out[(ref, layer)] = chosen
+            out[(ref, layer)] = unit_order(chosen, ref, layer, plan.order, plan.seed)[:plan.limit]
     return out
 
 
@@ -206,15 +221,30 @@ def store_key(ref: ModelRef, layer: str = "", unit: int = -1) -> tuple[str, str,
     return (ref.name, ref.weights or "", layer, unit)
 
 
+def unit_order(units: list[int], ref: ModelRef, layer: str, order: str = "sorted",
+               seed: int = 0) -> list[int]:
+    """`units` in the order a plan hands them out: as given, or (``"random"``) shuffled by a
+    permutation fixed by `seed` and the (model, layer), the same in every run of a store, so
+    that a resumed or extended run (a larger ``limit``) continues the same sample."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    if order == "sorted":
+        return list(units)
+    rng = np.random.default_rng([seed, int(digest(f"{ref}|{layer}")[:8], 16)])
+    return [units[i] for i in rng.permutation(len(units))]
+
+
 def split_tasks(targets: dict[tuple[ModelRef, str], list[int]], chunk: int,
                 skip: Set[tuple[str, str, str, int]] | None = None) -> list[SweepTask]:
-    """Tasks of at most `chunk` units each, leaving out the units in `skip`."""
+    """Tasks of at most `chunk` units each, in each target's order, leaving out the units in
+    `skip`, taking the (model, layer) targets in turn (round robin), so that a run stopped
+    early has finished about as many units of every layer."""
     skip = skip or set()
-    tasks = []
+    queues = []
     for (ref, layer), units in targets.items():
         todo = [u for u in units if store_key(ref, layer, u) not in skip]
-        tasks.extend(SweepTask(ref, layer, tuple(todo[i:i + chunk])) for i in range(0, len(todo), chunk))
-    return tasks
+        queues.append([SweepTask(ref, layer, tuple(todo[i:i + chunk])) for i in range(0, len(todo), chunk)])
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 # ---------------------------------------------------------------------------- worker side

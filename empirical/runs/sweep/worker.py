@@ -77,12 +77,12 @@ def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str |
             "versions": _versions()}
 
 
-def _afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
+def afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
     default = AFCConfig.observer
     observer = default if ref.name != default else "efficientnet_lite0"  # never the network itself
     return AFCConfig(model=ref.name, weights=ref.weights, task=task, layers=[layer], units=units,
                      observer=observer,
-                     observers=["mis"], n_references=plan.n_references, n_trials=plan.n_trials,
+                     observers=None, n_references=plan.n_references, n_trials=plan.n_trials,
                      n_natural=plan.n_natural,
                      images=plan.images, sources=plan.sources, size=plan.size, steps=plan.steps,
                      seed=plan.seed)
@@ -142,6 +142,12 @@ def _measure_exemplars(t: UnitTask) -> None:
         rec["natural_activation_mean"] = float(responses[:, u].mean())
 
 
+def trial_column(task: str, observer: str, condition: str, what: str) -> str:
+    """The store's column of one observer's per-trial outcomes (``correct`` ∈ {0, ½, 1} or
+    ``p``, the observer's P(correct)) in one reference condition of a 2-AFC task."""
+    return f"afc_{task}_{observer}_{condition}_{what}"
+
+
 def _measure_afc(task: str) -> Callable[[UnitTask], None]:
     def measure(t: UnitTask) -> None:
         """The machine observer's 2-AFC accuracy per reference condition, per unit."""
@@ -153,7 +159,7 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
         for u, rec in zip(t.units, t.records, strict=True):
             # One unit per run: its trials and references are drawn exactly as by
             # run_afc(units=[u]), whatever chunk the unit landed in (same command, same numbers).
-            config = _afc_config(plan, t.ref, t.layer, [u], task)
+            config = afc_config(plan, t.ref, t.layer, [u], task)
             observer = _cached(("observer", config.observer, config.size, t.device),
                                lambda c=config: afc_observer(c, t.device))
             # Once per worker, not per unit: the observer's views of the pool and the scoring
@@ -165,8 +171,14 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
             result = run_afc(config, device=t.device, progress=False, model=t.model, observer=observer,
                              pool=_worker_pool(plan), responses={t.layer: responses}, views=views,
                              scorer=scorer, renders=t.shared.setdefault("afc_renders", {}))
+            key = f"{t.layer}:{u}"
             for cond in CONDITIONS:
-                rec[f"afc_{task}_{cond}"] = result.per_unit["mis"][cond][f"{t.layer}:{u}"]
+                rec[f"afc_{task}_{cond}"] = result.per_unit["mis"][cond][key]
+            # every observer's trials, so that paired comparisons can be made from the store
+            for name, by_cond in result.trials.items():
+                for cond, by_unit in by_cond.items():
+                    for what in ("correct", "p"):
+                        rec[trial_column(task, name, cond, what)] = by_unit[key][what]
     return measure
 
 

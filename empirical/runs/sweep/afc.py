@@ -1,0 +1,87 @@
+"""2-AFC results from a sweep store: every observer's trials of every unit, gathered per
+explained network and task, and summarized as :func:`~empirical.experiments.afc.run_afc`
+summarizes its own (accuracy per condition, paired differences with a hierarchical bootstrap
+over units, then trials, per layer and overall).
+
+A sweep measures each unit on its own (its references and trials drawn as by
+``run_afc(units=[unit])``), so a store finished in any order, by any number of workers or
+machines, gives the same numbers; a store still filling gives those of the units finished."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fvtrust.empirical.experiments.afc import CONDITIONS, AFCResult, afc_split, summarize_trials
+from fvtrust.empirical.nets.layers import relative_depths
+from fvtrust.empirical.nets.registry import load_model
+from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan
+from fvtrust.empirical.runs.sweep.worker import afc_config, trial_column
+from fvtrust.stages import digest
+
+TASKS = ("references", "occlusion")
+
+
+def stored_observers(table: Any, task: str) -> list[str]:
+    """The observers whose trials of `task` the store's table holds (in column order)."""
+    prefix, suffix = f"afc_{task}_", f"_{CONDITIONS[0]}_correct"
+    return [c[len(prefix):-len(suffix)] for c in table.columns
+            if c.startswith(prefix) and c.endswith(suffix)]
+
+
+def afc_from_store(table: Any, plan: SweepPlan, task: str) -> dict[str, AFCResult]:
+    """Per explained network (``str(ModelRef)``) of `table` (a store's ``units.parquet``), the
+    2-AFC result of `task` over every finished unit that has its trials. Units of a store
+    written before the trials were kept (0.3) have none and are counted in ``split``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be 'references' or 'occlusion', got {task!r}")
+    names = stored_observers(table, task)
+    out: dict[str, AFCResult] = {}
+    if not names or table.empty:
+        return out
+    ok = table[table["status"] == "ok"]
+    for (name, weights), rows in ok.groupby(["model", "weights"], sort=False):
+        ref = ModelRef(name, weights or None)
+        have = rows[rows[trial_column(task, names[0], CONDITIONS[0], "correct")].map(
+            lambda v: v is not None and not (isinstance(v, float) and np.isnan(v)))]
+        if have.empty:
+            continue
+        # the plan's layers first (its order is the depth order a user gave), then any other
+        layers = [la for la in plan.layers if la in set(have["layer"])]
+        layers += sorted(set(have["layer"]) - set(layers))
+        trials = {o: {c: {f"{r.layer}:{int(r.unit)}": {
+            "correct": list(getattr(r, trial_column(task, o, c, "correct"))),
+            "p": list(getattr(r, trial_column(task, o, c, "p")))}
+            for r in have.itertuples(index=False)} for c in CONDITIONS} for o in names}
+        units = sorted({int(u) for u in have["unit"]})
+        config = afc_config(plan, ref, layers[0], units, task)
+        config.layers = layers
+        try:
+            depth: dict[str, float | None] = dict(relative_depths(
+                load_model(ref.name, weights=ref.weights, device="cpu"), layers))
+        except ValueError:
+            depth = dict.fromkeys(layers)
+        result = summarize_trials(config, trials, depth)
+        # every unit draws its references and queries from the same source-disjoint split
+        result.split = {**afc_split(config), "n_units_with_trials": len(have),
+                        "n_units_without_trials": len(rows) - len(have),
+                        "units_per_layer": {la: int((have["layer"] == la).sum()) for la in layers}}
+        out[str(ref)] = result
+    return out
+
+
+def afc_reports(table: Any, plan: SweepPlan) -> dict[str, list[dict[str, Any]]]:
+    """Per explained network (its folder name), the JSON of each 2-AFC task the plan measures,
+    gathered from the store's table, without the per-trial lists (the store keeps those)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for task in TASKS:
+        if f"afc_{task}" not in plan.measure:
+            continue
+        for name, result in afc_from_store(table, plan, task).items():
+            ref = ModelRef.parse(name)
+            folder = ref.tag if ref.weights is None else f"{ref.tag}-{digest(ref.weights)}"
+            data = result.to_json()
+            data.pop("trials")
+            out.setdefault(folder, []).append(data)
+    return out
