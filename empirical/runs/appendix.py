@@ -50,9 +50,8 @@ from fvtrust.empirical.reports.writers import (
 )
 from fvtrust.empirical.runs.sweep.afc import afc_reports
 from fvtrust.empirical.runs.sweep.driver import run_sweep
-from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, check_plan
+from fvtrust.empirical.runs.sweep.plan import SweepPlan, check_plan
 from fvtrust.empirical.runs.sweep.store import read_sweep
-from fvtrust.empirical.runs.sweep.worker import afc_config
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
 from fvtrust.proofs import ProofReport, run_all
@@ -422,7 +421,7 @@ def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
         text += (f"\\subsection*{{{task} task}}\n"
                  + _afc_text(data, stem))
     n = results["sweep"]["units_per_layer"]
-    observer = afc_config(plan, ModelRef(config.model), config.layers[0], [0], "references").observer
+    observer = results["references"]["config"]["observer"]
     head = (f"{latex_escape(config.model)} explained, observer {latex_escape(observer)}"
             f" (a different network); layers "
             + ", ".join(f"\\texttt{{{latex_escape(la)}}} ({k} units)" for la, k in n.items())

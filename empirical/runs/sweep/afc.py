@@ -30,7 +30,8 @@ def stored_observers(table: Any, task: str) -> list[str]:
             if c.startswith(prefix) and c.endswith(suffix)]
 
 
-def afc_from_store(table: Any, plan: SweepPlan, task: str) -> dict[str, AFCResult]:
+def afc_from_store(table: Any, plan: SweepPlan, task: str,
+                   memo: dict[Any, Any] | None = None) -> dict[str, AFCResult]:
     """Per explained network (``str(ModelRef)``) of `table` (a store's ``units.parquet``), the
     2-AFC result of `task` over every finished unit that has its trials. Units of a store
     written before the trials were kept (0.3) have none and are counted in ``split``."""
@@ -57,14 +58,18 @@ def afc_from_store(table: Any, plan: SweepPlan, task: str) -> dict[str, AFCResul
         units = sorted({int(u) for u in have["unit"]})
         config = afc_config(plan, ref, layers[0], units, task)
         config.layers = layers
-        try:
-            depth: dict[str, float | None] = dict(relative_depths(
-                load_model(ref.name, weights=ref.weights, device="cpu"), layers))
-        except ValueError:
-            depth = dict.fromkeys(layers)
-        result = summarize_trials(config, trials, depth)
-        # every unit draws its references and queries from the same source-disjoint split
-        result.split = {**afc_split(config), "n_units_with_trials": len(have),
+        # the same for both tasks of a network (`memo`: computed once for both)
+        memo = {} if memo is None else memo
+        if (ref, tuple(layers)) not in memo:
+            try:
+                memo[ref, tuple(layers)] = dict(relative_depths(
+                    load_model(ref.name, weights=ref.weights, device="cpu"), layers))
+            except ValueError:
+                memo[ref, tuple(layers)] = dict.fromkeys(layers)
+        if "split" not in memo:  # every unit of the plan draws from the same split
+            memo["split"] = afc_split(config)
+        result = summarize_trials(config, trials, memo[ref, tuple(layers)])
+        result.split = {**memo["split"], "n_units_with_trials": len(have),
                         "n_units_without_trials": len(rows) - len(have),
                         "units_per_layer": {la: int((have["layer"] == la).sum()) for la in layers}}
         out[str(ref)] = result
@@ -75,10 +80,11 @@ def afc_reports(table: Any, plan: SweepPlan) -> dict[str, list[dict[str, Any]]]:
     """Per explained network (its folder name), the JSON of each 2-AFC task the plan measures,
     gathered from the store's table, without the per-trial lists (the store keeps those)."""
     out: dict[str, list[dict[str, Any]]] = {}
+    memo: dict[Any, Any] = {}
     for task in TASKS:
         if f"afc_{task}" not in plan.measure:
             continue
-        for name, result in afc_from_store(table, plan, task).items():
+        for name, result in afc_from_store(table, plan, task, memo).items():
             ref = ModelRef.parse(name)
             folder = ref.tag if ref.weights is None else f"{ref.tag}-{digest(ref.weights)}"
             data = result.to_json()
