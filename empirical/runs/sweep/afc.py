@@ -13,14 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from fvtrust.empirical.experiments.afc import CONDITIONS, AFCResult, afc_split, summarize_trials
+from fvtrust.empirical.experiments.afc import CONDITIONS, TASKS, AFCResult, afc_split, summarize_trials
 from fvtrust.empirical.nets.layers import relative_depths
 from fvtrust.empirical.nets.registry import load_model
 from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan
 from fvtrust.empirical.runs.sweep.worker import afc_config, trial_column
-from fvtrust.stages import digest
-
-TASKS = ("references", "occlusion")
 
 
 def stored_observers(table: Any, task: str) -> list[str]:
@@ -85,9 +82,7 @@ def afc_reports(table: Any, plan: SweepPlan) -> dict[str, list[dict[str, Any]]]:
         if f"afc_{task}" not in plan.measure:
             continue
         for name, result in afc_from_store(table, plan, task, memo).items():
-            ref = ModelRef.parse(name)
-            folder = ref.tag if ref.weights is None else f"{ref.tag}-{digest(ref.weights)}"
             data = result.to_json()
             data.pop("trials")
-            out.setdefault(folder, []).append(data)
+            out.setdefault(ModelRef.parse(name).folder, []).append(data)
     return out

@@ -75,6 +75,12 @@ class ModelRef:
         return f"{slug}-{digest(self.name)}"
 
     @property
+    def folder(self) -> str:
+        """The network's folder name in a store: its tag, plus the weights' digest where it
+        has weights of its own (the same network with other weights gets its own folder)."""
+        return self.tag if self.weights is None else f"{self.tag}-{digest(self.weights)}"
+
+    @property
     def weights_file(self) -> str | None:
         """The weights as a file, if they are one (not ``random`` or ``imagenet``)."""
         return None if self.weights is None or self.weights in WEIGHT_WORDS else self.weights

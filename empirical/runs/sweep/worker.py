@@ -34,7 +34,6 @@ from fvtrust.empirical.nets.registry import load_model, resolve_device
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
 from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, SweepTask
-from fvtrust.stages import digest
 
 #: what a worker process keeps between tasks: networks, observers, natural images, responses.
 _WORKER_CACHE: dict[Any, Any] = {}
@@ -105,9 +104,7 @@ class UnitTask:
 
     @property
     def folder(self) -> Path:
-        # The same network with other weights gets its own folder (its own PNGs).
-        tag = self.ref.tag if self.ref.weights is None else f"{self.ref.tag}-{digest(self.ref.weights)}"
-        return Path("images") / tag / self.layer
+        return Path("images") / self.ref.folder / self.layer  # other weights: other PNGs
 
 
 def _measure_render(t: UnitTask) -> None:
