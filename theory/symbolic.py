@@ -44,21 +44,24 @@ def require_z3() -> Any:
     return z3
 
 
-def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
-    """Translate a sympy expression (+, ·, integer powers, Max, Min, Abs, Piecewise) to z3."""
+def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any], ctx: Any = None) -> Any:
+    """Translate a sympy expression (+, ·, integer powers, Max, Min, Abs, Piecewise) to z3, in
+    the z3 context of `env`'s variables (or `ctx`)."""
     z3 = require_z3()
+    if ctx is None and env:
+        ctx = next(iter(env.values())).ctx
     expr = sp.sympify(expr)
     if expr.is_Symbol:
         if expr not in env:
             raise ValueError(f"symbol {expr} has no z3 counterpart in the environment")
         return env[expr]
     if expr.is_Rational:
-        return z3.RealVal(f"{expr.p}/{expr.q}")
+        return z3.RealVal(f"{expr.p}/{expr.q}", ctx)
     if expr.is_Float:
-        return to_z3(exact(expr), env)
+        return to_z3(exact(expr), env, ctx)
     if expr in (sp.true, sp.false):
-        return z3.BoolVal(bool(expr))
-    args = [to_z3(a, env) for a in expr.args]
+        return z3.BoolVal(bool(expr), ctx)
+    args = [to_z3(a, env, ctx) for a in expr.args]
     if isinstance(expr, sp.Add):
         return z3.Sum(*args)
     if isinstance(expr, sp.Mul):
@@ -74,7 +77,7 @@ def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
                 out = out * args[0]
             return out
         if exp.is_Integer and exp < 0:
-            return 1 / to_z3(base ** (-exp), env)
+            return 1 / to_z3(base ** (-exp), env, ctx)
         raise ValueError(f"non-integer power {expr} has no exact z3 form")
     if isinstance(expr, sp.Max | sp.Min):
         out = args[0]
@@ -86,7 +89,7 @@ def to_z3(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
     if isinstance(expr, sp.Piecewise):
         out = None
         for value, cond in reversed(expr.args):
-            v, c = to_z3(value, env), to_z3(cond, env)
+            v, c = to_z3(value, env, ctx), to_z3(cond, env, ctx)
             out = v if out is None else z3.If(c, v, out)
         return out
     relations = {sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b,
@@ -130,7 +133,8 @@ def record_query(label: str, assertions: Iterable[Any], expected: str) -> None:
     if sink is None:
         return
     z3 = require_z3()
-    solver = z3.Solver()
+    assertions = list(assertions)
+    solver = z3.Solver(ctx=assertions[0].ctx if assertions else None)
     solver.add(*assertions)
     # z3 writes "status unknown" and no logic; the file states z3's answer and asks a second
     # solver for every theory (ALL), so it is a complete benchmark on its own
@@ -170,16 +174,17 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
     """
     z3 = require_z3()
     variables = list(variables)
-    env = {v: z3.Real(str(v)) for v in variables}
+    ctx = fresh_context()
+    env = {v: z3.Real(str(v), ctx) for v in variables}
     extra = (set(sp.sympify(claim).free_symbols)
              | set().union(*(sp.sympify(a).free_symbols for a in assumptions))) - set(env)
     if extra:
         raise ValueError(f"free symbols {sorted(map(str, extra))} are not quantified")
-    solver = z3.Solver()
+    solver = z3.Solver(ctx=ctx)
     solver.set("timeout", timeout_ms)
     for a in assumptions:
-        solver.add(to_z3(a, env))
-    solver.add(z3.Not(to_z3(claim, env)))
+        solver.add(to_z3(a, env, ctx))
+    solver.add(z3.Not(to_z3(claim, env, ctx)))
     result = solver.check()
     if result in (z3.unsat, z3.sat):
         record_query(_short(label or f"for all {', '.join(map(str, variables))}: {claim}"),
@@ -191,6 +196,14 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
         return Verdict(False, {str(v): str(model.eval(env[v], model_completion=True))
                                for v in variables}, detail="z3: counterexample found")
     return Verdict(False, detail=f"z3: {solver.reason_unknown()}")
+
+
+def fresh_context() -> Any:
+    """A z3 context of its own for one query. In the shared default context a query's time
+    depends on the queries before it: after a few hundred others in one process, an optimum
+    that z3 finds in 15 ms alone ran past a 3 s limit, so a membership verdict depended on what
+    the process had asked before (found by tests/theory/test_phi_anywhere.py run alone)."""
+    return require_z3().Context()
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -217,11 +230,12 @@ def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
     finish within `timeout_ms` (the caller then falls back to what it can check)."""
     z3 = require_z3()
     symbols = list(symbols)
-    env = {v: z3.Real(str(v)) for v in symbols}
-    term = to_z3(expr, env)
     out = []
     for maximize in (True, False):
-        opt = z3.Optimize()
+        ctx = fresh_context()
+        env = {v: z3.Real(str(v), ctx) for v in symbols}
+        term = to_z3(expr, env, ctx)
+        opt = z3.Optimize(ctx=ctx)
         opt.set("timeout", timeout_ms)
         for c in in_cube(symbols):
             opt.add(to_z3(c, env))

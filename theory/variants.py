@@ -232,7 +232,7 @@ def max_only_afc_pair(cls: Lipschitz, eps: float = TABLE_EPS) -> MaxOnlyFlip | N
     def lower(p: str) -> Any:
         return prog.clip(1 - s * dist(p, "b"), prog.real(0.0), prog.real(1.0))
     prog.opt.add(s * dist("a1", "b") >= 1, s * dist("a2", "b") >= 1)
-    t = prog.z3.Real("t")
+    t = prog.var("t")
     prog.opt.add(t <= upper("z", "a1") - lower("w"), t <= upper("w", "a2") - lower("z"),
                  t <= s * dist("z", "w"))
     solved = prog.maximize(t, f"max-only 2-AFC, kappa = {cls.kappa:g}, d = {d}: largest flip")

@@ -68,14 +68,15 @@ def afc_markdown(data: Mapping[str, Any]) -> str:
         for o in data["observers"] if o not in ("center", "variance"))
 
 
-def write_afc(data: Mapping[str, Any], out: str | Path) -> list[Path]:
-    """``afc_<task>.json``, its Markdown tables and the figure (accuracy per condition and
-    over depth, human data beside it)."""
-    out, task = Path(out), data["config"]["task"]
-    json_path = atomic_write_json(out / f"afc_{task}.json", dict(data))
-    md = atomic_write_text(out / f"afc_{task}.md", afc_markdown(data) + "\n")
-    return [json_path, md, *plot_paired(dict(data), out / f"afc_{task}_paired"),
-            *plot_afc(dict(data), out / f"afc_{task}")]
+def write_afc(data: Mapping[str, Any], out: str | Path, stem: str | None = None) -> list[Path]:
+    """``<stem>.json`` (default ``afc_<task>``), its Markdown tables and the figures (accuracy
+    per condition and over depth, human data beside it; the paired differences)."""
+    out = Path(out)
+    stem = stem or f"afc_{data['config']['task']}"
+    json_path = atomic_write_json(out / f"{stem}.json", dict(data))
+    md = atomic_write_text(out / f"{stem}.md", afc_markdown(data) + "\n")
+    return [json_path, md, *plot_paired(dict(data), out / f"{stem}_paired"),
+            *plot_afc(dict(data), out / stem)]
 
 
 def write_proofs(reports: Sequence[Any], out: str | Path,
@@ -118,15 +119,16 @@ def write_proofs(reports: Sequence[Any], out: str | Path,
 
 
 def write_sweep(summary: Mapping[str, Any], table: Any, out: str | Path,
-                afc: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> list[Path]:
+                afc: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> list[Path]:
     """``summary.json`` (what the run did, with counts) and the plot of the whole store; with
-    `afc` (network folder → each task's 2-AFC result gathered from the store), each network's
-    2-AFC tables and figures under ``afc/<network>/`` (the paired comparisons first)."""
+    `afc` (network folder → 2-AFC measurement → its result gathered from the store), each
+    network's 2-AFC tables and figures under ``afc/<network>/<measurement>.*`` (the paired
+    comparisons first)."""
     out = Path(out)
     written = [atomic_write_json(out / "summary.json", dict(summary)), *plot_sweep(table, out / "sweep")]
     for folder, results in (afc or {}).items():
-        for data in results:
-            written += write_afc(data, out / "afc" / folder)
+        for measurement, data in results.items():
+            written += write_afc(data, out / "afc" / folder, stem=measurement)
     return written
 
 

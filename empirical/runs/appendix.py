@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ from fvtrust.proofs import ProofReport, run_all
 from fvtrust.proofs.base import kind_totals
 from fvtrust.proofs.recheck import recheck_reports
 from fvtrust.proofs.recheck import summary as recheck_summary
-from fvtrust.stages import StageDamaged, read_record, stage_key
+from fvtrust.stages import RUN_ONLY, StageDamaged, read_record, stage_key
 from fvtrust.theory.table import compute_table
 from fvtrust.theory.variants import compute_variant_table
 
@@ -105,6 +105,9 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "silent": {"layer": "_blocks.15._project_conv", "units": list(range(320))},  # the layer
         "sanity": {},
         "afc_full": {},  # FULL_AFC_LAYERS, every unit
+        # the papers' other conditions: the same layers, 32 units per layer (of the same
+        # seeded order, so a subset of the main parts' units); a larger units_per_layer extends it
+        "afc_conditions": {"units_per_layer": 32},
         "audit": {},
     },
     "paper": {
@@ -366,6 +369,12 @@ FULL_AFC_LAYERS: dict[str, list[str]] = {
 #: where the full-scale parts keep their sweep store, under the appendix's folder: one store
 #: for every network's part, so that parts run on different machines (a shared --out) fill it
 AFC_STORE = "afc_store"
+#: the papers' other conditions (Borowski et al.'s Max-K, Max-1, Min+Max-1; Zimmermann et al.'s
+#: 30 and 50 % patches): parts of their own, with a store of their own (``AFC_CONDITIONS_STORE``)
+#: so that the main store's units need not be measured again
+AFC_CONDITIONS = ("afc_references_max", "afc_references_max1", "afc_references_minmax1",
+                  "afc_occlusion_patch30", "afc_occlusion_patch50")
+AFC_CONDITIONS_STORE = "afc_conditions_store"
 
 
 @dataclass
@@ -377,6 +386,12 @@ class AFCFullConfig:
     model: str = "efficientnet_lite0"
     layers: tuple[str, ...] = tuple(FULL_AFC_LAYERS["efficientnet_lite0"])
     units_per_layer: int | None = None  # None: every unit
+    # the 2-AFC measurements (sweep names) and the store they go to, under the appendix folder;
+    # left out of the key at their defaults, so parts saved before they existed keep theirs
+    measure: tuple[str, ...] = field(default=("afc_references", "afc_occlusion"),
+                                     metadata={"omit_from_key": lambda c: c.measure == (
+                                         "afc_references", "afc_occlusion")})
+    store: str = field(default=AFC_STORE, metadata=RUN_ONLY)
     steps: int = 128
     size: int = 128
     n_references: int = 9
@@ -386,7 +401,7 @@ class AFCFullConfig:
 
     def plan(self) -> SweepPlan:
         return SweepPlan(models=[self.model], layers=list(self.layers), units="all",
-                         measure=["afc_references", "afc_occlusion"], steps=self.steps, size=self.size,
+                         measure=list(self.measure), steps=self.steps, size=self.size,
                          seed=self.seed, chunk=2, order="random", limit=self.units_per_layer,
                          n_references=self.n_references, n_natural=self.n_natural,
                          n_trials=self.n_trials)
@@ -395,7 +410,7 @@ class AFCFullConfig:
 def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
     # The sweep resumes: a part interrupted (or extended to more units) computes only the rest.
     plan = config.plan()
-    store = out.parent.parent / AFC_STORE
+    store = out.parent.parent / config.store
     summary = run_sweep(plan, store, device=device)
     if summary.n_failed:
         raise RuntimeError(f"{summary.n_failed} units of {config.model} failed (see {store}); "
@@ -412,16 +427,16 @@ def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
         "this_run": asdict(summary)}}
     text, figures = "", []
     (gathered,) = afc_reports(table, plan).values()  # the trials stay in the store
-    for data in gathered:
-        task = data["config"]["task"]
-        write_afc(data, out)
-        results[task] = data
-        stem = f"parts/{out.name}/afc_{task}"
+    for measurement, data in gathered.items():
+        key = measurement.removeprefix("afc_")
+        write_afc(data, out, stem=measurement)
+        results[key] = data
+        stem = f"parts/{out.name}/{measurement}"
         figures.append(stem)
-        text += (f"\\subsection*{{{task} task}}\n"
+        text += (f"\\subsection*{{{latex_escape(MEASUREMENT_TITLES.get(measurement, key))}}}\n"
                  + _afc_text(data, stem))
     n = results["sweep"]["units_per_layer"]
-    observer = results["references"]["config"]["observer"]
+    observer = next(iter(gathered.values()))["config"]["observer"]
     head = (f"{latex_escape(config.model)} explained, observer {latex_escape(observer)}"
             f" (a different network); layers "
             + ", ".join(f"\\texttt{{{latex_escape(la)}}} ({k} units)" for la, k in n.items())
@@ -483,14 +498,25 @@ def _afc(task: str) -> Callable[[dict[str, Any]], AFCConfig]:
     return lambda settings: AFCConfig(task=task, **settings)
 
 
-def _afc_full(model: str) -> Callable[[dict[str, Any]], AFCFullConfig | None]:
+def _afc_full(model: str, conditions: bool = False) -> Callable[[dict[str, Any]], AFCFullConfig | None]:
     def config(settings: dict[str, Any]) -> AFCFullConfig | None:
         networks = settings.get("networks", FULL_AFC_LAYERS)
         if model not in networks:
             return None  # this network is not part of the scale
         rest = {k: v for k, v in settings.items() if k != "networks"}
+        if conditions:
+            rest |= {"measure": AFC_CONDITIONS, "store": AFC_CONDITIONS_STORE}
         return AFCFullConfig(model=model, layers=tuple(networks[model]), **rest)
     return config
+
+
+#: the subsection title of each 2-AFC measurement in a full-scale part
+MEASUREMENT_TITLES = {
+    "afc_references": "references task (Min+Max-K)", "afc_occlusion": "occlusion task (40 % patch)",
+    "afc_references_max": "references task, Max-K", "afc_references_max1": "references task, Max-1",
+    "afc_references_minmax1": "references task, Min+Max-1",
+    "afc_occlusion_patch30": "occlusion task, 30 % patch",
+    "afc_occlusion_patch50": "occlusion task, 50 % patch"}
 
 
 PARTS: dict[str, Part] = {
@@ -512,6 +538,9 @@ PARTS: dict[str, Part] = {
     "audit": Part("Auditing units: detectors against planted manipulations", "audit", bench_config,
                   part_audit),
     **{f"afc_full_{net[-5:]}": Part(f"2-AFC at full scale: {net}", "afc_full", _afc_full(net), part_afc_full)
+       for net in FULL_AFC_LAYERS},
+    **{f"afc_conditions_{net[-5:]}": Part(f"2-AFC, the papers' other conditions, at full scale: {net}",
+                                          "afc_conditions", _afc_full(net, conditions=True), part_afc_full)
        for net in FULL_AFC_LAYERS},
 }
 

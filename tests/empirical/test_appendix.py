@@ -109,6 +109,19 @@ def test_the_full_scale_runs_the_2afc_of_each_network_through_the_sweep_and_noth
     assert "afc_references" not in full and "afc_occlusion" not in full
     assert all(full[f"afc_full_{m[-5:]}"].layers == tuple(layers) for m, layers in FULL_AFC_LAYERS.items())
     assert full["afc_full_lite0"].units_per_layer is None  # every unit
+    # the papers' other conditions: parts of their own, a store of their own, 32 units per layer
+    # of the same seeded order; the main parts' keys (and stores) are what they were before
+    from fvtrust.empirical.runs.appendix import AFC_CONDITIONS
+    from fvtrust.stages import result_fields
+
+    for net in ("lite0", "lite1", "lite2"):
+        conditions = full[f"afc_conditions_{net}"]
+        assert conditions.plan().measure == list(AFC_CONDITIONS) and conditions.units_per_layer == 32
+        assert conditions.store != full[f"afc_full_{net}"].store
+        assert conditions.layers == full[f"afc_full_{net}"].layers
+        assert "measure" not in result_fields(full[f"afc_full_{net}"])
+        assert "measure" in result_fields(conditions)
+    assert full["afc_full_lite0"].plan().measure == ["afc_references", "afc_occlusion"]
     assert len(full["fooling_permute"].units) == 50 and len(full["silent"].units) == 320
     assert "afc_full_lite0" not in scale_configs("quick")
     # a part the scale has not: refused in one line, before the folder is touched
@@ -141,3 +154,20 @@ def test_a_full_scale_part_reads_its_units_back_from_the_store_and_extends_it(ap
     run = extended["sweep"]["this_run"]
     assert (run["n_units"], run["n_skipped"], run["n_computed"]) == (6, 4, 2)
     assert extended["sweep"]["units_per_layer"] == {"_blocks.2": 3, "_blocks.4": 3}
+    # The papers' other conditions, end to end at a tiny setting: a store of their own, each
+    # condition's tables from it, the main store untouched.
+    main_store = (out / "afc_store" / "units.parquet").read_bytes()
+    tiny["afc_conditions"] = {**tiny["afc_full"], "networks": {"efficientnet_lite0": ["_blocks.2"]},
+                              "units_per_layer": 1}
+    build_appendix(out, scale="tiny", pdf=False, parts=["afc_conditions_lite0"])
+    conditions = json.loads((out / "results.json").read_text())["afc_conditions_lite0"]
+    assert conditions["sweep"]["units_per_layer"] == {"_blocks.2": 1}
+    assert set(conditions) == {"sweep", "references_max", "references_max1", "references_minmax1",
+                               "occlusion_patch30", "occlusion_patch50"}
+    assert (conditions["references_max1"]["config"]["reference_sides"],
+            conditions["references_max1"]["config"]["n_references"]) == ("max", 1)
+    assert conditions["occlusion_patch50"]["config"]["patch"] == 0.5
+    assert all(conditions[k]["overall"]["mis"]["natural"]["n_units"] == 1 for k in conditions if k != "sweep")
+    assert (out / "afc_conditions_store" / "units.parquet").is_file()
+    assert (out / "parts" / "afc_conditions_lite0" / "afc_references_max1.json").is_file()
+    assert (out / "afc_store" / "units.parquet").read_bytes() == main_store

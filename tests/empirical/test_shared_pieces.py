@@ -50,7 +50,7 @@ def test_every_result_field_is_in_the_key(config):
         assert (f.name in fields) == (f.metadata.get("affects_results", True) and not omitted)
         if omitted:  # ... where the field means something (or leaves its default), it is in the key
             where = {"sources": {"images": "/data"}, "reference_sides": {"reference_sides": "max"},
-                     "family": {"family": "wide"}}
+                     "family": {"family": "wide"}, "measure": {"measure": ("afc_references_max",)}}
             other = dataclasses.replace(config, **where[f.name])
             assert f.name in result_fields(other)
             assert stage_key(other) != stage_key(config)

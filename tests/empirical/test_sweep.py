@@ -239,6 +239,9 @@ def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
         assert result.overall["mis"][condition]["n_trials"] == 10
     labels = {c["label"] for c in result.paired}
     assert {"mis/natural − mis/synthetic", "mis/natural − center/natural"} <= labels
+    # the store's row order (when each task finished) changes no interval
+    reordered = afc_from_store(table.iloc[::-1], plan, "occlusion")["efficientnet_lite0"]
+    assert reordered.to_json()["paired"] == result.to_json()["paired"]
     # The command on the same store: nothing recomputed, each task's tables written from it.
     assert main(["sweep", "--layers", "_blocks.2", "--units", "0-1", "--chunk", "2", "--steps", "6",
                  "--size", "64", "--natural", "40", "--references", "3", "--trials", "5",
@@ -247,6 +250,52 @@ def test_the_2afc_scores_of_each_unit_land_in_its_record(local_ray, tmp_path):
     assert written["paired"] == json.loads(json.dumps(result.to_json()["paired"]))
     assert "trials" not in written and written["split"]["units_per_layer"] == {"_blocks.2": 2}
     assert (tmp_path / "afc" / "efficientnet_lite0" / "afc_references_paired.png").is_file()
+
+
+def test_the_papers_other_conditions_are_measurements_of_their_own(local_ray, tmp_path):
+    """Borowski et al.'s Max-1 and Zimmermann et al.'s 30 % patch beside the default
+    conditions: each unit's trials equal the single-process API's for that condition, the
+    default measurement's observers are not confused with the variant's columns, and each
+    measurement gets its own tables, with the papers' human data for that condition."""
+    from fvtrust.empirical.experiments.afc import AFCConfig, run_afc
+
+    plan = SweepPlan(**{**SMALL, "size": 64}, units="1", chunk=1, n_trials=5,
+                     measure=["afc_references", "afc_references_max1", "afc_occlusion_patch30"])
+    assert run_sweep(plan, tmp_path, progress=False).n_computed == 1
+    table = pd.read_parquet(tmp_path / "units.parquet")
+    assert stored_observers(table, "references") == stored_observers(table, "references_max1") \
+        == ["mis", "spatial"]
+    assert set(stored_observers(table, "occlusion_patch30")) == {"mis", "spatial", "center", "variance"}
+    assert stored_observers(table, "occlusion") == []  # not measured: no 40 % columns
+    small = dict(layers=["_blocks.2"], units=[1], n_references=3, n_trials=5, n_natural=40, size=64,
+                 steps=6)
+    for key, config in (("references_max1", AFCConfig(reference_sides="max", **small | {"n_references": 1})),
+                        ("occlusion_patch30", AFCConfig(task="occlusion", patch=0.3, **small)),
+                        ("references", AFCConfig(**small))):
+        alone = run_afc(config, progress=False)
+        for name, by_cond in alone.trials.items():
+            for condition, by_unit in by_cond.items():
+                stored = table[trial_column(key, name, condition, "correct")].iloc[0]
+                assert list(stored) == by_unit["_blocks.2:1"]["correct"], (key, name, condition)
+    # the conditions differ: one reference per side is not nine (here three)
+    assert any(list(table[trial_column("references_max1", "mis", c, "p")].iloc[0])
+               != list(table[trial_column("references", "mis", c, "p")].iloc[0])
+               for c in ("natural", "synthetic"))
+    with pytest.raises(ValueError, match="unknown 2-AFC measurement 'references_max2'"):
+        afc_from_store(table, plan, "references_max2")
+    assert main(["sweep", "--layers", "_blocks.2", "--units", "1", "--chunk", "1", "--steps", "6",
+                 "--size", "64", "--natural", "40", "--references", "3", "--trials", "5",
+                 "--measure", "afc_references,afc_references_max1,afc_occlusion_patch30",
+                 "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "afc" / "efficientnet_lite0"
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        "afc_occlusion_patch30.json", "afc_references.json", "afc_references_max1.json"]
+    max1 = json.loads((folder / "afc_references_max1.json").read_text())
+    assert (max1["config"]["reference_sides"], max1["config"]["n_references"]) == ("max", 1)
+    assert json.loads((folder / "afc_occlusion_patch30.json").read_text())["config"]["patch"] == 0.3
+    # Max-1's human data is Borowski et al.'s Exp. II Max-1 cell (natural 73.0 %, synthetic 65.2 %)
+    assert "73.0 %" in (folder / "afc_references_max1.md").read_text()
+    assert "73.0 %" not in (folder / "afc_references.md").read_text()
 
 
 def test_an_existing_cluster_is_used_through_address(tmp_path):

@@ -49,7 +49,7 @@ from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
-from fvtrust.theory.symbolic import record_optimum
+from fvtrust.theory.symbolic import fresh_context, record_optimum
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 
@@ -147,18 +147,20 @@ class CubeProgram:
         import z3
 
         self.z3 = z3
-        self.pts = {n: [z3.Real(f"{n}{i}") for i in range(d)] for n in names}
-        self.opt = z3.Optimize()
+        self.ctx = fresh_context()  # its own: its time must not depend on earlier queries
+        self.pts = {n: [self.var(f"{n}{i}") for i in range(d)] for n in names}
+        self.opt = z3.Optimize(ctx=self.ctx)
         self.opt.set("timeout", int(timeout_s * 1000))
         for xs in self.pts.values():
             for x in xs:
                 self.opt.add(x >= 0, x <= 1)
 
-    @staticmethod
-    def real(v: float) -> Any:
-        import z3
+    def var(self, name: str) -> Any:
+        """A real variable of this program."""
+        return self.z3.Real(name, self.ctx)
 
-        return z3.RealVal(Fraction(v).limit_denominator(10**9))
+    def real(self, v: float) -> Any:
+        return self.z3.RealVal(Fraction(v).limit_denominator(10**9), self.ctx)
 
     def dist(self, p: str, q: str) -> Any:
         """‖p − q‖₁."""
@@ -183,7 +185,7 @@ class CubeProgram:
             v = model.eval(e, model_completion=True)
             return Fraction(v.numerator_as_long(), v.denominator_as_long())
         best = value(t)
-        record_optimum(label, self.opt.assertions(), t, self.z3.RealVal(best), maximize=True)
+        record_optimum(label, self.opt.assertions(), t, self.z3.RealVal(best, self.ctx), maximize=True)
         return best, {n: np.array([float(value(x)) for x in xs]) for n, xs in self.pts.items()}
 
 
@@ -213,7 +215,7 @@ def afc_margins(kappa: float, d: int, timeout_s: float = 60.0,
         def lower(p: str) -> Any:
             return prog.clip(1 - s * prog.dist(p, "b"), floor, top)
         prog.opt.add(s * prog.dist("a", "b") >= 1)  # R = 1 ≤ L‖a − b‖₁: Φ is consistent
-        t = prog.z3.Real("t")
+        t = prog.var("t")
         prog.opt.add(t <= upper("z") - lower("w"), t <= s * prog.dist("z", "w"))
         if decoder_wrong:
             prog.opt.add(upper("z") + lower("z") <= upper("w") + lower("w"))

@@ -13,47 +13,63 @@ from typing import Any
 
 import numpy as np
 
-from fvtrust.empirical.experiments.afc import CONDITIONS, TASKS, AFCResult, afc_split, summarize_trials
+from fvtrust.empirical.experiments.afc import CONDITIONS, AFCResult, afc_split, summarize_trials
 from fvtrust.empirical.nets.layers import relative_depths
 from fvtrust.empirical.nets.registry import load_model
-from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan
+from fvtrust.empirical.observers.rules import observers_for
+from fvtrust.empirical.runs.sweep.plan import AFC_MEASUREMENTS, ModelRef, SweepPlan
 from fvtrust.empirical.runs.sweep.worker import afc_config, trial_column
 
 
-def stored_observers(table: Any, task: str) -> list[str]:
-    """The observers whose trials of `task` the store's table holds (in column order)."""
-    prefix, suffix = f"afc_{task}_", f"_{CONDITIONS[0]}_correct"
+def _measurement(key: str) -> tuple[str, dict[str, Any]]:
+    """(task, config fields) of measurement ``afc_<key>``, or a one-line error."""
+    if f"afc_{key}" not in AFC_MEASUREMENTS:
+        raise ValueError(f"unknown 2-AFC measurement {key!r}; known: "
+                         f"{', '.join(m.removeprefix('afc_') for m in AFC_MEASUREMENTS)}")
+    return AFC_MEASUREMENTS[f"afc_{key}"]
+
+
+def stored_observers(table: Any, key: str) -> list[str]:
+    """The observers whose trials of measurement ``afc_<key>`` the store's table holds (in
+    column order; ``afc_references_max1_…`` columns are not ``afc_references``'s)."""
+    task, _ = _measurement(key)
+    prefix, suffix = f"afc_{key}_", f"_{CONDITIONS[0]}_correct"
     return [c[len(prefix):-len(suffix)] for c in table.columns
-            if c.startswith(prefix) and c.endswith(suffix)]
+            if c.startswith(prefix) and c.endswith(suffix)
+            and c[len(prefix):-len(suffix)] in observers_for(task)]
 
 
-def afc_from_store(table: Any, plan: SweepPlan, task: str,
+def afc_from_store(table: Any, plan: SweepPlan, key: str,
                    memo: dict[Any, Any] | None = None) -> dict[str, AFCResult]:
     """Per explained network (``str(ModelRef)``) of `table` (a store's ``units.parquet``), the
-    2-AFC result of `task` over every finished unit that has its trials. Units of a store
-    written before the trials were kept (0.3) have none and are counted in ``split``."""
-    if task not in TASKS:
-        raise ValueError(f"task must be 'references' or 'occlusion', got {task!r}")
-    names = stored_observers(table, task)
+    2-AFC result of measurement ``afc_<key>`` (``references``, ``occlusion_patch30``, …) over
+    every finished unit that has its trials. Units of a store written before the trials were
+    kept (0.3) have none and are counted in ``split``."""
+    names = stored_observers(table, key)
     out: dict[str, AFCResult] = {}
     if not names or table.empty:
         return out
     ok = table[table["status"] == "ok"]
     for (name, weights), rows in ok.groupby(["model", "weights"], sort=False):
         ref = ModelRef(name, weights or None)
-        have = rows[rows[trial_column(task, names[0], CONDITIONS[0], "correct")].map(
+        have = rows[rows[trial_column(key, names[0], CONDITIONS[0], "correct")].map(
             lambda v: v is not None and not (isinstance(v, float) and np.isnan(v)))]
         if have.empty:
             continue
         # the plan's layers first (its order is the depth order a user gave), then any other
         layers = [la for la in plan.layers if la in set(have["layer"])]
         layers += sorted(set(have["layer"]) - set(layers))
+        # units in (layer, unit) order, not the store's row order (which depends on when each
+        # task finished): the bootstrap resamples by position, so the same units give the
+        # same intervals however the store was filled or read
+        depth = {la: i for i, la in enumerate(layers)}
+        have = have.iloc[np.lexsort((have["unit"].to_numpy(), have["layer"].map(depth).to_numpy()))]
         trials = {o: {c: {f"{r.layer}:{int(r.unit)}": {
-            "correct": list(getattr(r, trial_column(task, o, c, "correct"))),
-            "p": list(getattr(r, trial_column(task, o, c, "p")))}
+            "correct": list(getattr(r, trial_column(key, o, c, "correct"))),
+            "p": list(getattr(r, trial_column(key, o, c, "p")))}
             for r in have.itertuples(index=False)} for c in CONDITIONS} for o in names}
         units = sorted({int(u) for u in have["unit"]})
-        config = afc_config(plan, ref, layers[0], units, task)
+        config = afc_config(plan, ref, layers[0], units, key)
         config.layers = layers
         # the same for both tasks of a network (`memo`: computed once for both)
         memo = {} if memo is None else memo
@@ -73,16 +89,17 @@ def afc_from_store(table: Any, plan: SweepPlan, task: str,
     return out
 
 
-def afc_reports(table: Any, plan: SweepPlan) -> dict[str, list[dict[str, Any]]]:
-    """Per explained network (its folder name), the JSON of each 2-AFC task the plan measures,
-    gathered from the store's table, without the per-trial lists (the store keeps those)."""
-    out: dict[str, list[dict[str, Any]]] = {}
+def afc_reports(table: Any, plan: SweepPlan) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per explained network (its folder name), the JSON of each 2-AFC measurement the plan
+    takes (by its name: ``afc_references``, ``afc_occlusion_patch30``, …), gathered from the
+    store's table, without the per-trial lists (the store keeps those)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     memo: dict[Any, Any] = {}
-    for task in TASKS:
-        if f"afc_{task}" not in plan.measure:
+    for measurement in AFC_MEASUREMENTS:
+        if measurement not in plan.measure:
             continue
-        for name, result in afc_from_store(table, plan, task, memo).items():
+        for name, result in afc_from_store(table, plan, measurement.removeprefix("afc_"), memo).items():
             data = result.to_json()
             data.pop("trials")
-            out.setdefault(ModelRef.parse(name).folder, []).append(data)
+            out.setdefault(ModelRef.parse(name).folder, {})[measurement] = data
     return out

@@ -40,7 +40,20 @@ from fvtrust.empirical.nets.registry import LOGITS, WEIGHT_WORDS, load_model
 from fvtrust.empirical.render.loop import PRECISIONS
 from fvtrust.stages import RUN_ONLY, digest, result_fields, stage_key
 
-MEASUREMENTS = ("render", "exemplars", "afc_references", "afc_occlusion", "audit", "sanity")
+#: The 2-AFC measurements: name → (task, the AFCConfig fields that differ from the plan's).
+#: Beside each task at the plan's settings (Borowski et al.'s Min+Max-K references; Zimmermann
+#: et al.'s 40 % patch), the papers' other conditions: Max-K (the K max references alone, the
+#: same trials), Max-1 and Min+Max-1 (one reference per side), and 30 % and 50 % patches.
+AFC_MEASUREMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "afc_references": ("references", {}),
+    "afc_references_max": ("references", {"reference_sides": "max"}),
+    "afc_references_max1": ("references", {"reference_sides": "max", "n_references": 1}),
+    "afc_references_minmax1": ("references", {"n_references": 1}),
+    "afc_occlusion": ("occlusion", {}),
+    "afc_occlusion_patch30": ("occlusion", {"patch": 0.3}),
+    "afc_occlusion_patch50": ("occlusion", {"patch": 0.5}),
+}
+MEASUREMENTS = ("render", "exemplars", *AFC_MEASUREMENTS, "audit", "sanity")
 #: the order units are handed out in: by index, or at random within each layer (seeded), so
 #: that the units finished at any moment of a long run are a random sample of every layer
 ORDERS = ("sorted", "random")

@@ -33,7 +33,7 @@ from fvtrust.empirical.nets.layers import layer_responses
 from fvtrust.empirical.nets.registry import load_model, resolve_device
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
-from fvtrust.empirical.runs.sweep.plan import ModelRef, SweepPlan, SweepTask
+from fvtrust.empirical.runs.sweep.plan import AFC_MEASUREMENTS, ModelRef, SweepPlan, SweepTask
 
 #: what a worker process keeps between tasks: networks, observers, natural images, responses.
 _WORKER_CACHE: dict[Any, Any] = {}
@@ -76,15 +76,19 @@ def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str |
             "versions": _versions()}
 
 
-def afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], task: str) -> Any:
+def afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], key: str) -> Any:
+    """The 2-AFC config of measurement ``afc_<key>`` (``key``: ``references``,
+    ``references_max1``, ``occlusion_patch30``, …; see ``AFC_MEASUREMENTS``) for `units`."""
+    if f"afc_{key}" not in AFC_MEASUREMENTS:
+        raise ValueError(f"unknown 2-AFC measurement afc_{key}; known: {', '.join(AFC_MEASUREMENTS)}")
+    task, fields = AFC_MEASUREMENTS[f"afc_{key}"]
     default = AFCConfig.observer
     observer = default if ref.name != default else "efficientnet_lite0"  # never the network itself
-    return AFCConfig(model=ref.name, weights=ref.weights, task=task, layers=[layer], units=units,
-                     observer=observer,
-                     observers=None, n_references=plan.n_references, n_trials=plan.n_trials,
-                     n_natural=plan.n_natural,
-                     images=plan.images, sources=plan.sources, size=plan.size, steps=plan.steps,
-                     seed=plan.seed)
+    return AFCConfig(**{"model": ref.name, "weights": ref.weights, "task": task, "layers": [layer],
+                        "units": units, "observer": observer, "observers": None,
+                        "n_references": plan.n_references, "n_trials": plan.n_trials,
+                        "n_natural": plan.n_natural, "images": plan.images, "sources": plan.sources,
+                        "size": plan.size, "steps": plan.steps, "seed": plan.seed} | fields)
 
 
 @dataclass
@@ -139,15 +143,16 @@ def _measure_exemplars(t: UnitTask) -> None:
         rec["natural_activation_mean"] = float(responses[:, u].mean())
 
 
-def trial_column(task: str, observer: str, condition: str, what: str) -> str:
+def trial_column(key: str, observer: str, condition: str, what: str) -> str:
     """The store's column of one observer's per-trial outcomes (``correct`` ∈ {0, ½, 1} or
-    ``p``, the observer's P(correct)) in one reference condition of a 2-AFC task."""
-    return f"afc_{task}_{observer}_{condition}_{what}"
+    ``p``, the observer's P(correct)) in one reference condition of measurement ``afc_<key>``."""
+    return f"afc_{key}_{observer}_{condition}_{what}"
 
 
-def _measure_afc(task: str) -> Callable[[UnitTask], None]:
+def _measure_afc(key: str) -> Callable[[UnitTask], None]:
     def measure(t: UnitTask) -> None:
-        """The machine observer's 2-AFC accuracy per reference condition, per unit."""
+        """The machine observer's 2-AFC accuracy per reference condition, per unit. A unit's
+        2-AFC measurements share its renders (those with the same K) and the pool's views."""
         plan = t.plan
         # The pool's forward pass is the same for every unit of the layer: once per worker.
         responses = _cached(("afc_responses", t.ref, t.layer, t.device, plan.images, plan.sources,
@@ -156,7 +161,7 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
         for u, rec in zip(t.units, t.records, strict=True):
             # One unit per run: its trials and references are drawn exactly as by
             # run_afc(units=[u]), whatever chunk the unit landed in (same command, same numbers).
-            config = afc_config(plan, t.ref, t.layer, [u], task)
+            config = afc_config(plan, t.ref, t.layer, [u], key)
             observer = _cached(("observer", config.observer, config.size, t.device),
                                lambda c=config: afc_observer(c, t.device))
             # Once per worker, not per unit: the observer's views of the pool and the scoring
@@ -168,14 +173,14 @@ def _measure_afc(task: str) -> Callable[[UnitTask], None]:
             result = run_afc(config, device=t.device, progress=False, model=t.model, observer=observer,
                              pool=_worker_pool(plan), responses={t.layer: responses}, views=views,
                              scorer=scorer, renders=t.shared.setdefault("afc_renders", {}))
-            key = f"{t.layer}:{u}"
+            name = f"{t.layer}:{u}"
             for cond in CONDITIONS:
-                rec[f"afc_{task}_{cond}"] = result.per_unit["mis"][cond][key]
+                rec[f"afc_{key}_{cond}"] = result.per_unit["mis"][cond][name]
             # every observer's trials, so that paired comparisons can be made from the store
-            for name, by_cond in result.trials.items():
+            for observer_name, by_cond in result.trials.items():
                 for cond, by_unit in by_cond.items():
                     for what in ("correct", "p"):
-                        rec[trial_column(task, name, cond, what)] = by_unit[key][what]
+                        rec[trial_column(key, observer_name, cond, what)] = by_unit[name][what]
     return measure
 
 
@@ -217,7 +222,7 @@ def _measure_audit(t: UnitTask) -> None:
 #: with its columns (one call shape). ``sanity`` measures a whole model: :func:`measure_model`.
 UNIT_MEASUREMENTS: dict[str, Callable[[UnitTask], None]] = {
     "render": _measure_render, "exemplars": _measure_exemplars,
-    "afc_references": _measure_afc("references"), "afc_occlusion": _measure_afc("occlusion"),
+    **{name: _measure_afc(name.removeprefix("afc_")) for name in AFC_MEASUREMENTS},
     "audit": _measure_audit}
 
 
