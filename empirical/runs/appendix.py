@@ -369,6 +369,8 @@ FULL_AFC_LAYERS: dict[str, list[str]] = {
 #: where the full-scale parts keep their sweep store, under the appendix's folder: one store
 #: for every network's part, so that parts run on different machines (a shared --out) fill it
 AFC_STORE = "afc_store"
+#: what the main full-scale parts measure: both tasks at the plan's settings
+AFC_MAIN = ("afc_references", "afc_occlusion")
 #: the papers' other conditions (Borowski et al.'s Max-K, Max-1, Min+Max-1; Zimmermann et al.'s
 #: 30 and 50 % patches): parts of their own, with a store of their own (``AFC_CONDITIONS_STORE``)
 #: so that the main store's units need not be measured again
@@ -388,9 +390,8 @@ class AFCFullConfig:
     units_per_layer: int | None = None  # None: every unit
     # the 2-AFC measurements (sweep names) and the store they go to, under the appendix folder;
     # left out of the key at their defaults, so parts saved before they existed keep theirs
-    measure: tuple[str, ...] = field(default=("afc_references", "afc_occlusion"),
-                                     metadata={"omit_from_key": lambda c: c.measure == (
-                                         "afc_references", "afc_occlusion")})
+    measure: tuple[str, ...] = field(default=AFC_MAIN,
+                                     metadata={"omit_from_key": lambda c: tuple(c.measure) == AFC_MAIN})
     store: str = field(default=AFC_STORE, metadata=RUN_ONLY)
     steps: int = 128
     size: int = 128

@@ -17,22 +17,14 @@ from fvtrust.empirical.experiments.afc import CONDITIONS, AFCResult, afc_split, 
 from fvtrust.empirical.nets.layers import relative_depths
 from fvtrust.empirical.nets.registry import load_model
 from fvtrust.empirical.observers.rules import observers_for
-from fvtrust.empirical.runs.sweep.plan import AFC_MEASUREMENTS, ModelRef, SweepPlan
+from fvtrust.empirical.runs.sweep.plan import AFC_MEASUREMENTS, ModelRef, SweepPlan, afc_measurement
 from fvtrust.empirical.runs.sweep.worker import afc_config, trial_column
-
-
-def _measurement(key: str) -> tuple[str, dict[str, Any]]:
-    """(task, config fields) of measurement ``afc_<key>``, or a one-line error."""
-    if f"afc_{key}" not in AFC_MEASUREMENTS:
-        raise ValueError(f"unknown 2-AFC measurement {key!r}; known: "
-                         f"{', '.join(m.removeprefix('afc_') for m in AFC_MEASUREMENTS)}")
-    return AFC_MEASUREMENTS[f"afc_{key}"]
 
 
 def stored_observers(table: Any, key: str) -> list[str]:
     """The observers whose trials of measurement ``afc_<key>`` the store's table holds (in
     column order; ``afc_references_max1_…`` columns are not ``afc_references``'s)."""
-    task, _ = _measurement(key)
+    task, _ = afc_measurement(key)
     prefix, suffix = f"afc_{key}_", f"_{CONDITIONS[0]}_correct"
     return [c[len(prefix):-len(suffix)] for c in table.columns
             if c.startswith(prefix) and c.endswith(suffix)

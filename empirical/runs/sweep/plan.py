@@ -54,6 +54,14 @@ AFC_MEASUREMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "afc_occlusion_patch50": ("occlusion", {"patch": 0.5}),
 }
 MEASUREMENTS = ("render", "exemplars", *AFC_MEASUREMENTS, "audit", "sanity")
+
+
+def afc_measurement(key: str) -> tuple[str, dict[str, Any]]:
+    """(task, AFCConfig fields) of 2-AFC measurement ``afc_<key>``, or a one-line error."""
+    if f"afc_{key}" not in AFC_MEASUREMENTS:
+        raise ValueError(f"unknown 2-AFC measurement {key!r}; known: "
+                         f"{', '.join(m.removeprefix('afc_') for m in AFC_MEASUREMENTS)}")
+    return AFC_MEASUREMENTS[f"afc_{key}"]
 #: the order units are handed out in: by index, or at random within each layer (seeded), so
 #: that the units finished at any moment of a long run are a random sample of every layer
 ORDERS = ("sorted", "random")

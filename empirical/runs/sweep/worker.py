@@ -33,7 +33,13 @@ from fvtrust.empirical.nets.layers import layer_responses
 from fvtrust.empirical.nets.registry import load_model, resolve_device
 from fvtrust.empirical.render.loop import render
 from fvtrust.empirical.render.objectives import channel
-from fvtrust.empirical.runs.sweep.plan import AFC_MEASUREMENTS, ModelRef, SweepPlan, SweepTask
+from fvtrust.empirical.runs.sweep.plan import (
+    AFC_MEASUREMENTS,
+    ModelRef,
+    SweepPlan,
+    SweepTask,
+    afc_measurement,
+)
 
 #: what a worker process keeps between tasks: networks, observers, natural images, responses.
 _WORKER_CACHE: dict[Any, Any] = {}
@@ -79,9 +85,7 @@ def _record_meta(plan: SweepPlan, ref: ModelRef, config_hash: str, device: str |
 def afc_config(plan: SweepPlan, ref: ModelRef, layer: str, units: list[int], key: str) -> Any:
     """The 2-AFC config of measurement ``afc_<key>`` (``key``: ``references``,
     ``references_max1``, ``occlusion_patch30``, …; see ``AFC_MEASUREMENTS``) for `units`."""
-    if f"afc_{key}" not in AFC_MEASUREMENTS:
-        raise ValueError(f"unknown 2-AFC measurement afc_{key}; known: {', '.join(AFC_MEASUREMENTS)}")
-    task, fields = AFC_MEASUREMENTS[f"afc_{key}"]
+    task, fields = afc_measurement(key)
     default = AFCConfig.observer
     observer = default if ref.name != default else "efficientnet_lite0"  # never the network itself
     return AFCConfig(**{"model": ref.name, "weights": ref.weights, "task": task, "layers": [layer],
