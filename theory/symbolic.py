@@ -164,13 +164,39 @@ class Verdict:
     detail: str = ""
 
 
+#: z3's budget for one quick exact check (a membership on the cube), in z3's resource units
+#: (``rlimit``: a count of solver steps), not in seconds, so that whether a query is decided
+#: does not depend on how busy the machine is. z3 runs 0.5–15·10⁶ units/s on these queries on
+#: one core, so 5·10⁶ is 0.3–10 s; the largest quick query the test suite decides uses
+#: 1.5·10⁶, the slowest kind (ℓ1-Lipschitz of a Max-sum) 0.4·10⁶.
+QUICK_RLIMIT = 5_000_000
+#: the wall-clock net under a budget, for a host far slower than any we measured on
+WALL_NET_MS = 120_000
+
+
+def set_budget(solver: Any, rlimit: int | None, timeout_ms: int) -> None:
+    """Give a z3 Solver or Optimize its budget: `rlimit` resource units per check (None: no
+    count limit) and a wall-clock `timeout_ms`."""
+    solver.set("timeout", int(timeout_ms))
+    if rlimit:
+        solver.set("rlimit", int(rlimit))
+
+
+def budget_words(rlimit: int | None, timeout_ms: int) -> str:
+    """What ran out when z3 answers ``unknown`` under :func:`set_budget`."""
+    wall = f"{timeout_ms / 1000:g} s of wall clock"
+    return f"its budget ({rlimit:,} resource units, or {wall})" if rlimit else wall
+
+
 def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
-          assumptions: Iterable[sp.Basic] = (), timeout_ms: int = 60_000, label: str = "") -> Verdict:
+          assumptions: Iterable[sp.Basic] = (), timeout_ms: int = 60_000, label: str = "",
+          rlimit: int | None = None) -> Verdict:
     """Prove ∀ variables: assumptions ⇒ claim, exactly, over the reals.
 
     The negation is handed to z3; ``unsat`` means proved, ``sat`` returns the model that
-    refutes the claim, ``unknown`` (timeout) is reported as not proved. A decided query is
-    kept under `label` (default: the claim) for :func:`recording_queries`.
+    refutes the claim, ``unknown`` (the budget ran out: `rlimit` resource units, when given,
+    or `timeout_ms`) is reported as not proved. A decided query is kept under `label`
+    (default: the claim) for :func:`recording_queries`.
     """
     z3 = require_z3()
     variables = list(variables)
@@ -181,7 +207,7 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
     if extra:
         raise ValueError(f"free symbols {sorted(map(str, extra))} are not quantified")
     solver = z3.Solver(ctx=ctx)
-    solver.set("timeout", timeout_ms)
+    set_budget(solver, rlimit, timeout_ms)
     for a in assumptions:
         solver.add(to_z3(a, env, ctx))
     solver.add(z3.Not(to_z3(claim, env, ctx)))
@@ -195,7 +221,8 @@ def prove(claim: sp.Basic, variables: Iterable[sp.Symbol],
         model = solver.model()
         return Verdict(False, {str(v): str(model.eval(env[v], model_completion=True))
                                for v in variables}, detail="z3: counterexample found")
-    return Verdict(False, detail=f"z3: {solver.reason_unknown()}")
+    return Verdict(False, detail=f"z3: undecided within {budget_words(rlimit, timeout_ms)} "
+                                 f"({solver.reason_unknown()})")
 
 
 def fresh_context() -> Any:
@@ -223,11 +250,12 @@ def _z3_rational(value: Any) -> sp.Rational:
     return sp.Rational(text)
 
 
-def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
-                   timeout_ms: int = 3_000) -> tuple[sp.Rational, sp.Rational] | None:
+def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol], rlimit: int = QUICK_RLIMIT,
+                   timeout_ms: int = WALL_NET_MS) -> tuple[sp.Rational, sp.Rational] | None:
     """(max, min) of a piecewise-linear closed form over [0, 1]^d, exactly (z3's optimizer
     over linear real arithmetic; Max, Min and Abs become if-then-else); None when z3 does not
-    finish within `timeout_ms` (the caller then falls back to what it can check)."""
+    finish within its budget (:func:`set_budget`; the caller then falls back to what it can
+    check)."""
     z3 = require_z3()
     symbols = list(symbols)
     out = []
@@ -236,7 +264,7 @@ def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
         env = {v: z3.Real(str(v), ctx) for v in symbols}
         term = to_z3(expr, env, ctx)
         opt = z3.Optimize(ctx=ctx)
-        opt.set("timeout", timeout_ms)
+        set_budget(opt, rlimit, timeout_ms)
         for c in in_cube(symbols):
             opt.add(to_z3(c, env))
         handle = opt.maximize(term) if maximize else opt.minimize(term)
@@ -252,7 +280,7 @@ def exact_extremes(expr: sp.Expr, symbols: Iterable[sp.Symbol],
 
 
 def lipschitz_l1(expr: sp.Expr, symbols: Iterable[sp.Symbol], bound: sp.Expr,
-                 timeout_ms: int = 3_000) -> Verdict:
+                 rlimit: int = QUICK_RLIMIT, timeout_ms: int = WALL_NET_MS) -> Verdict:
     """Prove f(x) − f(y) ≤ bound·‖x − y‖₁ for every x, y in [0, 1]^d (so |f(x) − f(y)| too,
     by symmetry): the exact ℓ1-Lipschitz test of a closed form on the whole cube."""
     xs = list(symbols)
@@ -260,10 +288,12 @@ def lipschitz_l1(expr: sp.Expr, symbols: Iterable[sp.Symbol], bound: sp.Expr,
     other = sp.sympify(expr).subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
     distance = sum((sp.Abs(x - y) for x, y in zip(xs, ys, strict=True)), sp.Integer(0))
     return prove(sp.Le(expr - other, bound * distance), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                 timeout_ms=timeout_ms, label=f"l1-Lipschitz({bound}) on the cube: f = {expr}")
+                 timeout_ms=timeout_ms, rlimit=rlimit,
+                 label=f"l1-Lipschitz({bound}) on the cube: f = {expr}")
 
 
-def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], timeout_ms: int = 3_000) -> Verdict:
+def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], rlimit: int = QUICK_RLIMIT,
+                    timeout_ms: int = WALL_NET_MS) -> Verdict:
     """Prove f((x + y)/2) ≤ (f(x) + f(y))/2 for every x, y in [0, 1]^d: for a continuous f
     (every closed form here) that is convexity on the whole cube, and it stays linear
     arithmetic, which z3 decides."""
@@ -273,7 +303,8 @@ def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], timeout_ms: int
     at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
     at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
     return prove(sp.Le(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                 timeout_ms=timeout_ms, label=f"midpoint convex on the cube: f = {expr}")
+                 timeout_ms=timeout_ms, rlimit=rlimit,
+                 label=f"midpoint convex on the cube: f = {expr}")
 
 
 def is_piecewise_linear(expr: sp.Expr, symbols: Iterable[sp.Symbol]) -> bool:

@@ -9,6 +9,7 @@ cases go undecided, so that it cannot pass by deciding nothing.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -218,3 +219,28 @@ def test_branch_and_bound_brackets_the_true_maximum(expr, top):
     search = maximize(compile_interval(expr, (X0, X1)), 2, gap=1e-9)
     assert search.lower <= top + 1e-12 and search.upper >= top - 1e-12
     assert search.upper - search.lower <= 1e-9 + 1e-12
+
+
+
+def test_z3s_budget_counts_solver_steps_not_seconds():
+    """Under a budget of resource units a query is undecided (or decided) the same way on an idle
+    and on a busy machine: below what it needs it is undecided, saying what ran out, however
+    long the wall clock; with the default budget it is decided, exactly."""
+    from fvtrust.theory.symbolic import exact_extremes, lipschitz_l1
+
+    xs = cube_symbols(4)
+    f = sum(sp.Max(0, sp.Rational(k + 1, 3) * xs[k % 4] - xs[(k + 1) % 4] / 5 + sp.Rational(k, 7))
+            for k in range(6))
+    hour = 3_600_000
+    for _ in range(3):  # the same answer every time
+        assert exact_extremes(f, xs, rlimit=2_000, timeout_ms=hour) is None
+        verdict = lipschitz_l1(f, xs, 3, rlimit=2_000, timeout_ms=hour)
+        assert not verdict.proved and verdict.counterexample is None
+        assert "2,000 resource units" in verdict.detail, verdict.detail
+    vertices = [dict(zip(xs, p, strict=True)) for p in itertools.product((0, 1), repeat=4)]
+    # f is convex (a sum of ReLUs of affine maps): its maximum sits at a vertex; at 0 every
+    # piece is active and every partial derivative positive, so its minimum is f(0) = 15/7
+    assert exact_extremes(f, xs) == (max(f.subs(v) for v in vertices), sp.Rational(15, 7))
+    # ∂f/∂x1 reaches 2/3 + 2 = 8/3: ℓ1-Lipschitz with 3, not with 2
+    assert lipschitz_l1(f, xs, 3).proved
+    assert lipschitz_l1(f, xs, 2).counterexample is not None

@@ -35,8 +35,14 @@ def z3_then_certified(f: UnitFunction, z3_check: Callable[[], Membership | None]
                       certify: Certifier) -> Membership:
     """The one order for closed forms: z3 on a piecewise-linear form with rational
     coefficients (`z3_check`: None when it does not decide), else — or when z3 runs out of
-    time — the certified bounds, whose reason then says why z3 did not answer."""
-    from fvtrust.theory.symbolic import has_rational_coefficients, is_piecewise_linear
+    its budget — the certified bounds, whose reason then says why z3 did not answer."""
+    from fvtrust.theory.symbolic import (
+        QUICK_RLIMIT,
+        WALL_NET_MS,
+        budget_words,
+        has_rational_coefficients,
+        is_piecewise_linear,
+    )
 
     note = ""
     if is_piecewise_linear(f.expression, cube_symbols(f.d)):
@@ -44,7 +50,7 @@ def z3_then_certified(f: UnitFunction, z3_check: Callable[[], Membership | None]
             verdict = z3_check()
             if verdict is not None:
                 return verdict
-            note = "z3 did not decide within its time limit; "
+            note = f"z3 did not decide within {budget_words(QUICK_RLIMIT, WALL_NET_MS)}; "
         else:
             note = "irrational coefficients (z3 decides rationals); "
     return certified_membership(certify, f, note)

@@ -49,7 +49,7 @@ from fvtrust.theory.decoders import Decoder, LipschitzBandDecoder
 from fvtrust.theory.domain import Grid, l1
 from fvtrust.theory.functions import ExpressionFunction, GridFunction, UnitFunction, cube_symbols
 from fvtrust.theory.minimax import LinearConstraints, difference_rows
-from fvtrust.theory.symbolic import fresh_context, record_optimum
+from fvtrust.theory.symbolic import fresh_context, record_optimum, set_budget
 from fvtrust.theory.tasks import LOCAL_RADIUS, Task, Witness
 from fvtrust.theory.visualization import Visualization, from_extremes
 
@@ -150,7 +150,8 @@ class CubeProgram:
         self.ctx = fresh_context()  # its own: its time must not depend on earlier queries
         self.pts = {n: [self.var(f"{n}{i}") for i in range(d)] for n in names}
         self.opt = z3.Optimize(ctx=self.ctx)
-        self.opt.set("timeout", int(timeout_s * 1000))
+        # wall clock only: the largest programs the tests solve take under 1 s, 60× below it
+        set_budget(self.opt, None, int(timeout_s * 1000))
         for xs in self.pts.values():
             for x in xs:
                 self.opt.add(x >= 0, x <= 1)
@@ -406,7 +407,8 @@ class Lipschitz(FunctionClass):
         """Three answers. Closed forms are judged on the whole cube: piecewise-linear forms
         with rational coefficients by z3 (the exact range R, then |f(x) − f(y)| ≤
         (1 + 1e-9)·(κR/d)·‖x − y‖₁ for all x, y), everything else — and a form z3 does not
-        decide within its time limit — by certified interval branch-and-bound on sup ‖∇f‖∞
+        decide within its budget (a count of solver steps, not seconds) — by certified
+        interval branch-and-bound on sup ‖∇f‖∞
         (:func:`~theory.certified.lipschitz_certificate`); when neither decides, "undecided"
         with the reason, never a grid verdict. Units without a closed form get the grid check
         (exact for a tabulated unit, since ℓ1 paths on a grid are edge paths; "grid only"
@@ -436,7 +438,7 @@ class Lipschitz(FunctionClass):
                                  lipschitz_certificate_of(self.kappa))
 
     def _cube_membership(self, f: UnitFunction) -> Membership | None:
-        """The exact verdict, or None when z3 does not decide within its time limit."""
+        """The exact verdict, or None when z3 does not decide within its budget."""
         from fvtrust.theory.symbolic import exact_extremes, lipschitz_l1
 
         xs = cube_symbols(self.d)
