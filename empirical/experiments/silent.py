@@ -240,8 +240,8 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
     if verify is not None:
         active["verify-images"] = branch_activity(silent, config.layer, verify.images).to_json()
 
-    before = stages.run("renders_before", lambda: _render_units(model, config, seeds, ())["final"])
-    after_steps = stages.run("renders_after", lambda: _render_units(silent, config, seeds, snapshots))
+    before = _render_units(model, config, seeds, (), stages, "renders_before")["final"]
+    after_steps = _render_units(silent, config, seeds, snapshots, stages, "renders_after")
     after = after_steps["final"]
     along = None if gate is None else {
         f"step{s}": float(gate(after_steps[f"step{s}"].to(model.device)).mean()) for s in snapshots}
@@ -260,20 +260,25 @@ def run_silent(config: SilentConfig, out_dir: str | Path | None = None, device: 
 
 
 #: Units rendered in one batch: a batch equals its single renders, so this bounds memory
-#: (a whole layer, e.g. 1280 units, at once would not fit) without changing a result.
+#: (a whole layer, e.g. 1280 units, at once would not fit) without changing a result. Each
+#: batch is a stage of its own, so an interrupted whole-layer run resumes at the batch it was in.
 RENDER_CHUNK = 64
 
 
 def _render_units(net: torch.nn.Module, config: SilentConfig, seeds: list[int],
-                  snapshots: list[int] | tuple[int, ...]) -> dict[str, torch.Tensor]:
-    """The layer's units rendered through `net`, :data:`RENDER_CHUNK` at a time: final images
-    and every snapshot."""
+                  snapshots: list[int] | tuple[int, ...], stages: Stages,
+                  name: str) -> dict[str, torch.Tensor]:
+    """The layer's units rendered through `net`, :data:`RENDER_CHUNK` at a time (stage
+    ``{name}_{first}``: the batch from the `first`-th unit on): final images and every
+    snapshot."""
     parts: list[dict[str, torch.Tensor]] = []
     for start in range(0, len(config.units), RENDER_CHUNK):
-        units = config.units[start:start + RENDER_CHUNK]
-        r = render(net, channel(config.layer, units), steps=config.steps, size=config.size,
-                   seeds=seeds[start:start + RENDER_CHUNK], snapshots=snapshots, progress=True)
-        parts.append({"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}})
+        def batch(start: int = start) -> dict[str, torch.Tensor]:
+            r = render(net, channel(config.layer, config.units[start:start + RENDER_CHUNK]),
+                       steps=config.steps, size=config.size,
+                       seeds=seeds[start:start + RENDER_CHUNK], snapshots=snapshots, progress=True)
+            return {"final": r.images, **{f"step{s}": img for s, img in r.snapshots.items()}}
+        parts.append(stages.run(f"{name}_{start}", batch))
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 

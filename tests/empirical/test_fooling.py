@@ -175,6 +175,36 @@ def test_silent_units_on_the_bundled_network():
     assert images["silent units"].shape == (3, 3, 64, 64)
 
 
+
+
+def test_an_interrupted_whole_layer_run_resumes_at_the_batch_it_was_in(lite0, tmp_path, monkeypatch):
+    """Each render batch of the silent experiment is a stage of its own: a run stopped in a
+    batch keeps the ones it finished, and its resumption equals an uninterrupted run."""
+    from fvtrust.empirical.experiments import silent as experiment
+    from fvtrust.stages import Stages
+
+    monkeypatch.setattr(experiment, "RENDER_CHUNK", 2)
+    config = experiment.SilentConfig(units=[0, 1, 2], steps=3, size=32, lock="bias")
+    seeds, snapshots = [0, 0, 0], [1, 3]
+    whole = experiment._render_units(lite0, config, seeds, snapshots, Stages(None, config), "r")
+    calls, real = [], experiment.render
+
+    def stopped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # ^C in the second batch
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(experiment, "render", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        experiment._render_units(lite0, config, seeds, snapshots, Stages(tmp_path, config), "r")
+    monkeypatch.setattr(experiment, "render", real)
+    stages = Stages(tmp_path, config)
+    resumed = experiment._render_units(lite0, config, seeds, snapshots, stages, "r")
+    assert stages.reused == ["r_0"]
+    assert sorted(resumed) == sorted(whole) == ["final", "step1", "step3"]
+    for key, images in whole.items():
+        assert images.shape[0] == 3 and torch.equal(resumed[key], images), key
+
 def test_bad_input(digits, gate):
     model, cal, _ = digits
     with pytest.raises(ValueError, match=r"target image must have shape \(3, H, W\)"):
