@@ -166,9 +166,9 @@ class Verdict:
 
 #: z3's budget for one quick exact check (a membership on the cube), in z3's resource units
 #: (``rlimit``: a count of solver steps), not in seconds, so that whether a query is decided
-#: does not depend on how busy the machine is. z3 runs 0.5–15·10⁶ units/s on these queries on
-#: one core, so 5·10⁶ is 0.3–10 s; the largest quick query the test suite decides uses
-#: 1.5·10⁶, the slowest kind (ℓ1-Lipschitz of a Max-sum) 0.4·10⁶.
+#: does not depend on how busy the machine is. z3 ran 0.5–15·10⁶ units/s on these queries (one
+#: busy core), so 5·10⁶ is at most about 10 s; the largest quick query the tests decide uses
+#: 1.5·10⁶, the largest of the slowest kind (ℓ1-Lipschitz of a Max-sum) 0.4·10⁶.
 QUICK_RLIMIT = 5_000_000
 #: the wall-clock net under a budget, for a host far slower than any we measured on
 WALL_NET_MS = 120_000
