@@ -292,19 +292,31 @@ def lipschitz_l1(expr: sp.Expr, symbols: Iterable[sp.Symbol], bound: sp.Expr,
                  label=f"l1-Lipschitz({bound}) on the cube: f = {expr}")
 
 
-def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], rlimit: int = QUICK_RLIMIT,
-                    timeout_ms: int = WALL_NET_MS) -> Verdict:
-    """Prove f((x + y)/2) ≤ (f(x) + f(y))/2 for every x, y in [0, 1]^d: for a continuous f
-    (every closed form here) that is convexity on the whole cube, and it stays linear
-    arithmetic, which z3 decides."""
+def _midpoint(expr: sp.Expr, symbols: Iterable[sp.Symbol], relation: Any, word: str,
+              rlimit: int, timeout_ms: int) -> Verdict:
+    """Prove relation(2f((x + y)/2), f(x) + f(y)) for every x, y in [0, 1]^d."""
     xs = list(symbols)
     ys = [sp.Symbol(f"_y{i}") for i in range(len(xs))]
     expr = sp.sympify(expr)
     at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
     at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
-    return prove(sp.Le(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                 timeout_ms=timeout_ms, rlimit=rlimit,
-                 label=f"midpoint convex on the cube: f = {expr}")
+    return prove(relation(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
+                 timeout_ms=timeout_ms, rlimit=rlimit, label=f"midpoint {word} on the cube: f = {expr}")
+
+
+def midpoint_convex(expr: sp.Expr, symbols: Iterable[sp.Symbol], rlimit: int = QUICK_RLIMIT,
+                    timeout_ms: int = WALL_NET_MS) -> Verdict:
+    """Prove f((x + y)/2) ≤ (f(x) + f(y))/2 for every x, y in [0, 1]^d: for a continuous f
+    (every closed form here) that is convexity on the whole cube, and it stays linear
+    arithmetic, which z3 decides."""
+    return _midpoint(expr, symbols, sp.Le, "convex", rlimit, timeout_ms)
+
+
+def midpoint_affine(expr: sp.Expr, symbols: Iterable[sp.Symbol], rlimit: int = QUICK_RLIMIT,
+                    timeout_ms: int = WALL_NET_MS) -> Verdict:
+    """Prove f(x) + f(y) = 2f((x + y)/2) for every x, y in [0, 1]^d: for a continuous f that is
+    affinity on the whole cube."""
+    return _midpoint(expr, symbols, sp.Eq, "affine", rlimit, timeout_ms)
 
 
 def is_piecewise_linear(expr: sp.Expr, symbols: Iterable[sp.Symbol]) -> bool:

@@ -110,22 +110,14 @@ class Affine(FunctionClass):
         for all x, y in the cube, which for a continuous f is affinity; None when z3 cannot
         take the form or does not decide."""
         from fvtrust.theory.symbolic import (
-            QUICK_RLIMIT,
-            WALL_NET_MS,
             has_rational_coefficients,
-            in_cube,
             is_piecewise_linear,
-            prove,
+            midpoint_affine,
         )
 
         if not (is_piecewise_linear(expr, xs) and has_rational_coefficients(expr)):
             return None
-        ys = [sp.Symbol(f"_y{i}") for i in range(len(xs))]
-        at_y = expr.subs(dict(zip(xs, ys, strict=True)), simultaneous=True)
-        at_mid = expr.subs({x: (x + y) / 2 for x, y in zip(xs, ys, strict=True)}, simultaneous=True)
-        verdict = prove(sp.Eq(2 * at_mid, expr + at_y), [*xs, *ys], in_cube(xs) + in_cube(ys),
-                        rlimit=QUICK_RLIMIT, timeout_ms=WALL_NET_MS,
-                        label=f"midpoint affine on the cube: f = {expr}")
+        verdict = midpoint_affine(expr, xs)
         if verdict.proved:
             return Membership(True, "z3: f(x) + f(y) = 2f((x + y)/2) on the cube", "z3 exact")
         if verdict.counterexample is not None:

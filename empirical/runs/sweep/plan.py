@@ -62,6 +62,8 @@ def afc_measurement(key: str) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"unknown 2-AFC measurement {key!r}; known: "
                          f"{', '.join(m.removeprefix('afc_') for m in AFC_MEASUREMENTS)}")
     return AFC_MEASUREMENTS[f"afc_{key}"]
+
+
 #: the order units are handed out in: by index, or at random within each layer (seeded), so
 #: that the units finished at any moment of a long run are a random sample of every layer
 ORDERS = ("sorted", "random")
