@@ -16,7 +16,6 @@ its time goes. Writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import json
 import platform
@@ -25,6 +24,8 @@ import time
 
 import numpy as np
 
+from benchmarks.afc_bench import afc_bench, afc_parser
+
 #: functions whose cumulative time the profile reports (name → where it is defined)
 PROFILED = {"render": "render/loop.py", "views": "observers/embedding.py",
             "occlusion_responses": "observers/occlusion.py", "fuse_for_rendering": "nets/fuse.py",
@@ -32,46 +33,15 @@ PROFILED = {"render": "render/loop.py", "views": "observers/embedding.py",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/results/afc_unit_cpu.json")
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--layer", default="_blocks.10")
-    parser.add_argument("--units", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=None, help="default: the sweep plan's")
-    args = parser.parse_args()
-
+    args = afc_parser(__doc__.splitlines()[0], "benchmarks/results/afc_unit_cpu.json", "0,1,2").parse_args()
+    bench = afc_bench(args)
     from fvtrust import cpus
-
-    cpus.use_threads()
-    cpus.reuse_freed_memory()
-    from fvtrust.empirical.experiments.afc import (
-        CONDITIONS,
-        AFCConfig,
-        afc_observer,
-        afc_pool,
-        afc_scorer,
-        pool_responses,
-        run_afc,
-    )
-    from fvtrust.empirical.nets.registry import load_model
-    from fvtrust.empirical.runs.sweep.plan import SweepPlan
+    from fvtrust.empirical.experiments.afc import CONDITIONS, afc_scorer, run_afc
     from fvtrust.io import atomic_write_json
 
-    plan = SweepPlan()
-    steps = args.steps or plan.steps
-    units = [int(u) for u in args.units.split(",")]
-    model = load_model(args.model)
-
-    def config(task: str, unit: int) -> AFCConfig:  # as the sweep worker builds it
-        return AFCConfig(model=args.model, task=task, layers=[args.layer], units=[unit],
-                         observers=["mis"], n_references=plan.n_references, n_trials=plan.n_trials,
-                         n_natural=plan.n_natural, size=plan.size, steps=steps, seed=plan.seed)
-
-    t0 = time.perf_counter()
-    pool = afc_pool(config("references", units[0]))
-    observer = afc_observer(config("references", units[0]))
-    responses = {args.layer: pool_responses(model, args.layer, pool)}
-    setup = time.perf_counter() - t0  # what both paths share: once per worker in either
+    plan, steps, units, model, config = bench.plan, bench.steps, bench.units, bench.model, bench.config
+    pool, observer, responses = bench.pool, bench.observer, bench.responses
+    setup = bench.setup_seconds  # what both paths share: once per worker in either
     t0 = time.perf_counter()
     views = observer.views(pool.images)
     scorer = afc_scorer(model, [args.layer])

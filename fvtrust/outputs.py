@@ -234,6 +234,14 @@ class OutputDir:
         return None
 
 
+def shared_folder(path: str | Path, option: str = "--renders") -> OutputDir:
+    """A folder that several runs keep shared work in (synthetic references): an existing
+    fvtrust output folder of any kind (e.g. another run's ``--out``), or a new or empty one,
+    of kind ``renders``. Validated only; ``.open()`` claims it."""
+    listing = _listing(Path(path) / IDENTITY)
+    return OutputDir(path, listing[0] if listing else "renders", option)
+
+
 def record_written(paths: Iterable[str | Path]) -> None:
     """Record files about to be written as this package's, in the output folder that holds
     them (where there is one: a library call into a plain folder records nothing). Every

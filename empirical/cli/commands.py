@@ -53,7 +53,7 @@ from fvtrust.empirical.runs.sweep.afc import afc_reports
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan
 from fvtrust.empirical.runs.sweep.store import read_sweep
-from fvtrust.outputs import OutputDir, check_out
+from fvtrust.outputs import OutputDir, check_out, shared_folder
 from fvtrust.proofs import STEP_KINDS, run_all
 from fvtrust.proofs.base import kind_totals
 from fvtrust.proofs.recheck import recheck_reports, require_cvc5
@@ -244,9 +244,10 @@ def _cmd_afc(args: argparse.Namespace) -> int:
                        query_selection=args.query_selection,
                        quantile=args.quantile, patch=args.patch, stride=args.stride,
                        alpha=args.alpha, seed=args.seed)
+    renders = shared_folder(args.renders) if args.renders is not None else None  # checked first
     _claim_out(args, EXPERIMENTS)
-    if args.renders is not None:
-        check_out(args.renders, "--renders")
+    if renders is not None:
+        renders.open()  # its files are listed as ours, as --out's are
     result = run_afc(config, args.out, device=args.device, force=args.force, shared_dir=args.renders)
     out = Path(args.out)
     data = result.to_json()
@@ -271,7 +272,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                      n_references=args.references,
                      n_natural=args.natural, images=args.images, sources=args.sources,
                      n_trials=args.trials,
-                     precision=args.precision)
+                     precision=args.precision, renders=args.renders)
     summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
                         device=args.device, force=args.force)
     out = Path(args.out)

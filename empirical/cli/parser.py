@@ -380,6 +380,12 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
                    help="arithmetic of the visualizations' renders (bfloat16: autocast); default %(default)s")
     _ray_options(p)
     p.add_argument("--out", default="sweep", help="the results store (resumable); default %(default)s")
+    p.add_argument("--renders", default=None, metavar="DIR",
+                   help="keep the 2-AFC measurements' visualizations in DIR (about 3.5 MB per unit "
+                        "at K = 9 and 128 px), keyed by their settings: a later sweep of the same "
+                        "units (the papers' other conditions, into another store) loads them instead "
+                        "of rendering again. On a cluster, a folder every worker can reach; default: "
+                        "not kept")
     p.add_argument("--force", action="store_true",
                    help="recompute a store written with other settings")
     p.set_defaults(func=commands._cmd_sweep)

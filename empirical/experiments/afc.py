@@ -29,18 +29,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fvtrust.empirical.data.crops import NaturalImages
-from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option
+from fvtrust.empirical.data.folders import SOURCES_KEY, check_sources_option, file_digest
 from fvtrust.empirical.data.natural import natural_images
 from fvtrust.empirical.data.splits import source_of, split_by_source, warn_near_duplicates
 from fvtrust.empirical.nets.fuse import fuse_for_rendering
 from fvtrust.empirical.nets.layers import layer_channels, layer_responses, relative_depths, spatial_mean
-from fvtrust.empirical.nets.registry import Network, load_model
+from fvtrust.empirical.nets.registry import WEIGHT_WORDS, Network, load_model
 from fvtrust.empirical.observers import human_data
 from fvtrust.empirical.observers.embedding import Observer
 from fvtrust.empirical.observers.occlusion import OcclusionGrid, extreme_occlusions, occlusion_responses
@@ -160,7 +161,22 @@ class AFCConfig:
     def synthetic_references(self, layer: str) -> SyntheticReferences:
         """What the synthetic references of `layer` depend on (the stage both tasks share)."""
         return SyntheticReferences(self.model, self.weights, layer, list(self.units),
-                                   self.n_references, self.steps, self.size, self.seed)
+                                   self.n_references, self.steps, self.size, self.seed,
+                                   weights_sha256=_weights_digest(self.weights))
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(path)  # size and mtime: an edited file is digested again
+
+
+def _weights_digest(weights: str | None) -> str | None:
+    """The SHA-256 of a weights file (None for no file: the default, ``random``, ``imagenet``),
+    so that renders kept in a shared folder are never another file's under the same path."""
+    if weights is None or weights in WEIGHT_WORDS or not Path(weights).expanduser().is_file():
+        return None
+    stat = Path(weights).expanduser().stat()
+    return _file_digest(str(Path(weights).expanduser().resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass
@@ -176,6 +192,9 @@ class SyntheticReferences:
     steps: int
     size: int
     seed: int
+    # a weights file's bytes (a path names no network); left out of the key without one
+    weights_sha256: str | None = field(default=None,
+                                       metadata={"omit_from_key": lambda c: c.weights_sha256 is None})
 
 
 @dataclass

@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +377,9 @@ AFC_MAIN = ("afc_references", "afc_occlusion")
 AFC_CONDITIONS = ("afc_references_max", "afc_references_max1", "afc_references_minmax1",
                   "afc_occlusion_patch30", "afc_occlusion_patch50")
 AFC_CONDITIONS_STORE = "afc_conditions_store"
+#: where both kinds of part keep each unit's synthetic references (about 3.5 MB per unit), so
+#: that a conditions part loads the main part's renders of its units instead of rendering again
+AFC_RENDERS = "afc_renders"
 
 
 @dataclass
@@ -393,6 +396,7 @@ class AFCFullConfig:
     measure: tuple[str, ...] = field(default=AFC_MAIN,
                                      metadata={"omit_from_key": lambda c: tuple(c.measure) == AFC_MAIN})
     store: str = field(default=AFC_STORE, metadata=RUN_ONLY)
+    renders: str | None = field(default=AFC_RENDERS, metadata=RUN_ONLY)  # None: not kept
     steps: int = 128
     size: int = 128
     n_references: int = 9
@@ -410,8 +414,11 @@ class AFCFullConfig:
 
 def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
     # The sweep resumes: a part interrupted (or extended to more units) computes only the rest.
+    root = out.parent.parent  # the appendix folder: the parts of every network share its stores
     plan = config.plan()
-    store = out.parent.parent / config.store
+    if config.renders is not None:
+        plan = replace(plan, renders=str(root / config.renders))
+    store = root / config.store
     summary = run_sweep(plan, store, device=device)
     if summary.n_failed:
         raise RuntimeError(f"{summary.n_failed} units of {config.model} failed (see {store}); "

@@ -157,6 +157,8 @@ def test_a_full_scale_part_reads_its_units_back_from_the_store_and_extends_it(ap
     # The papers' other conditions, end to end at a tiny setting: a store of their own, each
     # condition's tables from it, the main store untouched.
     main_store = (out / "afc_store" / "units.parquet").read_bytes()
+    kept = sorted(p.name for p in (out / "afc_renders" / ".stages").glob("synthetic-*.pt"))
+    assert len(kept) == 6  # one file per unit of the main part (its K)
     tiny["afc_conditions"] = {**tiny["afc_full"], "networks": {"efficientnet_lite0": ["_blocks.2"]},
                               "units_per_layer": 1}
     build_appendix(out, scale="tiny", pdf=False, parts=["afc_conditions_lite0"])
@@ -171,3 +173,7 @@ def test_a_full_scale_part_reads_its_units_back_from_the_store_and_extends_it(ap
     assert (out / "afc_conditions_store" / "units.parquet").is_file()
     assert (out / "parts" / "afc_conditions_lite0" / "afc_references_max1.json").is_file()
     assert (out / "afc_store" / "units.parquet").read_bytes() == main_store
+    # the conditions part loaded its unit's K-renders from the main part's: its only new file
+    # is the K = 1 references of Max-1 and Min+Max-1
+    now = sorted(p.name for p in (out / "afc_renders" / ".stages").glob("synthetic-*.pt"))
+    assert set(kept) < set(now) and len(now) == len(kept) + 1

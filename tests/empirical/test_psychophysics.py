@@ -220,6 +220,8 @@ def test_the_two_tasks_share_their_synthetic_references_across_output_folders(tm
     assert main(["afc", "--task", "occlusion", *common, "--out", str(tmp_path / "occ")]) == 0
     reused = json.loads((tmp_path / "occ" / "afc_occlusion.json").read_text())["reused_stages"]
     assert "synthetic" in reused  # rendered once, by the first run (keyed by SyntheticReferences)
+    identity = json.loads((tmp_path / "renders" / ".fvtrust.json").read_text())
+    assert identity["kind"] == "renders" and len(identity["files"]) == 1  # listed as ours
 
 
 def test_the_right_option_is_the_one_the_sign_points_to():

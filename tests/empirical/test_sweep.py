@@ -298,6 +298,69 @@ def test_the_papers_other_conditions_are_measurements_of_their_own(local_ray, tm
     assert "73.0 %" not in (folder / "afc_references.md").read_text()
 
 
+def test_kept_renders_serve_a_later_sweep_of_the_same_units(local_ray, tmp_path, monkeypatch):
+    """--renders: the first sweep keeps each unit's synthetic references (listed as ours in
+    the folder's identity); a sweep of another condition into another store loads them (the
+    file is not rewritten, and with rendering disabled the measurement still runs) and gets
+    the trials a single task measuring both conditions gets."""
+    from fvtrust.empirical.experiments import afc as afc_module
+    from fvtrust.empirical.runs.sweep.plan import SweepTask
+    from fvtrust.empirical.runs.sweep.worker import measure_task
+
+    kept = tmp_path / "renders"
+    small = {**SMALL, "size": 64, "units": "1", "chunk": 1, "n_trials": 5}
+    plan = SweepPlan(**small, measure=["afc_references"], renders=str(kept))
+    assert run_sweep(plan, tmp_path / "a", progress=False).n_computed == 1
+    identity = json.loads((kept / ".fvtrust.json").read_text())
+    (saved,) = kept.glob(".stages/synthetic-*.pt")
+    assert identity["kind"] == "renders" and identity["files"] == [f".stages/{saved.name}"]
+    stamp = saved.stat().st_mtime_ns
+    other = SweepPlan(**small, measure=["afc_references_max"], renders=str(kept))
+    assert run_sweep(other, tmp_path / "b", progress=False).n_computed == 1
+    assert saved.stat().st_mtime_ns == stamp and len(list(kept.glob(".stages/*"))) == 1
+
+    # In this process: one task measuring both conditions renders once, in memory ...
+    task = SweepTask(ModelRef("efficientnet_lite0"), "_blocks.2", (1,))
+    (both,), _ = measure_task(SweepPlan(**small, measure=["afc_references", "afc_references_max"]),
+                              task, device="cpu")
+    # ... and a sweep of Max-K alone, with these renders kept, renders nothing at all.
+    fresh = tmp_path / "fresh"
+    measure_task(SweepPlan(**small, measure=["afc_references"], renders=str(fresh)), task, device="cpu")
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+    monkeypatch.setattr(afc_module, "render", no_render)
+    (alone,), _ = measure_task(SweepPlan(**small, measure=["afc_references_max"], renders=str(fresh)),
+                               task, device="cpu")
+    for name in ("mis", "spatial"):
+        for condition in ("natural", "synthetic", "random"):
+            column = trial_column("references_max", name, condition, "p")
+            assert alone[column] == both[column], (name, condition)
+    # a folder of someone else's files is refused by name before anything runs
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("mine")
+    assert main(["sweep", "--layers", "_blocks.2", "--units", "1", "--measure", "afc_references",
+                 "--renders", str(tmp_path / "theirs"), "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists() and not (tmp_path / "theirs" / ".fvtrust.json").exists()
+
+
+def test_renders_of_a_weights_file_are_keyed_by_its_bytes(tmp_path):
+    """Synthetic references kept on disk belong to the file's bytes, not to its path."""
+    from fvtrust.empirical.experiments.afc import AFCConfig
+    from fvtrust.stages import result_fields, stage_key
+
+    weights = tmp_path / "mine.pth"
+    weights.write_bytes(b"first")
+    config = AFCConfig(weights=str(weights), layers=["_blocks.2"], units=[1])
+    first = stage_key(config.synthetic_references("_blocks.2"))
+    weights.write_bytes(b"other")
+    os.utime(weights, ns=(1, 1))  # another mtime, as an edit gives
+    assert stage_key(config.synthetic_references("_blocks.2")) != first
+    # the network's own weights: the key of renders kept before this field existed
+    plain = AFCConfig(layers=["_blocks.2"], units=[1]).synthetic_references("_blocks.2")
+    assert plain.weights_sha256 is None and "weights_sha256" not in result_fields(plain)
+
+
 def test_an_existing_cluster_is_used_through_address(tmp_path):
     """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
     if ray.is_initialized():

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from fvtrust.empirical.runs.sweep.plan import (
 )
 from fvtrust.empirical.runs.sweep.store import SweepStore
 from fvtrust.empirical.runs.sweep.worker import RetryableError, failed_records, remote_measure
+from fvtrust.outputs import shared_folder
 
 
 class ClusterUnreachable(ValueError):
@@ -229,9 +231,16 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
     targets = check_plan(plan)
+    kept = None
+    if plan.renders is not None and any(m.startswith("afc_") for m in plan.measure):
+        kept = shared_folder(plan.renders)
+        # absolute: a Ray worker need not share the driver's working directory
+        plan = replace(plan, renders=str(kept.root.absolute()))
     if address is not None and not ray.is_initialized():
         check_address(address)
     store.open()
+    if kept is not None:
+        kept.open()
     layer_hash = {(ref, layer): plan.unit_config_hash(ref, layer) for ref, layer in targets}
     model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
     hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]

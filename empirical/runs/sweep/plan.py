@@ -131,6 +131,9 @@ class SweepPlan:
     sources: str = field(default="auto", metadata=SOURCES_KEY)  # how --images files group into sources
     n_trials: int = 20  # 2-AFC trials per unit
     precision: str = "float32"
+    # where the 2-AFC measurements keep each unit's synthetic references (keyed by their own
+    # settings), so that another sweep of the same units loads them; None: kept in memory only
+    renders: str | None = field(default=None, metadata=RUN_ONLY)
 
     def __post_init__(self) -> None:
         if not self.models or not self.layers:

@@ -174,7 +174,10 @@ def _measure_afc(key: str) -> Callable[[UnitTask], None]:
                             lambda o=observer: o.views(_worker_pool(plan).images))
             scorer = _cached(("afc_scorer", t.ref, t.layer, t.device),
                              lambda: afc_scorer(t.model, [t.layer]))
-            result = run_afc(config, device=t.device, progress=False, model=t.model, observer=observer,
+            # plan.renders: the unit's synthetic references kept on disk by their own key, so
+            # another sweep of this unit (another condition, another store) loads them
+            result = run_afc(config, device=t.device, progress=False, shared_dir=plan.renders,
+                             model=t.model, observer=observer,
                              pool=_worker_pool(plan), responses={t.layer: responses}, views=views,
                              scorer=scorer, renders=t.shared.setdefault("afc_renders", {}))
             name = f"{t.layer}:{u}"
