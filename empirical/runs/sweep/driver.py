@@ -232,7 +232,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
     targets = check_plan(plan)
     kept = None
-    if plan.renders is not None and any(m.startswith("afc_") for m in plan.measure):
+    if plan.renders is not None and plan.measures_afc:
         kept = shared_folder(plan.renders)
         # absolute: a Ray worker need not share the driver's working directory
         plan = replace(plan, renders=str(kept.root.absolute()))

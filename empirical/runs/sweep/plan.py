@@ -156,8 +156,7 @@ class SweepPlan:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.size < 16:
             raise ValueError(f"size must be >= 16 px, got size={self.size}")
-        afc = any(m.startswith("afc") for m in self.measure)
-        if afc and 2 * self.n_references + 2 * self.n_trials > self.n_natural:
+        if self.measures_afc and 2 * self.n_references + 2 * self.n_trials > self.n_natural:
             raise ValueError(f"n_natural={self.n_natural} natural images cannot hold K = "
                              f"{self.n_references} references per side and {self.n_trials} trials "
                              f"(need >= {2 * self.n_references + 2 * self.n_trials})")
@@ -166,6 +165,11 @@ class SweepPlan:
                              f"n_references={self.n_references} exemplars per side")
         parse_units(self.units)
         check_sources_option(self.images, self.sources)
+
+    @property
+    def measures_afc(self) -> bool:
+        """Whether the plan has a 2-AFC measurement (they need trials and references)."""
+        return any(m in AFC_MEASUREMENTS for m in self.measure)
 
     @property
     def model_refs(self) -> list[ModelRef]:
