@@ -173,10 +173,11 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 def _weights_digest(weights: str | None) -> str | None:
     """The SHA-256 of a weights file (None for no file: the default, ``random``, ``imagenet``),
     so that renders kept in a shared folder are never another file's under the same path."""
-    if weights is None or weights in WEIGHT_WORDS or not Path(weights).expanduser().is_file():
+    path = Path(weights).expanduser() if weights is not None and weights not in WEIGHT_WORDS else None
+    if path is None or not path.is_file():
         return None
-    stat = Path(weights).expanduser().stat()
-    return _file_digest(str(Path(weights).expanduser().resolve()), stat.st_size, stat.st_mtime_ns)
+    stat = path.stat()
+    return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass
