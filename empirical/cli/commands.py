@@ -274,7 +274,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                      n_trials=args.trials,
                      precision=args.precision, renders=args.renders)
     summary = run_sweep(plan, args.out, address=args.address, workers=args.workers,
-                        device=args.device, force=args.force)
+                        device=args.device, force=args.force, merge=args.merge)
     out = Path(args.out)
     table = read_sweep(out)
     afc = afc_reports(table, plan)
@@ -283,6 +283,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
           f"{summary.n_failed} failed ({summary.units_per_second:.2f} units/s on {summary.workers} "
           f"workers); wrote {out / 'units.parquet'}, {out / 'sweep.png'}"
           + (f", the 2-AFC paired comparisons in {out / 'afc'}" if afc else ""))
+    if args.merge:
+        left = ", ".join(f"{n} {why}" for why, n in summary.merge_left_out.items())
+        print(f"merged {summary.n_merged} units from {', '.join(args.merge)}"
+              + (f" (left out: {left})" if left else ""))
     for task, error in summary.failures.items():
         print(f"  failed: {task}: {error}", file=sys.stderr)
     return 1 if summary.n_failed else 0

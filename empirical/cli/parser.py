@@ -386,6 +386,11 @@ def _sweep_command(sub: argparse._SubParsersAction) -> None:
                         "units (the papers' other conditions, into another store) loads them instead "
                         "of rendering again. On a cluster, a folder every worker can reach; default: "
                         "not kept")
+    p.add_argument("--merge", action="append", default=[], metavar="STORE",
+                   help="first bring in the units another store measured with these settings (a "
+                        "store folder, or a units.parquet with its images beside it; repeatable), "
+                        "so only the rest run here: stores filled on machines that share no "
+                        "folder become one")
     p.add_argument("--force", action="store_true",
                    help="recompute a store written with other settings")
     p.set_defaults(func=commands._cmd_sweep)

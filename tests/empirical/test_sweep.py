@@ -452,3 +452,55 @@ def test_a_limit_takes_the_first_units_of_the_order_and_a_larger_one_extends_the
     for key, units in targets.items():
         assert wider[key][:5] == units
     assert plan.settings_hash() == SweepPlan(layers=["_blocks.2"], order="random").settings_hash()
+
+
+def test_units_measured_elsewhere_are_merged_with_their_images_and_only_the_rest_run(
+        local_ray, tmp_path, capsys):
+    from fvtrust.outputs import OutputDir
+
+    small = {**SMALL, "measure": ["render"]}
+    assert run_sweep(SweepPlan(**small, units="0-1"), tmp_path / "a", progress=False).n_computed == 2
+    run_sweep(SweepPlan(**{**small, "steps": 7}, units="2"), tmp_path / "c", progress=False)
+    a = pd.read_parquet(tmp_path / "a" / "units.parquet")
+    # another machine's store (and one measured with other settings) into a third store, by the CLI
+    args = ["sweep", "--layers", "_blocks.2", "--units", "0-2", "--measure", "render", "--steps", "6",
+            "--size", "32", "--natural", "40", "--references", "3", "--out", str(tmp_path / "b")]
+    assert main([*args, "--merge", str(tmp_path / "a"), "--merge", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "2 already done, 1 computed" in out
+    assert "merged 2 units" in out and "1 measured with other settings" in out
+    b = pd.read_parquet(tmp_path / "b" / "units.parquet").set_index("unit")
+    for row in a.itertuples():
+        # the record measured elsewhere, unchanged, and the PNG it describes beside it
+        assert b.loc[row.unit, "config_hash"] == row.config_hash
+        assert b.loc[row.unit, "finished"] == row.finished
+        assert b.loc[row.unit, "render_max_activation"] == row.render_max_activation
+        png = row.render_max_png
+        assert (tmp_path / "b" / png).read_bytes() == (tmp_path / "a" / png).read_bytes()
+        assert png in OutputDir(tmp_path / "b", "sweep").files()
+    assert b.loc[2, "finished"] > a["finished"].max()  # unit 2 ran here: c's has other settings
+    again = run_sweep(SweepPlan(**small, units="0-2"), tmp_path / "b", progress=False, merge=[tmp_path / "a"])
+    assert (again.n_merged, again.n_tasks, again.merge_left_out) == (0, 0, {"done here already": 2})
+
+    # a published table without its images: a number without the PNG it describes stays out
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "a" / "units.parquet").rename(tmp_path / "pub" / "units.parquet")
+    lone = run_sweep(SweepPlan(**small, units="0"), tmp_path / "d", progress=False,
+                     merge=[tmp_path / "pub" / "units.parquet"])
+    assert (lone.n_merged, lone.n_computed) == (0, 1)
+    assert lone.merge_left_out == {"images missing": 1, "outside this plan": 1}
+
+    # bad sources and contradictions are refused in one line, before the store exists
+    (tmp_path / "other.parquet").write_bytes(b"not parquet")
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "table.parquet")
+    (tmp_path / "empty").mkdir()
+    for source, message in ((tmp_path / "nowhere", "nowhere: no such sweep store"),
+                            (tmp_path / "empty", "empty: not a sweep store"),
+                            (tmp_path / "other.parquet", "other.parquet: not a readable Parquet"),
+                            (tmp_path / "table.parquet", "table.parquet: not a sweep table")):
+        with pytest.raises(ValueError, match=message):
+            run_sweep(SweepPlan(**small, units="0"), tmp_path / "e", progress=False, merge=[source])
+    with pytest.raises(ValueError, match="--merge and --force"):
+        run_sweep(SweepPlan(**small, units="0"), tmp_path / "e", progress=False, merge=[tmp_path / "b"],
+                  force=True)
+    assert not (tmp_path / "e").exists()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +28,7 @@ from fvtrust.empirical.runs.sweep.plan import (
     split_tasks,
     store_key,
 )
-from fvtrust.empirical.runs.sweep.store import SweepStore
+from fvtrust.empirical.runs.sweep.store import SweepStore, read_merge_source
 from fvtrust.empirical.runs.sweep.worker import RetryableError, failed_records, remote_measure
 from fvtrust.outputs import shared_folder
 
@@ -215,11 +215,14 @@ def _alive(pid: int) -> bool:
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
               workers: int | None = None, device: str = "auto", force: bool = False,
-              max_retries: int = 2, progress: bool = True) -> SweepSummary:
+              max_retries: int = 2, progress: bool = True,
+              merge: Sequence[str | Path] = ()) -> SweepSummary:
     """Run every unit of `plan` not yet in the store at `out_dir`; returns the counts.
 
     `workers` tasks run at once on a local Ray (default: one per CPU core); with `address`
-    the cluster's own resources decide. On CUDA every task holds one GPU."""
+    the cluster's own resources decide. On CUDA every task holds one GPU. `merge` (other
+    stores, or their ``units.parquet``) first brings in the units measured elsewhere with the
+    settings asked for now, so only the rest run here."""
     import ray
     from tqdm import tqdm
 
@@ -229,8 +232,12 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
         resolve_device(device)  # an unknown device fails here, in one line
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+    if merge and force:
+        raise ValueError("--merge and --force contradict each other: --force recomputes every "
+                         "unit, so nothing merged would be kept")
     store = SweepStore(out_dir, plan.settings(), plan.settings_hash(), force=force)
     targets = check_plan(plan)
+    sources = [read_merge_source(path) for path in merge]
     kept = None
     if plan.renders is not None and plan.measures_afc:
         kept = shared_folder(plan.renders)
@@ -245,6 +252,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
     hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]
               for (ref, layer), units in targets.items() for u in units}
+    merged = store.merge(sources, hashes) if sources else None
     done = set() if force else store.done(hashes)
     tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
     if any(m in plan.measure for m in MODEL_MEASUREMENTS):
@@ -314,4 +322,6 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     seconds = time.perf_counter() - t0
     return SweepSummary(str(out_dir), n_units, n_units - sum(len(t.units) for t in unit_tasks), n_computed,
                         n_failed, len(tasks), seconds, n_computed / seconds if n_computed else 0.0,
-                        workers or slots, address, failures)
+                        workers or slots, address, failures,
+                        n_merged=len(merged.merged) if merged else 0,
+                        merge_left_out=merged.left_out() if merged else {})

@@ -225,6 +225,8 @@ class SweepSummary:
     workers: int
     address: str | None
     failures: dict[str, str]
+    n_merged: int = 0  # of n_skipped: brought in from other stores (--merge)
+    merge_left_out: dict[str, int] = field(default_factory=dict)  # reason → units not merged
 
 
 def check_plan(plan: SweepPlan) -> dict[tuple[ModelRef, str], list[int]]:

@@ -14,11 +14,17 @@ only; a rerun reads them back and skips every unit that finished with the same s
 removed only after the new run has written its table, and only those the identity lists (a
 folder that is not a sweep store is refused before anything is touched).
 ``pandas.read_parquet(store / "units.parquet")`` gives the table.
+
+Units measured elsewhere (another machine's store, a published ``units.parquet``) come in with
+:meth:`SweepStore.merge` (``fvtrust sweep --merge``): the same resume rule decides, so a record
+is taken only where its ``config_hash`` is the one this plan asks for, with the images it names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,10 @@ META_COLUMNS = (*KEY_COLUMNS, "status", "error", "config_hash", "seed", "device"
                 "seconds", "finished", "versions")
 UNITS_FILE = "units.parquet"
 MODELS_FILE = "models.parquet"
+
+
+#: what a record needs to be merged: its key, its outcome and the settings it was measured with
+MERGE_COLUMNS = (*KEY_COLUMNS, "status", "config_hash")
 
 
 class StoreMismatch(ValueError):
@@ -51,6 +61,76 @@ def _atomic_write_table(table: Any, path: Path) -> Path:
 
 def _atomic_write_bytes(data: bytes, path: Path) -> Path:
     return atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+@dataclass(frozen=True)
+class MergeSource:
+    """Unit records measured elsewhere: ``path`` as given, ``root`` the folder the records'
+    image paths are relative to."""
+
+    path: str
+    root: Path
+    records: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class MergeReport:
+    """What a merge took (unit keys) and what it left out, by reason (unit counts)."""
+
+    merged: set[tuple[str, str, str, int]] = field(default_factory=set)
+    already: int = 0  # done here with these settings already
+    other_settings: int = 0  # finished, but with another config_hash than the plan's
+    outside_plan: int = 0  # a model, layer or unit this plan does not name
+    missing_images: int = 0  # a record whose PNG the source does not have (or names outside it)
+
+    def left_out(self) -> dict[str, int]:
+        return {k: v for k, v in (("done here already", self.already),
+                                  ("measured with other settings", self.other_settings),
+                                  ("outside this plan", self.outside_plan),
+                                  ("images missing", self.missing_images)) if v}
+
+
+def read_merge_source(path: str | Path) -> MergeSource:
+    """The unit records of a sweep store folder (its parts and its table) or of one Parquet
+    table (a ``units.parquet``, images beside it); a path that is neither is refused in one
+    line, naming it, before anything is written."""
+    import pyarrow.parquet as pq
+
+    src = Path(path)
+    if src.is_dir():
+        files = sorted(src.glob("parts/*/*.parquet")) + [p for p in [src / UNITS_FILE] if p.is_file()]
+        if not files:
+            raise ValueError(f"--merge {path}: not a sweep store (no {UNITS_FILE} and no parts/ in it)")
+        root = src
+    elif src.is_file() and src.suffix == ".parquet":
+        files, root = [src], src.parent
+    else:
+        raise ValueError(f"--merge {path}: no such sweep store folder or .parquet file")
+    records: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            table = pq.read_table(file)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"--merge {file}: not a readable Parquet table ({reason})") from None
+        missing = [c for c in MERGE_COLUMNS if c not in table.column_names]
+        if missing:
+            raise ValueError(f"--merge {file}: not a sweep table (no {', '.join(missing)} column)")
+        records.extend(table.to_pylist())
+    return MergeSource(str(path), root, tuple(records))
+
+
+def _image_paths(record: dict[str, Any], root: Path) -> dict[str, Path] | None:
+    """The PNGs a record names (store-relative path → the source's file), or None where one is
+    missing or names a path outside the source (a stored number describes its stored image)."""
+    out = {}
+    for column, rel in record.items():
+        if not column.endswith("_png") or not rel:
+            continue
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (root / rel).is_file():
+            return None
+        out[rel] = root / rel
+    return out
 
 
 class SweepStore:
@@ -148,6 +228,43 @@ class SweepStore:
         for record in records:
             record.setdefault("finished", stamp)
         return _atomic_write_table(pa.Table.from_pylist(records), self._parts(models) / f"{task}.parquet")
+
+    def merge(self, sources: list[MergeSource],
+              hashes: dict[tuple[str, str, str, int], str]) -> MergeReport:
+        """Add the ``ok`` records of `sources` whose unit `hashes` names with the same
+        ``config_hash`` (the resume rule: measured with the settings asked for now) and that are
+        not done here yet, with their images, as one part; the first source's record of a
+        unit wins. Counts what is left out, per unit, by reason."""
+        done = self.done(hashes)
+        report = MergeReport()
+        chosen: dict[tuple[str, str, str, int], tuple[dict[str, Any], dict[str, Path]]] = {}
+        reasons: dict[tuple[str, str, str, int], str] = {}
+        for source in sources:
+            for record in source.records:
+                if record.get("status") != "ok":
+                    continue
+                key = unit_key(record)
+                if key in chosen:
+                    continue
+                if key not in hashes:
+                    reasons[key] = "outside_plan"
+                elif record["config_hash"] != hashes[key]:
+                    reasons[key] = "other_settings"
+                elif key in done:
+                    reasons[key] = "already"
+                elif (images := _image_paths(record, source.root)) is None:
+                    reasons[key] = "missing_images"
+                else:
+                    chosen[key] = (dict(record), images)
+                    reasons.pop(key, None)
+        for reason in reasons.values():
+            setattr(report, reason, getattr(report, reason) + 1)
+        if chosen:
+            digest = hashlib.sha256(repr(sorted(chosen)).encode()).hexdigest()[:12]
+            images = {rel: path.read_bytes() for _, paths in chosen.values() for rel, path in paths.items()}
+            self.add(f"merged-{digest}", [record for record, _ in chosen.values()], images)
+            report.merged = set(chosen)
+        return report
 
     def consolidate(self) -> Path | None:
         """Write ``units.parquet`` (one row per unit, sorted by model, layer, unit) and, when
