@@ -4,12 +4,15 @@ config, a task that fails for good, an existing cluster reached with --address."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,22 +39,54 @@ def local_ray():
     """One embedded Ray with 2 worker slots for the module (run_sweep reuses it)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
 
-def _task_processes() -> list[int]:
-    """PIDs of Ray workers executing a sweep task right now (Ray sets the process title)."""
-    pids = []
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every process: pid → (parent pid, command line)."""
+    out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"ray::remote_measure" in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
+                stat = (entry / "stat").read_text()
+                out[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]),
+                                        (entry / "cmdline").read_bytes())
+            except (OSError, IndexError, ValueError):
                 continue
-    return pids
+    return out
+
+
+def _descendants(roots: set[int], table: dict[int, tuple[int, bytes]]) -> set[int]:
+    """`roots` and every process below them."""
+    found = set(roots)
+    while more := {pid for pid, (ppid, _) in table.items() if ppid in found} - found:
+        found |= more
+    return found
+
+
+def _task_processes() -> list[int]:
+    """PIDs of this test's Ray workers executing a sweep task right now (Ray sets the process
+    title; only this process's descendants: a user's sweep beside the tests is not ours)."""
+    table = _processes()
+    return sorted(pid for pid in _descendants({os.getpid()}, table)
+                  if b"ray::remote_measure" in table[pid][1])
+
+
+def _stop_processes_naming(text: str, wait: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL, every process whose command line contains `text`, and their
+    descendants (Ray's agents and workers retitle themselves, so only their parents name it)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        table = _processes()
+        pids = _descendants({pid for pid, (_, cmd) in table.items()
+                             if text.encode() in cmd and pid != os.getpid()}, table)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _units(table: pd.DataFrame) -> list[tuple[str, int]]:
@@ -361,17 +396,28 @@ def test_renders_of_a_weights_file_are_keyed_by_its_bytes(tmp_path):
     assert plain.weights_sha256 is None and "weights_sha256" not in result_fields(plain)
 
 
-def test_an_existing_cluster_is_used_through_address(tmp_path):
+def test_an_existing_cluster_is_used_through_address(tmp_path, monkeypatch):
     """`ray start --head` as on a cluster's head node, then `fvtrust sweep --address`."""
     if ray.is_initialized():
         ray.shutdown()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # the cluster's token, given to the head and to the driver as a user of a cluster would
+    # (not ~/.ray/auth_token, which whatever else ran Ray on this machine may have written)
+    token = os.urandom(32).hex()
+    for key, value in (("RAY_AUTH_MODE", "token"), ("RAY_AUTH_TOKEN", token)):
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     ray_cli = str(Path(sys.executable).parent / "ray")  # the command the ray wheel installs
+    # a temp dir of its own (short: Ray's socket paths must fit in 107 bytes) names this
+    # cluster's processes, so the test stops them and nothing else: `ray stop` would also kill
+    # every other Ray on the machine (a user's sweep running beside the tests)
+    temp = tempfile.mkdtemp(prefix="fvr", dir="/tmp")
     subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false"], check=True, capture_output=True, env=env)
+                    "--include-dashboard=false", f"--temp-dir={temp}"],
+                   check=True, capture_output=True, env=env)
     try:
         out = tmp_path / "sweep"
         assert main(["sweep", "--address", f"127.0.0.1:{port}", "--layers", "_blocks.2", "--units", "0-3",
@@ -379,7 +425,16 @@ def test_an_existing_cluster_is_used_through_address(tmp_path):
                      "--measure", "render", "--out", str(out)]) == 0
         assert len(pd.read_parquet(out / "units.parquet")) == 4
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
+        _stop_processes_naming(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_an_embedded_sweep_starts_a_ray_of_its_own_whatever_ray_address_says(tmp_path, monkeypatch):
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # a cluster that is not there
+    plan = SweepPlan(**SMALL, units="0", measure=["render"])
+    assert run_sweep(plan, tmp_path / "store", progress=False).n_computed == 1
 
 
 def test_a_vit_layer_gets_the_same_columns_as_a_cnn_layer(local_ray, tmp_path):

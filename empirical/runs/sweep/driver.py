@@ -68,6 +68,7 @@ def _start_ray(address: str | None, workers: int | None, temp_dir: str | None = 
         # Something listens there; Ray would try it for ~20 s before giving up. A running
         # cluster answers at once, so a few seconds decide (the user's own setting wins).
         os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
+        _reread_auth()
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:
@@ -80,7 +81,9 @@ def _start_ray(address: str | None, workers: int | None, temp_dir: str | None = 
         # at exit), never under $HOME.
         _loopback_only(True)
         try:
-            ray.init(num_cpus=workers or cpus.threads(), include_dashboard=False,
+            # address="local": a new Ray, always (not a cluster that RAY_ADDRESS or a
+            # `ray start` on this machine left behind)
+            ray.init(address="local", num_cpus=workers or cpus.threads(), include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=False,
                      _node_ip_address="127.0.0.1", _temp_dir=temp_dir)
         except (OSError, RuntimeError, ConnectionError) as exc:
@@ -122,11 +125,18 @@ def _loopback_only(on: bool) -> None:
                 os.environ[key] = old
     ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(
         _CLUSTER_ENV, not ray_constants.IS_WINDOWS_OR_OSX)
+    _reread_auth()
+
+
+def _reread_auth() -> None:
+    """Make Ray read its auth mode and token from the environment again: it caches both per
+    process, so a token set (or an embedded run's token dropped) after Ray first looked would
+    otherwise be ignored, and a cluster would refuse the driver as unauthenticated."""
     try:  # Ray >= 2.5x has token authentication; older releases write no token anywhere
         from ray._raylet import AuthenticationTokenLoader, Config
     except ImportError:
         return
-    Config.initialize("")  # Ray caches its configuration (the auth mode) per process
+    Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
 
 
