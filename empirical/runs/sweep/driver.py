@@ -262,8 +262,9 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
     model_hash = {ref: plan.model_config_hash(ref) for ref in plan.model_refs}
     hashes = {store_key(ref, layer, u): layer_hash[(ref, layer)]
               for (ref, layer), units in targets.items() for u in units}
-    merged = store.merge(sources, hashes) if sources else None
     done = set() if force else store.done(hashes)
+    merged = store.merge(sources, hashes, done) if sources else None
+    done |= merged.merged if merged else set()
     tasks: list[SweepTask | ModelRef] = list(split_tasks(targets, plan.chunk, skip=done))
     if any(m in plan.measure for m in MODEL_MEASUREMENTS):
         finished = set() if force else store.done({store_key(ref): h for ref, h in model_hash.items()},
@@ -334,4 +335,4 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, address: str | None = None,
                         n_failed, len(tasks), seconds, n_computed / seconds if n_computed else 0.0,
                         workers or slots, address, failures,
                         n_merged=len(merged.merged) if merged else 0,
-                        merge_left_out=merged.left_out() if merged else {})
+                        merge_left_out=merged.left_out if merged else {})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,29 +66,18 @@ def _atomic_write_bytes(data: bytes, path: Path) -> Path:
 
 @dataclass(frozen=True)
 class MergeSource:
-    """Unit records measured elsewhere: ``path`` as given, ``root`` the folder the records'
-    image paths are relative to."""
+    """Unit records measured elsewhere; ``root`` is the folder their image paths are relative to."""
 
-    path: str
     root: Path
     records: tuple[dict[str, Any], ...]
 
 
 @dataclass
 class MergeReport:
-    """What a merge took (unit keys) and what it left out, by reason (unit counts)."""
+    """What a merge took (unit keys) and what it left out: reason → units."""
 
     merged: set[tuple[str, str, str, int]] = field(default_factory=set)
-    already: int = 0  # done here with these settings already
-    other_settings: int = 0  # finished, but with another config_hash than the plan's
-    outside_plan: int = 0  # a model, layer or unit this plan does not name
-    missing_images: int = 0  # a record whose PNG the source does not have (or names outside it)
-
-    def left_out(self) -> dict[str, int]:
-        return {k: v for k, v in (("done here already", self.already),
-                                  ("measured with other settings", self.other_settings),
-                                  ("outside this plan", self.outside_plan),
-                                  ("images missing", self.missing_images)) if v}
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 def read_merge_source(path: str | Path) -> MergeSource:
@@ -117,7 +107,7 @@ def read_merge_source(path: str | Path) -> MergeSource:
         if missing:
             raise ValueError(f"--merge {file}: not a sweep table (no {', '.join(missing)} column)")
         records.extend(table.to_pylist())
-    return MergeSource(str(path), root, tuple(records))
+    return MergeSource(root, tuple(records))
 
 
 def _image_paths(record: dict[str, Any], root: Path) -> dict[str, Path] | None:
@@ -229,42 +219,35 @@ class SweepStore:
             record.setdefault("finished", stamp)
         return _atomic_write_table(pa.Table.from_pylist(records), self._parts(models) / f"{task}.parquet")
 
-    def merge(self, sources: list[MergeSource],
-              hashes: dict[tuple[str, str, str, int], str]) -> MergeReport:
+    def merge(self, sources: list[MergeSource], hashes: dict[tuple[str, str, str, int], str],
+              done: set[tuple[str, str, str, int]]) -> MergeReport:
         """Add the ``ok`` records of `sources` whose unit `hashes` names with the same
-        ``config_hash`` (the resume rule: measured with the settings asked for now) and that are
-        not done here yet, with their images, as one part; the first source's record of a
-        unit wins. Counts what is left out, per unit, by reason."""
-        done = self.done(hashes)
-        report = MergeReport()
+        ``config_hash`` (the resume rule: measured with the settings asked for now) and that
+        are not `done` here yet, with their images, as one part; the first source's record of
+        a unit wins. Counts what is left out, per unit, by reason."""
         chosen: dict[tuple[str, str, str, int], tuple[dict[str, Any], dict[str, Path]]] = {}
         reasons: dict[tuple[str, str, str, int], str] = {}
         for source in sources:
             for record in source.records:
-                if record.get("status") != "ok":
-                    continue
                 key = unit_key(record)
-                if key in chosen:
+                if record.get("status") != "ok" or key in chosen:
                     continue
                 if key not in hashes:
-                    reasons[key] = "outside_plan"
+                    reasons[key] = "outside this plan"
                 elif record["config_hash"] != hashes[key]:
-                    reasons[key] = "other_settings"
+                    reasons[key] = "measured with other settings"
                 elif key in done:
-                    reasons[key] = "already"
+                    reasons[key] = "done here already"
                 elif (images := _image_paths(record, source.root)) is None:
-                    reasons[key] = "missing_images"
+                    reasons[key] = "images missing"
                 else:
                     chosen[key] = (dict(record), images)
                     reasons.pop(key, None)
-        for reason in reasons.values():
-            setattr(report, reason, getattr(report, reason) + 1)
         if chosen:
             digest = hashlib.sha256(repr(sorted(chosen)).encode()).hexdigest()[:12]
             images = {rel: path.read_bytes() for _, paths in chosen.values() for rel, path in paths.items()}
             self.add(f"merged-{digest}", [record for record, _ in chosen.values()], images)
-            report.merged = set(chosen)
-        return report
+        return MergeReport(set(chosen), dict(Counter(reasons.values())))
 
     def consolidate(self) -> Path | None:
         """Write ``units.parquet`` (one row per unit, sorted by model, layer, unit) and, when
