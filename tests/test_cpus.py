@@ -110,25 +110,27 @@ def test_every_command_takes_threads_and_refuses_a_bad_value_in_one_line(capsys,
     assert not missing, missing
 
 
-def _faults_of_repeated_allocations(keep: str) -> tuple[bool, int]:
-    """In a fresh interpreter: reuse_freed_memory()'s answer and the minor page faults of 20
-    allocate-fill-free rounds of a 64 MB tensor (a render step's largest activations), after
-    10 rounds of warm-up (torch's 64-byte-aligned blocks settle into the heap after a few)."""
+def _faults_of_repeated_allocations(keep: str) -> tuple[bool, list[int]]:
+    """In a fresh interpreter: reuse_freed_memory()'s answer and the minor page faults of each
+    of 20 allocate-fill-free rounds of a 64 MB tensor (a render step's largest activations),
+    after 10 rounds of warm-up (torch's 64-byte-aligned blocks settle into the heap after a few)."""
     code = textwrap.dedent("""
         import resource, torch
         from fvtrust import cpus
         kept = cpus.reuse_freed_memory()
         for _ in range(10):  # the first rounds map their pages either way
             torch.ones(16 << 20)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        faults = []
         for _ in range(20):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             torch.ones(16 << 20)
-        print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        print(kept, *faults)
     """)
     env = {**os.environ, cpus.MEMORY_ENV: keep}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout.split()
-    return out[0] == "True", int(out[1])
+    return out[0] == "True", [int(n) for n in out[1:]]
 
 
 def _glibc() -> bool:
@@ -143,9 +145,12 @@ def test_freed_memory_is_reused_instead_of_faulted_in_every_step():
     kept, faults = _faults_of_repeated_allocations("1")
     default_kept, default_faults = _faults_of_repeated_allocations("0")  # FVTRUST_KEEP_MEMORY=0
     assert kept and not default_kept
-    pages = 20 * (64 << 20) // os.sysconf("SC_PAGE_SIZE")
-    assert default_faults >= 0.9 * pages  # glibc's default: every round maps fresh pages
-    assert faults <= 0.01 * pages, faults
+    pages = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
+    fresh = sum(n >= 0.5 * pages for n in faults)  # rounds that mapped their tensor anew
+    assert sum(n >= 0.5 * pages for n in default_faults) >= 18, default_faults  # glibc's default
+    # Kept: rounds reuse the heap. Once in a while the heap grows one more time (a small block
+    # carved from the freed 64 MB leaves it too short: seen once in 20 rounds on CI), never again.
+    assert fresh <= 2, faults
 
 
 _REPEATED_BACKWARD = """
