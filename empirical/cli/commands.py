@@ -364,7 +364,8 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
         raise ValueError("--pdf and --no-pdf contradict each other: choose one")
     try:
         tex = build_appendix(args.out, scale=args.scale, device=args.device, force=args.force,
-                             parts=parts, pdf="require" if args.pdf else not args.no_pdf)
+                             parts=parts, pdf="require" if args.pdf else not args.no_pdf,
+                             merge=args.merge)
     except PDFNotBuilt as exc:
         print(f"fvtrust: error: {exc}", file=sys.stderr)
         return 1

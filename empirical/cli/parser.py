@@ -104,7 +104,7 @@ def _appendix_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default="quick", choices=list(SCALES),
                    help="quick: < 15 min on 2 CPU cores, plus about 45 min for the audit bench; "
                         "full: the manipulations over 50 units and a whole layer, and the 2-AFC "
-                        "over every unit of four layers of EfficientNet-Lite0/1/2 through the "
+                        "over 234-250 units of four layers of EfficientNet-Lite0/1/2 through the "
                         "sweep engine (parts afc_full_lite0/1/2: each resumable, and runnable on "
                         "its own machine into a shared --out); paper: full settings (GPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto; default %(default)s")
@@ -112,6 +112,11 @@ def _appendix_command(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of parts: {', '.join(PARTS)}; default: all "
                         f"of the scale's")
     p.add_argument("--force", action="store_true", help="recompute parts already done")
+    p.add_argument("--merge", action="append", default=[], metavar="STORE",
+                   help="the full-scale 2-AFC parts take the units of another sweep store (a "
+                        "folder, or a units.parquet such as docs/results/afc_full_lite0/"
+                        "units.parquet; repeatable) measured at their settings, and measure only "
+                        "the rest")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--pdf", action="store_true",
                    help="demand the PDF: exit 1 when pdflatex is missing or fails (default: try, "

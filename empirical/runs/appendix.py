@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from fvtrust.empirical.reports.writers import (
 from fvtrust.empirical.runs.sweep.afc import afc_reports
 from fvtrust.empirical.runs.sweep.driver import run_sweep
 from fvtrust.empirical.runs.sweep.plan import SweepPlan, check_plan
-from fvtrust.empirical.runs.sweep.store import read_sweep
+from fvtrust.empirical.runs.sweep.store import read_merge_source, read_sweep
 from fvtrust.io import atomic_write_json, atomic_write_text, latex_escape
 from fvtrust.outputs import OutputDir
 from fvtrust.proofs import ProofReport, run_all
@@ -97,14 +97,19 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "audit": {},  # the bench's defaults: Lite0/1/2, every manipulation, 64 px
     },
     # quick for theory, sanity and the audit bench; the manipulations and the 2-AFC at the
-    # scale where their intervals decide (issue #22): about 14 h of the 2-AFC per network
-    # set on 2 CPU cores, each network's part resumable and runnable on its own machine
+    # scale where their intervals decide (issue #22): about 2 h 15 min of the 2-AFC per
+    # network on 2 CPU cores, each network's part resumable and runnable on its own machine
     "full": {
         "theory": {"samples": 8},
         "fooling": {"units": list(range(7, 1000, 20)), "robustness": False},  # 50 units
         "silent": {"layer": "_blocks.15._project_conv", "units": list(range(320))},  # the layer
         "sanity": {},
-        "afc_full": {},  # FULL_AFC_LAYERS, every unit
+        # FULL_AFC_LAYERS, the first units of each layer's seeded order: the sizes the power
+        # analysis asked for (±3 pp; Lite0's run went to 70 in one layer, so 70 there), so
+        # that the published tables (docs/results/afc_full_*/units.parquet, --merge) are these
+        # parts' units; a larger number extends them, None is every unit
+        "afc_full": {"units_per_layer": {"efficientnet_lite0": 70, "efficientnet_lite1": 68,
+                                         "efficientnet_lite2": 62}},
         # the papers' other conditions: the same layers, 32 units per layer (of the same
         # seeded order, so a subset of the main parts' units); a larger units_per_layer extends it
         "afc_conditions": {"units_per_layer": 32},
@@ -397,6 +402,9 @@ class AFCFullConfig:
                                      metadata={"omit_from_key": lambda c: tuple(c.measure) == AFC_MAIN})
     store: str = field(default=AFC_STORE, metadata=RUN_ONLY)
     renders: str | None = field(default=AFC_RENDERS, metadata=RUN_ONLY)  # None: not kept
+    # stores or units.parquet tables measured elsewhere (``fvtrust appendix --merge``): their
+    # units at these settings join the store instead of being measured again
+    merge: tuple[str, ...] = field(default=(), metadata=RUN_ONLY)
     steps: int = 128
     size: int = 128
     n_references: int = 9
@@ -419,7 +427,7 @@ def part_afc_full(out: Path, config: AFCFullConfig, device: str) -> PartOutput:
     if config.renders is not None:
         plan = replace(plan, renders=str(root / config.renders))
     store = root / config.store
-    summary = run_sweep(plan, store, device=device)
+    summary = run_sweep(plan, store, device=device, merge=config.merge)
     if summary.n_failed:
         raise RuntimeError(f"{summary.n_failed} units of {config.model} failed (see {store}); "
                            f"rerun the part to retry them")
@@ -512,6 +520,8 @@ def _afc_full(model: str, conditions: bool = False) -> Callable[[dict[str, Any]]
         if model not in networks:
             return None  # this network is not part of the scale
         rest = {k: v for k, v in settings.items() if k != "networks"}
+        if isinstance(rest.get("units_per_layer"), dict):  # a size per network
+            rest["units_per_layer"] = rest["units_per_layer"].get(model)
         if conditions:
             rest |= {"measure": AFC_CONDITIONS, "store": AFC_CONDITIONS_STORE}
         return AFCFullConfig(model=model, layers=tuple(networks[model]), **rest)
@@ -568,12 +578,14 @@ def scale_configs(scale: str) -> dict[str, Any]:
 
 def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", device: str = "cpu",
                    force: bool = False, parts: list[str] | None = None,
-                   pdf: bool | str = True) -> Path:
+                   pdf: bool | str = True, merge: Sequence[str | Path] = ()) -> Path:
     """Run (or reuse) the parts, then write appendix.tex, results.json and MANIFEST.json.
 
     With `parts`, only those run; other parts already done at this scale are still included.
     ``pdf``: True tries pdflatex and says why when it cannot; ``"require"`` raises
-    :class:`PDFNotBuilt` instead; False writes the .tex only.
+    :class:`PDFNotBuilt` instead; False writes the .tex only. `merge`: sweep stores or their
+    ``units.parquet`` (the published ``docs/results/afc_full_*/units.parquet``) whose units the
+    full-scale 2-AFC parts take instead of measuring them again.
     """
     configs = scale_configs(scale)
     names = parts or list(configs)
@@ -584,6 +596,15 @@ def build_appendix(out_dir: str | Path = "appendix", scale: str = "quick", devic
     if outside:
         raise ValueError(f"appendix parts {outside} are not in the {scale!r} scale; its parts: "
                          f"{', '.join(configs)}")
+    if merge:
+        takers = [n for n in names if isinstance(configs[n], AFCFullConfig)]
+        if not takers:
+            raise ValueError(f"--merge is for the full-scale 2-AFC parts (afc_full_*, "
+                             f"afc_conditions_*), and none is asked for: {', '.join(names)}")
+        for path in merge:  # every source is read before anything is written
+            read_merge_source(path)
+        paths = tuple(str(Path(path).resolve()) for path in merge)
+        configs |= {n: replace(configs[n], merge=paths) for n in takers}
     out = OutputDir(out_dir, "appendix").open()  # refuses a file, a read-only or a foreign folder
     out = out.root
     manifest: dict[str, Any] = {

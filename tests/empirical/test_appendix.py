@@ -108,7 +108,8 @@ def test_the_full_scale_runs_the_2afc_of_each_network_through_the_sweep_and_noth
     assert {"afc_full_lite0", "afc_full_lite1", "afc_full_lite2"} <= set(full)
     assert "afc_references" not in full and "afc_occlusion" not in full
     assert all(full[f"afc_full_{m[-5:]}"].layers == tuple(layers) for m, layers in FULL_AFC_LAYERS.items())
-    assert full["afc_full_lite0"].units_per_layer is None  # every unit
+    # the power analysis' sizes, so that the published tables are these parts' units
+    assert [full[f"afc_full_{net}"].units_per_layer for net in ("lite0", "lite1", "lite2")] == [70, 68, 62]
     # the papers' other conditions: parts of their own, a store of their own, 32 units per layer
     # of the same seeded order; the main parts' keys (and stores) are what they were before
     from fvtrust.empirical.runs.appendix import AFC_CONDITIONS
@@ -177,3 +178,25 @@ def test_a_full_scale_part_reads_its_units_back_from_the_store_and_extends_it(ap
     # is the K = 1 references of Max-1 and Min+Max-1
     now = sorted(p.name for p in (out / "afc_renders" / ".stages").glob("synthetic-*.pt"))
     assert set(kept) < set(now) and len(now) == len(kept) + 1
+
+
+def test_a_full_scale_part_takes_units_measured_elsewhere_and_measures_none_again(appendix, tmp_path):
+    # --merge: another machine's store (here its units.parquet, as published in docs/results)
+    # gives the part every unit it needs; the numbers are those of the part that measured them
+    store = appendix.parent / "afc_store" / "units.parquet"
+    out = tmp_path / "elsewhere"
+    build_appendix(out, scale="tiny", pdf=False, parts=["afc_full_lite0"], merge=[store])
+    merged = json.loads((out / "results.json").read_text())["afc_full_lite0"]
+    first = json.loads((appendix.parent / "results.json").read_text())["afc_full_lite0"]
+    run = merged["sweep"]["this_run"]
+    assert (run["n_units"], run["n_merged"], run["n_computed"]) == (4, 4, 0)
+    for task in ("references", "occlusion"):
+        assert merged[task]["paired"] == first[task]["paired"]
+        assert merged[task]["overall"] == first[task]["overall"]
+    # refused in one line, before anything is written: a path that is no store, and --merge
+    # for parts that take none
+    for merge, parts, message in ((tmp_path / "nope", ["afc_full_lite0"], "no such sweep store"),
+                                  (store, ["theory"], "--merge is for the full-scale 2-AFC parts")):
+        with pytest.raises(ValueError, match=message):
+            build_appendix(tmp_path / "refused", scale="tiny", pdf=False, parts=parts, merge=[merge])
+        assert not (tmp_path / "refused").exists()
