@@ -149,7 +149,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in_every_step():
     fresh = sum(n >= 0.5 * pages for n in faults)  # rounds that mapped their tensor anew
     assert sum(n >= 0.5 * pages for n in default_faults) >= 18, default_faults  # glibc's default
     # Kept: rounds reuse the heap. Once in a while the heap grows one more time (a small block
-    # carved from the freed 64 MB leaves it too short: seen once in 20 rounds on CI), never again.
+    # carved from the freed 64 MB leaves it too short: seen once in 20 rounds on CI, 64 MB in all).
     assert fresh <= 2, faults
 
 
